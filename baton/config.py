@@ -1,0 +1,165 @@
+"""Baton's configuration: the environment contract of design.md §6, read and validated once.
+
+``load_config(os.environ)`` is the only place that reads the environment. Every problem is
+collected and reported together, by variable name, so an operator fixes a deployment in one go
+and nothing starts half-configured. Tests build ``Config`` objects directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+SUMMARY_PROVIDERS = ("extractive", "openai")
+
+
+class ConfigError(ValueError):
+    """The environment does not describe a runnable deployment; ``problems`` names each variable."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("Baton is not configured correctly:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything Baton reads from its environment.
+
+    twilio_api_base: set only for the simulator and tests; every Twilio request then goes to
+        ``{twilio_api_base}/{product}/{path}`` instead of ``https://{product}.twilio.com/{path}``.
+    fallback_queue_sid: the queue re-routed transfers go to; None means the original task's queue.
+    redis_url: the Celery broker and Baton's store.
+    """
+
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_workspace_sid: str
+    transfer_workflow_sid: str
+    public_base_url: str
+    redis_url: str = DEFAULT_REDIS_URL
+    fallback_queue_sid: str | None = None
+    twilio_api_base: str | None = None
+    admin_token: str | None = None
+    secret_key: str | None = None
+    summary_provider: str = "extractive"
+    summary_llm_url: str | None = None
+    summary_llm_api_key: str | None = None
+    summary_llm_model: str | None = None
+    port: int = 5000
+
+
+def sid_parser(prefix: str) -> Callable[[str], str]:
+    """A parser accepting a Twilio sid of one resource type: the prefix and 32 hex digits."""
+    pattern = re.compile(rf"^{prefix}[0-9a-fA-F]{{32}}$")
+
+    def parse(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"must be a sid: '{prefix}' followed by 32 hex digits")
+        return value
+
+    return parse
+
+
+def parse_url(value: str) -> str:
+    """An absolute http(s) URL, without a trailing slash (Baton appends paths to it)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def parse_redis_url(value: str) -> str:
+    """A redis:// or rediss:// URL; Heroku's TLS Redis uses a self-signed certificate.
+
+    Without ``ssl_cert_reqs`` in a rediss:// URL both Celery and redis-py refuse to connect, so the
+    value Heroku documents (``none``) is added when the operator did not choose one.
+    """
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss") or not parts.netloc:
+        raise ValueError("must be a redis:// or rediss:// URL")
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme == "rediss" and "ssl_cert_reqs" not in query:
+        query["ssl_cert_reqs"] = "none"
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    return value
+
+
+def parse_port(value: str) -> int:
+    port = int(value) if value.isdigit() else -1
+    if not 0 < port < 65536:
+        raise ValueError("must be a port number between 1 and 65535")
+    return port
+
+
+def parse_summary_provider(value: str) -> str:
+    if value not in SUMMARY_PROVIDERS:
+        raise ValueError(f"must be one of: {', '.join(SUMMARY_PROVIDERS)}")
+    return value
+
+
+def parse_secret(value: str) -> str:
+    if len(value) < 16:
+        raise ValueError("must be at least 16 characters long")
+    return value
+
+
+def _text(value: str) -> str:
+    return value
+
+
+# variable -> (Config field, parser, required)
+_VARIABLES: dict[str, tuple[str, Callable[[str], object], bool]] = {
+    "TWILIO_ACCOUNT_SID": ("twilio_account_sid", sid_parser("AC"), True),
+    "TWILIO_AUTH_TOKEN": ("twilio_auth_token", _text, True),
+    "TWILIO_WORKSPACE_SID": ("twilio_workspace_sid", sid_parser("WS"), True),
+    "TRANSFER_WORKFLOW_SID": ("transfer_workflow_sid", sid_parser("WW"), True),
+    "PUBLIC_BASE_URL": ("public_base_url", parse_url, True),
+    "FALLBACK_QUEUE_SID": ("fallback_queue_sid", sid_parser("WQ"), False),
+    "TWILIO_API_BASE": ("twilio_api_base", parse_url, False),
+    "ADMIN_TOKEN": ("admin_token", parse_secret, False),
+    "SECRET_KEY": ("secret_key", parse_secret, False),
+    "SUMMARY_PROVIDER": ("summary_provider", parse_summary_provider, False),
+    "SUMMARY_LLM_URL": ("summary_llm_url", parse_url, False),
+    "SUMMARY_LLM_API_KEY": ("summary_llm_api_key", _text, False),
+    "SUMMARY_LLM_MODEL": ("summary_llm_model", _text, False),
+    "PORT": ("port", parse_port, False),
+}
+
+
+def load_config(environ: Mapping[str, str]) -> Config:
+    """Read and validate the environment; raise ConfigError naming every bad or missing variable."""
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for name, (field_name, parse, required) in _VARIABLES.items():
+        raw = environ.get(name, "").strip()
+        if not raw:
+            if required:
+                problems.append(f"{name} is missing")
+            continue
+        try:
+            values[field_name] = parse(raw)
+        except ValueError as exc:
+            problems.append(f"{name} {exc}")
+
+    # Heroku's Redis add-on names its TLS endpoint REDIS_TLS_URL; prefer it when both are set.
+    redis_name = "REDIS_TLS_URL" if environ.get("REDIS_TLS_URL", "").strip() else "REDIS_URL"
+    try:
+        values["redis_url"] = parse_redis_url(environ.get(redis_name, "").strip() or DEFAULT_REDIS_URL)
+    except ValueError as exc:
+        problems.append(f"{redis_name} {exc}")
+
+    if values.get("summary_provider") == "openai":
+        problems += [
+            f"{name} is missing (SUMMARY_PROVIDER is openai)"
+            for name in ("SUMMARY_LLM_URL", "SUMMARY_LLM_MODEL")
+            if not environ.get(name, "").strip()
+        ]
+    if "admin_token" in values and not environ.get("SECRET_KEY", "").strip():
+        problems.append("SECRET_KEY is missing (ADMIN_TOKEN is set: the admin page signs its sessions with it)")
+
+    if problems:
+        raise ConfigError(problems)
+    return Config(**values)  # type: ignore[arg-type]

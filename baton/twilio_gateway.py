@@ -1,0 +1,370 @@
+"""The one place Baton talks to Twilio.
+
+``build_twilio_client(config)`` is the only constructor of the twilio REST client: it injects
+``RoutingHttpClient``, which sends every request with a connect and a read timeout over pooled
+keep-alive connections and, when ``TWILIO_API_BASE`` is set, to the simulator instead of Twilio.
+``TwilioGateway`` has one method per remote operation and turns every failure into
+``RetryableTwilioError`` or ``PermanentTwilioError``, so callers decide on retries in one way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http import HttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from baton.config import Config
+
+CONNECT_TIMEOUT_S = 3.05
+READ_TIMEOUT_S = 10.0
+_TWILIO_URL = re.compile(r"^https://(?P<product>[a-z-]+)\.twilio\.com/")
+
+
+class TwilioError(Exception):
+    """A Twilio request that did not succeed.
+
+    endpoint: which operation failed (e.g. ``tasks.update``), for the timeline and metrics.
+    status: the HTTP status, or None when no response arrived.
+    code: Twilio's error code from the response body, when there was one.
+    """
+
+    def __init__(self, endpoint: str, message: str, status: int | None = None, code: int | None = None):
+        super().__init__(f"{endpoint}: {message}")
+        self.endpoint = endpoint
+        self.status = status
+        self.code = code
+
+
+class RetryableTwilioError(TwilioError):
+    """Worth trying again: 429, 5xx, a connection error or a timeout.
+
+    retry_after: seconds Twilio asked us to wait (``Retry-After``), or None.
+    """
+
+    def __init__(self, endpoint: str, message: str, status: int | None = None, code: int | None = None,
+                 retry_after: float | None = None):
+        super().__init__(endpoint, message, status, code)
+        self.retry_after = retry_after
+
+
+class PermanentTwilioError(TwilioError):
+    """Trying again cannot help (a 4xx other than 429): the request or the resource's state is wrong."""
+
+
+class RoutingHttpClient(HttpClient):
+    """twilio's HTTP client contract over one pooled ``requests.Session``.
+
+    With ``api_base`` set, ``https://{product}.twilio.com/{path}`` becomes ``{api_base}/{product}/{path}``;
+    the rewrite happens here, below the SDK, so the absolute ``next_page_url`` of paged lists is
+    rewritten too. The last response of each thread is kept so the gateway can read headers the
+    SDK drops (``Retry-After``).
+    """
+
+    def __init__(self, api_base: str | None = None, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                 pool_size: int = 16):
+        super().__init__(is_async=False, timeout=None)
+        self.api_base = api_base.rstrip("/") if api_base else None
+        self.request_timeout = timeout
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._local = threading.local()
+
+    def route(self, url: str) -> str:
+        """Where a request for ``url`` really goes."""
+        if self.api_base is None:
+            return url
+        return _TWILIO_URL.sub(lambda m: f"{self.api_base}/{m['product']}/", url, count=1)
+
+    @property
+    def last_response(self) -> Response | None:  # type: ignore[override]
+        return getattr(self._local, "response", None)
+
+    @last_response.setter
+    def last_response(self, response: Response | None) -> None:
+        self._local.response = response
+
+    def request(self, method: str, url: str, params: Mapping[str, Any] | None = None, data: Any = None,
+                headers: Mapping[str, str] | None = None, auth: tuple[str, str] | None = None,
+                timeout: float | None = None, allow_redirects: bool = False) -> Response:
+        self.last_response = None
+        raw = self.session.request(
+            method.upper(), self.route(url), params=params, data=data, headers=headers, auth=auth,
+            timeout=timeout or self.request_timeout, allow_redirects=allow_redirects,
+        )
+        self.last_response = Response(raw.status_code, raw.text, raw.headers)
+        return self.last_response
+
+
+def build_twilio_client(config: Config) -> Client:
+    """The twilio REST client for ``config``; the only place one is created."""
+    # edge/region would rewrite host labels, which corrupts a simulator URL (twilio-facts §8).
+    return Client(config.twilio_account_sid, config.twilio_auth_token,
+                  http_client=RoutingHttpClient(config.twilio_api_base), edge=None, region=None,
+                  environment={})
+
+
+@dataclass(frozen=True)
+class TaskSnapshot:
+    """A TaskRouter task as read, with the ETag that guards the next update."""
+
+    sid: str
+    attributes: dict[str, Any]
+    assignment_status: str
+    task_queue_sid: str | None
+    workflow_sid: str | None
+    task_channel_unique_name: str | None
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    sid: str
+    worker_sid: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Invite:
+    """An Interactions invite and the task it created."""
+
+    sid: str
+    task_sid: str | None
+    task_attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChannelParticipant:
+    """A participant of an interaction channel; agents carry their task and worker."""
+
+    sid: str
+    type: str
+    status: str | None
+    worker_sid: str | None
+    task_sid: str | None
+
+
+@dataclass(frozen=True)
+class Message:
+    sid: str
+    index: int
+    author: str
+    body: str | None
+    participant_sid: str | None
+    date_created: datetime | None
+
+
+@dataclass(frozen=True)
+class ConversationParticipant:
+    sid: str
+    identity: str | None
+    address: str | None
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FlexToken:
+    """What IAM says of a Flex token."""
+
+    valid: bool
+    worker_sid: str | None = None
+    identity: str | None = None
+    roles: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    try:
+        decoded = json.loads(value or "{}")
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _retry_after(response: Response | None) -> float | None:
+    header = response.headers.get("Retry-After") if response is not None and response.headers else None
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(header) - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class TwilioGateway:
+    """Baton's Twilio operations; each names its endpoint and raises only TwilioError subclasses."""
+
+    def __init__(self, client: Client, workspace_sid: str):
+        self.client = client
+        self.workspace_sid = workspace_sid
+        self._http: RoutingHttpClient = client.http_client  # type: ignore[assignment]
+
+    @classmethod
+    def from_config(cls, config: Config) -> "TwilioGateway":
+        return cls(build_twilio_client(config), config.twilio_workspace_sid)
+
+    def _call(self, endpoint: str, operation):
+        try:
+            return operation()
+        except TwilioRestException as exc:
+            if exc.status == 429 or exc.status >= 500:
+                raise RetryableTwilioError(endpoint, exc.msg, exc.status, exc.code,
+                                           _retry_after(self._http.last_response)) from exc
+            raise PermanentTwilioError(endpoint, exc.msg, exc.status, exc.code) from exc
+        except requests.RequestException as exc:
+            raise RetryableTwilioError(endpoint, exc.__class__.__name__) from exc
+        except TwilioException as exc:  # e.g. a body that is not JSON: a broken proxy, not our request
+            raise RetryableTwilioError(endpoint, str(exc)) from exc
+
+    @property
+    def _workspace(self):
+        return self.client.taskrouter.v1.workspaces(self.workspace_sid)
+
+    # TaskRouter
+
+    def fetch_task(self, task_sid: str) -> TaskSnapshot:
+        """GET /v1/Workspaces/{WS}/Tasks/{WT}, with its ETag."""
+        answer = self._call("tasks.fetch", lambda: self._workspace.tasks(task_sid).fetch_with_http_info())
+        return self._task_snapshot(answer)
+
+    def update_task_attributes(self, task_sid: str, attributes: Mapping[str, Any], etag: str | None) -> TaskSnapshot:
+        """POST /v1/Workspaces/{WS}/Tasks/{WT} with ``Attributes`` and ``If-Match``.
+
+        A pending task is re-driven through its workflow by TaskRouter when its attributes change.
+        A 412 (someone changed the task since ``etag``) is a PermanentTwilioError with status 412.
+        """
+        body = json.dumps(attributes, separators=(",", ":"))
+        answer = self._call("tasks.update", lambda: self._workspace.tasks(task_sid).update_with_http_info(
+            attributes=body, if_match=etag))
+        return self._task_snapshot(answer)
+
+    def cancel_task(self, task_sid: str, reason: str) -> None:
+        """POST /v1/Workspaces/{WS}/Tasks/{WT} with ``AssignmentStatus=canceled``."""
+        self._call("tasks.cancel", lambda: self._workspace.tasks(task_sid).update(
+            assignment_status="canceled", reason=reason))
+
+    def list_reservations(self, task_sid: str) -> list[Reservation]:
+        """GET /v1/Workspaces/{WS}/Tasks/{WT}/Reservations."""
+        records = self._call("reservations.list", lambda: self._workspace.tasks(task_sid).reservations.list())
+        return [Reservation(r.sid, r.worker_sid, r.reservation_status) for r in records]
+
+    def update_reservation(self, task_sid: str, reservation_sid: str, status: str) -> Reservation:
+        """POST /v1/Workspaces/{WS}/Tasks/{WT}/Reservations/{WR} with ``ReservationStatus``."""
+        record = self._call("reservations.update", lambda: self._workspace.tasks(task_sid).reservations(
+            reservation_sid).update(reservation_status=status))
+        return Reservation(record.sid, record.worker_sid, record.reservation_status)
+
+    # Flex Interactions
+
+    def create_invite(self, interaction_sid: str, channel_sid: str, routing_properties: Mapping[str, Any]) -> Invite:
+        """POST /v1/Interactions/{KD}/Channels/{UO}/Invites: a new task for the same conversation."""
+        channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
+        record = self._call("invites.create", lambda: channel.invites.create(
+            routing={"properties": dict(routing_properties)}))
+        return self._invite(record)
+
+    def list_invites(self, interaction_sid: str, channel_sid: str) -> list[Invite]:
+        """GET /v1/Interactions/{KD}/Channels/{UO}/Invites."""
+        channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
+        return [self._invite(r) for r in self._call("invites.list", lambda: channel.invites.list())]
+
+    def list_channel_participants(self, interaction_sid: str, channel_sid: str) -> list[ChannelParticipant]:
+        """GET /v1/Interactions/{KD}/Channels/{UO}/Participants."""
+        channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
+        records = self._call("participants.list", lambda: channel.participants.list())
+        participants = []
+        for record in records:
+            routing = record.routing_properties or {}
+            participants.append(ChannelParticipant(record.sid, record.type, getattr(record, "status", None),
+                                                   routing.get("worker_sid"), routing.get("task_sid")))
+        return participants
+
+    def close_channel_participant(self, interaction_sid: str, channel_sid: str, participant_sid: str,
+                                  status: str = "closed") -> None:
+        """POST /v1/Interactions/{KD}/Channels/{UO}/Participants/{UT} with ``Status=closed|wrapup``.
+
+        Closing an agent's participant completes (or wraps up) that agent's task.
+        """
+        channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
+        self._call("participants.update", lambda: channel.participants(participant_sid).update(status=status))
+
+    # Conversations
+
+    def recent_messages(self, conversation_sid: str, page_size: int = 50) -> Iterator[Message]:
+        """GET /v1/Conversations/{CH}/Messages?Order=desc, newest first, one page at a time.
+
+        Pages are fetched only as the caller iterates, so a caller that stops early costs
+        requests in proportion to what it read, not to the conversation's length.
+        """
+        messages = self.client.conversations.v1.conversations(conversation_sid).messages
+        page = self._call("messages.list", lambda: messages.page(order="desc", page_size=page_size))
+        while page is not None:
+            for record in page:
+                yield Message(record.sid, record.index, record.author, record.body, record.participant_sid,
+                              record.date_created)
+            current = page
+            page = self._call("messages.list", lambda: current.next_page())
+
+    def list_conversation_participants(self, conversation_sid: str) -> list[ConversationParticipant]:
+        """GET /v1/Conversations/{CH}/Participants."""
+        participants = self.client.conversations.v1.conversations(conversation_sid).participants
+        records = self._call("conversation_participants.list", lambda: participants.list())
+        return [ConversationParticipant(r.sid, r.identity, (r.messaging_binding or {}).get("address"),
+                                        _json_object(r.attributes)) for r in records]
+
+    # IAM
+
+    def validate_flex_token(self, token: str) -> FlexToken:
+        """POST https://iam.twilio.com/v1/Accounts/{AC}/Tokens/validate: who holds this Flex token."""
+        url = f"https://iam.twilio.com/v1/Accounts/{self.client.account_sid}/Tokens/validate"
+        response = self._call("tokens.validate", lambda: self.client.request(
+            "POST", url, data=json.dumps({"token": token}), headers={"Content-Type": "application/json"}))
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetryableTwilioError("tokens.validate", "IAM unavailable", response.status_code,
+                                       retry_after=_retry_after(response))
+        if response.status_code >= 400:
+            raise PermanentTwilioError("tokens.validate", "IAM refused the request", response.status_code,
+                                       _json_object(response.text).get("code"))
+        answer = _json_object(response.text)
+        if not answer.get("valid"):
+            return FlexToken(valid=False)
+        expiration = answer.get("expiration")
+        return FlexToken(
+            valid=True,
+            worker_sid=answer.get("worker_sid"),
+            identity=answer.get("identity"),
+            roles=tuple(answer.get("roles") or ()),
+            expires_at=datetime.fromisoformat(expiration.replace("Z", "+00:00")) if expiration else None,
+        )
+
+    # helpers
+
+    @staticmethod
+    def _task_snapshot(answer) -> TaskSnapshot:
+        task = answer.data
+        return TaskSnapshot(task.sid, _json_object(task.attributes), task.assignment_status, task.task_queue_sid,
+                            task.workflow_sid, task.task_channel_unique_name, answer.headers.get("ETag"))
+
+    @staticmethod
+    def _invite(record) -> Invite:
+        properties = (record.routing or {}).get("properties") or {}
+        return Invite(record.sid, properties.get("sid"), _json_object(properties.get("attributes")))

@@ -1,0 +1,93 @@
+"""The environment contract of design.md §6."""
+
+import pytest
+
+from baton.config import Config, ConfigError, load_config
+
+VALID = {
+    "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
+    "TWILIO_AUTH_TOKEN": "secret-token",
+    "TWILIO_WORKSPACE_SID": "WS" + "b" * 32,
+    "TRANSFER_WORKFLOW_SID": "WW" + "c" * 32,
+    "PUBLIC_BASE_URL": "https://baton.example.com/",
+}
+
+
+def problems_of(environ):
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ)
+    return caught.value.problems
+
+
+def test_minimal_environment_gives_defaults():
+    """The five required variables are enough; the rest take their documented defaults."""
+    config = load_config(VALID)
+    assert config == Config(
+        twilio_account_sid=VALID["TWILIO_ACCOUNT_SID"],
+        twilio_auth_token="secret-token",
+        twilio_workspace_sid=VALID["TWILIO_WORKSPACE_SID"],
+        transfer_workflow_sid=VALID["TRANSFER_WORKFLOW_SID"],
+        public_base_url="https://baton.example.com",
+    )
+    assert config.redis_url == "redis://localhost:6379/0"
+
+
+def test_every_problem_is_reported_at_once_by_name():
+    """A broken environment names each missing and malformed variable in one error."""
+    problems = problems_of({"TWILIO_ACCOUNT_SID": "AC123", "PUBLIC_BASE_URL": "baton.example.com", "PORT": "http"})
+    assert problems == [
+        "TWILIO_ACCOUNT_SID must be a sid: 'AC' followed by 32 hex digits",
+        "TWILIO_AUTH_TOKEN is missing",
+        "TWILIO_WORKSPACE_SID is missing",
+        "TRANSFER_WORKFLOW_SID is missing",
+        "PUBLIC_BASE_URL must be an absolute http:// or https:// URL",
+        "PORT must be a port number between 1 and 65535",
+    ]
+    assert "TWILIO_AUTH_TOKEN is missing" in str(ConfigError(problems))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TWILIO_WORKSPACE_SID", "WW" + "b" * 32),
+        ("TRANSFER_WORKFLOW_SID", "WW" + "z" * 32),
+        ("FALLBACK_QUEUE_SID", "WQ123"),
+        ("TWILIO_API_BASE", "ftp://sim"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("SUMMARY_PROVIDER", "gpt"),
+        ("ADMIN_TOKEN", "short"),
+    ],
+)
+def test_malformed_values_are_refused(name, value):
+    """A sid of the wrong type or shape, a URL of the wrong scheme or a bad choice is refused by name."""
+    (problem,) = problems_of({**VALID, name: value})
+    assert problem.startswith(f"{name} ")
+
+
+def test_openai_summary_needs_its_endpoint_and_model():
+    """Choosing the openai summarizer without its URL and model is a configuration error."""
+    assert problems_of({**VALID, "SUMMARY_PROVIDER": "openai"}) == [
+        "SUMMARY_LLM_URL is missing (SUMMARY_PROVIDER is openai)",
+        "SUMMARY_LLM_MODEL is missing (SUMMARY_PROVIDER is openai)",
+    ]
+
+
+def test_admin_token_needs_a_secret_key():
+    """The admin page cannot sign sessions without SECRET_KEY."""
+    (problem,) = problems_of({**VALID, "ADMIN_TOKEN": "x" * 20})
+    assert problem.startswith("SECRET_KEY is missing")
+
+
+def test_heroku_tls_redis_is_preferred_and_accepts_its_certificate():
+    """REDIS_TLS_URL wins over REDIS_URL and gets ssl_cert_reqs=none for Heroku's self-signed certificate."""
+    config = load_config({**VALID, "REDIS_URL": "redis://h:1/0", "REDIS_TLS_URL": "rediss://:pw@h:2/0"})
+    assert config.redis_url == "rediss://:pw@h:2/0?ssl_cert_reqs=none"
+    kept = load_config({**VALID, "REDIS_URL": "rediss://h:2/0?ssl_cert_reqs=required"})
+    assert kept.redis_url == "rediss://h:2/0?ssl_cert_reqs=required"
+
+
+def test_optional_values_are_parsed():
+    """Optional variables land in their typed fields."""
+    config = load_config({**VALID, "FALLBACK_QUEUE_SID": "WQ" + "d" * 32, "TWILIO_API_BASE": "http://127.0.0.1:9/",
+                          "PORT": "8080", "ADMIN_TOKEN": "a" * 16, "SECRET_KEY": "s" * 32})
+    assert (config.fallback_queue_sid, config.twilio_api_base, config.port) == ("WQ" + "d" * 32, "http://127.0.0.1:9", 8080)

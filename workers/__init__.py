@@ -1,0 +1,1 @@
+"""Baton's Celery workers: every side effect on Twilio happens here, idempotently."""

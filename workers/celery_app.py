@@ -1,0 +1,50 @@
+"""All Celery plumbing: the application factory and its at-least-once configuration.
+
+Every task may run twice (late acks, requeue on a lost worker, redelivery after the visibility
+timeout), so every task is idempotent. The numbers below are chosen together: no countdown,
+retry delay or task time limit may come near the visibility timeout, or a message is delivered
+again while its first copy still waits or runs (celery-webhooks-facts.md §1).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from baton.config import Config
+
+VISIBILITY_TIMEOUT_S = 3600
+TASK_TIME_LIMIT_S = 120
+TASK_SOFT_TIME_LIMIT_S = 90
+MAX_RETRY_DELAY_S = 300
+SOFT_SHUTDOWN_TIMEOUT_S = 20
+
+
+def create_celery(config: Config) -> Celery:
+    """The Celery application for ``config``, used by the worker and (to enqueue) by the web app."""
+    celery = Celery("baton", broker=config.redis_url, include=[])
+    transport_options = {
+        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        "socket_timeout": 5,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 25,
+    }
+    celery.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=TASK_TIME_LIMIT_S,
+        task_soft_time_limit=TASK_SOFT_TIME_LIMIT_S,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport_options,
+        # The visibility timeout must be the same everywhere Celery reads it (celery#7651).
+        result_backend_transport_options=transport_options,
+        visibility_timeout=VISIBILITY_TIMEOUT_S,
+        worker_soft_shutdown_timeout=SOFT_SHUTDOWN_TIMEOUT_S,
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_hijack_root_logger=False,
+    )
+    return celery
