@@ -10,6 +10,7 @@ keep-alive connections and, when ``TWILIO_API_BASE`` is set, to the simulator in
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -74,7 +75,7 @@ class RoutingHttpClient(HttpClient):
 
     def __init__(self, api_base: str | None = None, timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
                  pool_size: int = 16):
-        super().__init__(is_async=False, timeout=None)
+        super().__init__(logging.getLogger("twilio.http_client"), is_async=False, timeout=None)
         self.api_base = api_base.rstrip("/") if api_base else None
         self.request_timeout = timeout
         self.session = requests.Session()

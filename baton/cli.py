@@ -1,0 +1,92 @@
+"""The ``baton`` command: ``baton demo`` and ``baton sim``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+import requests
+
+from baton.devstack import DevStack, StackError
+from simulator import Simulator
+from simulator.scenario import build_default_scenario
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start web, worker and the simulator with its scripted agents, show where they listen."""
+    stack = DevStack(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), time_scale=args.time_scale,
+                     web_port=args.port)
+    print("Starting the Twilio simulator, Baton's web and worker processes…", flush=True)
+    try:
+        stack.start()
+    except StackError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    try:
+        ready = requests.get(f"{stack.web_url}/readyz", timeout=5)
+        print(f"Baton web      {stack.web_url}  (GET /readyz -> {ready.status_code})")
+        print(f"Twilio sim     {stack.simulator.url}")
+        print(f"Logs           {stack.log_dir}")
+        for line in stack.scenario.describe():
+            print(line)
+        if args.once:
+            return 0 if ready.status_code == 200 else 1
+        print("Serving; press Ctrl-C to stop.", flush=True)
+        _wait_for_interrupt()
+        return 0
+    finally:
+        print("Stopping…", flush=True)
+        stack.stop()
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    """Serve the simulator with the default scenario until Ctrl-C."""
+    with Simulator(time_scale=args.time_scale) as sim:
+        sim.serve(port=args.port)
+        scenario = build_default_scenario(sim, baton_url=args.baton_url)
+        print(f"Twilio simulator on {sim.url}", flush=True)
+        for name, value in scenario.baton_environment(sim.url, public_base_url=args.baton_url).items():
+            print(f"{name}={value}")
+        for line in scenario.describe():
+            print(line)
+        _wait_for_interrupt()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="baton", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run Baton against the built-in Twilio simulator")
+    demo.add_argument("--port", type=int, default=None, help="web port (default: a free one)")
+    demo.add_argument("--time-scale", type=float, default=0.05,
+                      help="simulated seconds per real second, inverted (0.05: a 120 s timeout takes 6 s)")
+    demo.add_argument("--once", action="store_true", help="stop after the demo instead of serving until Ctrl-C")
+    demo.set_defaults(run=run_demo)
+
+    sim = commands.add_parser("sim", help="serve the Twilio simulator with the default scenario")
+    sim.add_argument("--port", type=int, default=8099)
+    sim.add_argument("--time-scale", type=float, default=1.0)
+    sim.add_argument("--baton-url", default="http://127.0.0.1:5000",
+                     help="where the simulator delivers Baton's webhooks")
+    sim.set_defaults(run=run_sim)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

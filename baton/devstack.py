@@ -1,0 +1,158 @@
+"""Baton's real processes, as the Procfile starts them, against an in-process Twilio simulator.
+
+Used by ``baton demo`` and by the end-to-end tests: the simulator runs in this process, the web
+(gunicorn) and worker (Celery) processes are started from the ``Procfile`` lines with the
+environment a deployment would have, each in its own process group so that stopping the stack
+stops everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import requests
+
+from simulator import Simulator
+from simulator.scenario import Scenario, build_default_scenario
+
+PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
+    """The process types of a Procfile and their commands."""
+    processes = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            processes[name.strip()] = command.strip()
+    return processes
+
+
+class StackError(RuntimeError):
+    """A process of the stack did not come up; the message carries the end of its log."""
+
+
+class Process:
+    """One Procfile process running in its own process group, its output in a log file."""
+
+    def __init__(self, name: str, command: str, env: Mapping[str, str], log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        # The venv's bin directory first, so the Procfile's gunicorn and celery are this install's.
+        path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        self.popen = subprocess.Popen(["bash", "-c", f"exec {command}"], env={**env, "PATH": path},
+                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, signum: int) -> None:
+        try:
+            os.killpg(self.popen.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 25.0) -> None:
+        """SIGTERM the process group, as Heroku does; SIGKILL what is left after ``timeout``."""
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.popen.wait()
+        self._log.close()
+
+
+class DevStack:
+    """Simulator + scenario + Baton's web and worker processes.
+
+    time_scale: how fast simulated timeouts run (0.05 turns a 120 s reservation timeout into 6 s).
+    """
+
+    def __init__(self, redis_url: str, time_scale: float = 1.0, web_port: int | None = None,
+                 extra_env: Mapping[str, str] | None = None, log_dir: Path | None = None):
+        self.redis_url = redis_url
+        self.time_scale = time_scale
+        self.web_port = web_port or free_port()
+        self.extra_env = dict(extra_env or {})
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="baton-stack-"))
+        self.simulator: Simulator | None = None
+        self.scenario: Scenario | None = None
+        self.processes: dict[str, Process] = {}
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def environment(self) -> dict[str, str]:
+        """The environment Baton's processes get: the deployment contract of design.md §6."""
+        assert self.scenario is not None and self.simulator is not None
+        env = {name: value for name, value in os.environ.items() if not name.startswith(("TWILIO_", "REDIS_"))}
+        env.update(self.scenario.baton_environment(self.simulator.url, public_base_url=self.web_url))
+        env.update(REDIS_URL=self.redis_url, PORT=str(self.web_port), WEB_CONCURRENCY="2",
+                   CELERY_CONCURRENCY="2", PYTHONUNBUFFERED="1")
+        env.update(self.extra_env)
+        return env
+
+    def start(self, processes: tuple[str, ...] = ("web", "worker"), timeout: float = 30.0) -> "DevStack":
+        self.simulator = Simulator(time_scale=self.time_scale)
+        self.simulator.serve()
+        self.scenario = build_default_scenario(self.simulator, baton_url=self.web_url)
+        procfile = read_procfile()
+        env = self.environment()
+        for name in processes:
+            self.processes[name] = Process(name, procfile[name], env, self.log_dir)
+        deadline = time.monotonic() + timeout
+        if "web" in processes:
+            self._wait(lambda: self._web_ready(), "web", deadline)
+        if "worker" in processes:
+            self._wait(lambda: " ready." in self.processes["worker"].log_path.read_text(errors="replace"),
+                       "worker", deadline)
+        return self
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.stop()
+        self.processes.clear()
+        if self.simulator is not None:
+            self.simulator.stop()
+            self.simulator = None
+
+    def __enter__(self) -> "DevStack":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def _web_ready(self) -> bool:
+        try:
+            return requests.get(f"{self.web_url}/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def _wait(self, ready, name: str, deadline: float) -> None:
+        process = self.processes[name]
+        while not ready():
+            if not process.alive() or time.monotonic() > deadline:
+                self.stop()
+                raise StackError(f"{name} did not become ready; its log ({process.log_path}):\n{process.log_tail()}")
+            time.sleep(0.1)
+

@@ -1,0 +1,165 @@
+"""The gateway's transport: URL rewriting, timeouts, connection reuse and error classification.
+
+A scripted loopback HTTP server stands in for Twilio so each failure mode can be produced exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from baton.config import Config
+from baton.twilio_gateway import (
+    PermanentTwilioError,
+    RetryableTwilioError,
+    RoutingHttpClient,
+    TwilioGateway,
+    build_twilio_client,
+)
+
+WORKSPACE = "WS" + "0" * 32
+TASK = "WT" + "1" * 32
+TASK_BODY = {"sid": TASK, "attributes": '{"a": 1}', "assignment_status": "pending", "task_queue_sid": None,
+             "workflow_sid": None, "task_channel_unique_name": "chat"}
+
+
+class ScriptedTwilio(ThreadingHTTPServer):
+    """Answers each request with the next scripted (status, body, headers, delay); records what it saw."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.script: list[tuple[int, object, dict, float]] = []
+        self.seen: list[tuple[str, str, tuple[str, int]]] = []
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.server.seen.append((self.command, self.path, self.client_address))
+        status, body, headers, delay = self.server.script.pop(0) if self.server.script else (200, TASK_BODY, {}, 0)
+        time.sleep(delay)
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+
+@pytest.fixture
+def twilio():
+    server = ScriptedTwilio()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def gateway(twilio):
+    config = Config(twilio_account_sid="AC" + "a" * 32, twilio_auth_token="token", twilio_workspace_sid=WORKSPACE,
+                    transfer_workflow_sid="WW" + "b" * 32, public_base_url="https://baton.test",
+                    twilio_api_base=twilio.url)
+    return TwilioGateway.from_config(config)
+
+
+def test_routes_twilio_hosts_to_the_api_base():
+    """https://{product}.twilio.com/{path} becomes {TWILIO_API_BASE}/{product}/{path}; other URLs are left alone."""
+    client = RoutingHttpClient("http://127.0.0.1:9/")
+    assert client.route("https://flex-api.twilio.com/v1/Interactions?x=1") == "http://127.0.0.1:9/flex-api/v1/Interactions?x=1"
+    assert client.route("https://taskrouter.twilio.com/v1/Workspaces") == "http://127.0.0.1:9/taskrouter/v1/Workspaces"
+    assert client.route("https://example.com/v1") == "https://example.com/v1"
+    assert RoutingHttpClient(None).route("https://iam.twilio.com/v1/x") == "https://iam.twilio.com/v1/x"
+
+
+def test_fetch_task_reads_the_etag_and_reuses_one_connection(gateway, twilio):
+    """Successive calls travel on one keep-alive connection, and the task's ETag is returned."""
+    twilio.script = [(200, TASK_BODY, {"ETag": "7"}, 0), (200, TASK_BODY, {"ETag": "8"}, 0)]
+    first, second = gateway.fetch_task(TASK), gateway.fetch_task(TASK)
+    assert (first.etag, second.etag, first.attributes) == ("7", "8", {"a": 1})
+    assert [path for _, path, _ in twilio.seen] == [f"/taskrouter/v1/Workspaces/{WORKSPACE}/Tasks/{TASK}"] * 2
+    assert len({client for _, _, client in twilio.seen}) == 1
+
+
+def test_paging_follows_next_page_url_through_the_rewrite(gateway, twilio):
+    """A next_page_url on Twilio's real host is fetched from the API base, never from twilio.com."""
+    conversation = "CH" + "2" * 32
+    base = f"https://conversations.twilio.com/v1/Conversations/{conversation}/Messages"
+
+    def page(number, sids, next_url):
+        messages = [{"sid": sid, "index": i, "author": "a", "body": "b", "participant_sid": None,
+                     "date_created": "2026-01-01T00:00:00Z"} for i, sid in enumerate(sids)]
+        return (200, {"messages": messages, "meta": {"key": "messages", "page": number, "page_size": 2,
+                                                       "next_page_url": next_url, "url": base}}, {}, 0)
+
+    twilio.script = [page(0, ["IM1", "IM2"], f"{base}?Order=desc&PageSize=2&Page=1&PageToken=PT1"),
+                     page(1, ["IM3"], None)]
+    assert [m.sid for m in gateway.recent_messages(conversation, page_size=2)] == ["IM1", "IM2", "IM3"]
+    assert twilio.seen[1][1].startswith(f"/conversations/v1/Conversations/{conversation}/Messages?")
+    assert "PageToken=PT1" in twilio.seen[1][1]
+
+
+def test_rate_limit_is_retryable_with_retry_after(gateway, twilio):
+    """A 429 is retryable and carries Twilio's Retry-After."""
+    twilio.script = [(429, {"code": 20429, "message": "Too Many Requests", "status": 429}, {"Retry-After": "3"}, 0)]
+    with pytest.raises(RetryableTwilioError) as caught:
+        gateway.fetch_task(TASK)
+    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (429, 20429, 3.0)
+    assert caught.value.endpoint == "tasks.fetch"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_retryable(gateway, twilio, status):
+    """A 5xx is retryable."""
+    twilio.script = [(status, {"code": 20500, "message": "Internal", "status": status}, {}, 0)]
+    with pytest.raises(RetryableTwilioError) as caught:
+        gateway.fetch_task(TASK)
+    assert caught.value.status == status
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, 20001), (404, 20404), (412, 20412)])
+def test_client_errors_are_permanent_with_twilio_code(gateway, twilio, status, code):
+    """A 4xx other than 429 is permanent and keeps Twilio's error code."""
+    twilio.script = [(status, {"code": code, "message": "no", "status": status}, {}, 0)]
+    with pytest.raises(PermanentTwilioError) as caught:
+        gateway.update_task_attributes(TASK, {"x": 1}, etag="3")
+    assert (caught.value.status, caught.value.code, caught.value.endpoint) == (status, code, "tasks.update")
+
+
+def test_read_timeout_is_retryable(twilio):
+    """A response slower than the read timeout ends the call as a retryable error instead of hanging."""
+    client = build_twilio_client(Config(twilio_account_sid="AC" + "a" * 32, twilio_auth_token="t",
+                                        twilio_workspace_sid=WORKSPACE, transfer_workflow_sid="WW" + "b" * 32,
+                                        public_base_url="https://b.test", twilio_api_base=twilio.url))
+    client.http_client.request_timeout = (1.0, 0.2)
+    twilio.script = [(200, TASK_BODY, {}, 1.0)]
+    started = time.monotonic()
+    with pytest.raises(RetryableTwilioError) as caught:
+        TwilioGateway(client, WORKSPACE).fetch_task(TASK)
+    assert time.monotonic() - started < 0.9
+    assert caught.value.status is None
+
+
+def test_connection_refused_is_retryable(gateway, twilio):
+    """Nothing listening is a retryable connection error."""
+    twilio.shutdown()
+    twilio.server_close()
+    with pytest.raises(RetryableTwilioError):
+        gateway.fetch_task(TASK)
