@@ -1,0 +1,496 @@
+"""The transfer lifecycle of design.md §3 as a pure state machine.
+
+``advance(transfer, event, settings, now)`` returns the next transfer and the actions the worker
+must carry out; it does no I/O. The worker performs each action through the gateway and feeds
+what happened back in as another event. Events arrive out of order and more than once: an event
+that does not move the transfer forward changes nothing and asks for nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+REQUESTED, ROUTING, OFFERED, ACCEPTED = "requested", "routing", "offered", "accepted"
+COMPLETED, FAILED, CANCELED = "completed", "failed", "canceled"
+STATES = (REQUESTED, ROUTING, OFFERED, ACCEPTED, COMPLETED, FAILED, CANCELED)
+PENDING_STATES = (REQUESTED, ROUTING, OFFERED)
+FINAL_STATES = (COMPLETED, FAILED, CANCELED)
+
+ROUTE_WORKER, ROUTE_QUEUE, ROUTE_WORKFLOW = "worker", "queue", "workflow"
+TARGET_TYPES = {"WK": ROUTE_WORKER, "WQ": ROUTE_QUEUE, "WW": ROUTE_WORKFLOW}
+# Keys the new task must not inherit from the original: they describe the original's own invite.
+INVITE_KEYS = ("flexChannelInviteSid",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The transfer settings an administrator controls (stored in Redis, seeded from the environment).
+
+    max_attempts: offers made before the transfer fails.
+    offer_timeout_s: how long the target agent's offer lasts in the transfer workflow's worker step.
+    transfer_timeout_s: a transfer not accepted by then fails.
+    close_sender_on: "accepted", or "queued" to close the sender when a queue transfer enters its queue.
+    """
+
+    transfers_enabled: bool = True
+    notes_enabled: bool = True
+    summary_enabled: bool = False
+    max_attempts: int = 5
+    offer_timeout_s: int = 30
+    transfer_timeout_s: int = 600
+    close_sender_on: str = "accepted"
+    sender_wrapup: bool = False
+    redact_pii: bool = True
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a transfer's audit trail."""
+
+    at: float
+    state: str
+    event: str
+    worker_sid: str | None = None
+    reservation_sid: str | None = None
+    reason: str | None = None
+    code: int | None = None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A transfer and everything Baton knows of it.
+
+    target_type/target_sid: what the sender asked for. route/queue_sid: the route in force now
+    (the target agent, the target or fallback queue, or the target workflow).
+    excluded_workers: never offered this task: the sender, agents already in the conversation, and
+    every agent who rejected it or let it time out.
+    attempt: offers made so far to agents who were not excluded.
+    seen_reservations/finished_reservations: offers counted, and offers over, whatever order their
+        events arrived in.
+    sender_closed: the sender's participant has been closed (on acceptance, or on queue entry).
+    """
+
+    id: str
+    from_task_sid: str
+    from_worker_sid: str
+    target_type: str
+    target_sid: str
+    mode: str = "cold"
+    notes: str | None = None
+    summary_requested: bool = False
+    status: str = REQUESTED
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    route: str | None = None
+    queue_sid: str | None = None
+    excluded_workers: tuple[str, ...] = ()
+    attempt: int = 0
+    interaction_sid: str | None = None
+    channel_sid: str | None = None
+    conversation_sid: str | None = None
+    task_channel: str | None = None
+    sender_participant_sid: str | None = None
+    new_task_sid: str | None = None
+    invite_sid: str | None = None
+    reservation_sid: str | None = None
+    offered_worker_sid: str | None = None
+    seen_reservations: tuple[str, ...] = ()
+    finished_reservations: tuple[str, ...] = ()
+    accepted_worker_sid: str | None = None
+    sender_closed: bool = False
+    failure_reason: str | None = None
+    failure_code: int | None = None
+    timeline: tuple[TimelineEntry, ...] = ()
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Transfer":
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        for name in ("excluded_workers", "seen_reservations", "finished_reservations"):
+            values[name] = tuple(values.get(name, ()))
+        values["timeline"] = tuple(TimelineEntry(**entry) for entry in values.get("timeline", ()))
+        return cls(**values)
+
+
+# Events: what happened, as the worker learned it from a webhook, an API call or its own action.
+
+@dataclass(frozen=True)
+class Prepared:
+    """The worker read the original task and the interaction channel.
+
+    target_available: for an agent target, whether that agent can take the task now.
+    agents_in_conversation: worker sids of the agents already in the conversation.
+    """
+
+    original_attributes: dict[str, Any]
+    original_queue_sid: str | None
+    task_channel: str | None
+    interaction_sid: str
+    channel_sid: str
+    conversation_sid: str | None
+    sender_participant_sid: str | None
+    agents_in_conversation: tuple[str, ...] = ()
+    target_available: bool = True
+    fallback_queue_sid: str | None = None
+
+
+@dataclass(frozen=True)
+class InviteCreated:
+    invite_sid: str
+    task_sid: str
+
+
+@dataclass(frozen=True)
+class ReservationCreated:
+    reservation_sid: str
+    worker_sid: str
+
+
+@dataclass(frozen=True)
+class ReservationAccepted:
+    reservation_sid: str
+    worker_sid: str
+
+
+@dataclass(frozen=True)
+class ReservationEnded:
+    """The offer was rejected (``rejected``) or not answered in time (``timeout``)."""
+
+    reservation_sid: str
+    worker_sid: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class TaskQueueEntered:
+    queue_sid: str
+
+
+@dataclass(frozen=True)
+class NewTaskEnded:
+    """The new task is gone before anyone accepted it: canceled, deleted, or out of its workflow."""
+
+    event_type: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SenderClosed:
+    pass
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadlinePassed:
+    pass
+
+
+@dataclass(frozen=True)
+class ActionFailed:
+    """A Twilio call failed permanently (or kept failing): the transfer cannot go on."""
+
+    action: str
+    reason: str
+    code: int | None = None
+
+
+Event = (Prepared | InviteCreated | ReservationCreated | ReservationAccepted | ReservationEnded | TaskQueueEntered
+         | NewTaskEnded | SenderClosed | CancelRequested | DeadlinePassed | ActionFailed)
+
+
+# Actions: what the worker must do next. Each is idempotent where it runs.
+
+@dataclass(frozen=True)
+class Prepare:
+    """Read the original task, its interaction channel's participants and the target's availability."""
+
+
+@dataclass(frozen=True)
+class CreateInvite:
+    """Create the new task with an Interactions invite (unless one carrying this transfer exists).
+
+    workflow_sid: None means the configured transfer workflow.
+    """
+
+    attributes: dict[str, Any]
+    workflow_sid: str | None = None
+
+
+@dataclass(frozen=True)
+class Reroute:
+    """Merge these routing keys, and the attempt count, into the new task's attributes (If-Match on its ETag)."""
+
+    routing: dict[str, Any]
+    attempt: int
+
+
+@dataclass(frozen=True)
+class RejectReservation:
+    """Refuse an offer to an agent the transfer excludes."""
+
+    reservation_sid: str
+
+
+@dataclass(frozen=True)
+class CloseSender:
+    """Close (or wrap up) the sender's interaction participant, completing the original task."""
+
+    status: str = "closed"
+
+
+@dataclass(frozen=True)
+class CancelNewTask:
+    reason: str
+
+
+Action = Prepare | CreateInvite | Reroute | RejectReservation | CloseSender | CancelNewTask
+
+
+@dataclass(frozen=True)
+class Step:
+    """What ``advance`` decided: the next transfer and the actions to carry out, in order."""
+
+    transfer: Transfer
+    actions: tuple[Action, ...] = field(default_factory=tuple)
+
+
+def target_type_of(sid: str) -> str:
+    """``worker``, ``queue`` or ``workflow`` for a WK, WQ or WW sid."""
+    return TARGET_TYPES[sid[:2]]
+
+
+def routing_keys(transfer: Transfer) -> dict[str, Any]:
+    """The routing keys of design.md §4 for the route in force."""
+    return {
+        "transferTargetType": transfer.route,
+        "transferTargetSid": transfer.target_sid,
+        "transferQueueSid": transfer.queue_sid,
+        "transferExcludedWorkers": list(transfer.excluded_workers),
+    }
+
+
+def transfer_object(transfer: Transfer) -> dict[str, Any]:
+    """The ``transfer`` attribute of the new task."""
+    return {
+        "id": transfer.id,
+        "mode": transfer.mode,
+        "from_worker_sid": transfer.from_worker_sid,
+        "from_task_sid": transfer.from_task_sid,
+        "attempt": transfer.attempt,
+        "notes": transfer.notes,
+    }
+
+
+def new_task_attributes(transfer: Transfer, original: dict[str, Any]) -> dict[str, Any]:
+    """The original task's attributes, minus its invite keys, plus the routing keys and ``transfer``."""
+    attributes = {key: value for key, value in original.items() if key not in INVITE_KEYS}
+    attributes.update(routing_keys(transfer))
+    attributes["transfer"] = transfer_object(transfer)
+    return attributes
+
+
+def _entry(transfer: Transfer, now: float, event: str, **details: Any) -> Transfer:
+    entry = TimelineEntry(at=now, state=transfer.status, event=event, **details)
+    return dataclasses.replace(transfer, timeline=transfer.timeline + (entry,), updated_at=now)
+
+
+def _move(transfer: Transfer, now: float, status: str, event: str, detail: dict[str, Any] | None = None,
+          **changes: Any) -> Transfer:
+    """Change state (and fields), recording the timeline entry with ``detail``."""
+    return _entry(dataclasses.replace(transfer, status=status, **changes), now, event, **(detail or {}))
+
+
+def _fail(transfer: Transfer, now: float, event: str, reason: str, code: int | None = None) -> Step:
+    failed = _move(transfer, now, FAILED, event, {"reason": reason, "code": code}, failure_reason=reason,
+                   failure_code=code)
+    # After acceptance the new agent has the customer: their task is never canceled.
+    cancel = (CancelNewTask(reason),) if transfer.new_task_sid and transfer.status != ACCEPTED else ()
+    return Step(failed, cancel)
+
+
+def advance(transfer: Transfer, event: Event, settings: Settings, now: float) -> Step:
+    """The next state of ``transfer`` after ``event``, and what must be done about it."""
+    if transfer.is_final:
+        return Step(transfer)
+    handler = _HANDLERS[type(event)]
+    return handler(transfer, event, settings, now)
+
+
+def start(transfer: Transfer, now: float) -> Step:
+    """A newly requested transfer: record it and ask for the original task to be read."""
+    return Step(_entry(dataclasses.replace(transfer, created_at=now), now, "requested"), (Prepare(),))
+
+
+def _prepared(transfer: Transfer, event: Prepared, settings: Settings, now: float) -> Step:
+    if transfer.status != REQUESTED:
+        return Step(transfer)
+    fallback = event.fallback_queue_sid or event.original_queue_sid
+    if transfer.target_type == ROUTE_QUEUE:
+        route, queue_sid = ROUTE_QUEUE, transfer.target_sid
+    elif transfer.target_type == ROUTE_WORKFLOW:
+        route, queue_sid = ROUTE_WORKFLOW, None
+    elif event.target_available:
+        route, queue_sid = ROUTE_WORKER, fallback
+    else:
+        route, queue_sid = ROUTE_QUEUE, fallback
+    excluded = tuple(dict.fromkeys((transfer.from_worker_sid, *event.agents_in_conversation)))
+    # An agent target is the one agent not excluded even if already in the conversation (warm back).
+    if transfer.target_type == ROUTE_WORKER:
+        excluded = tuple(sid for sid in excluded if sid != transfer.target_sid)
+    routed = _move(
+        transfer, now, ROUTING, "routing" if route == transfer.target_type else "target unavailable, routing to queue",
+        route=route, queue_sid=queue_sid, excluded_workers=excluded, interaction_sid=event.interaction_sid,
+        channel_sid=event.channel_sid, conversation_sid=event.conversation_sid, task_channel=event.task_channel,
+        sender_participant_sid=event.sender_participant_sid,
+    )
+    workflow = transfer.target_sid if route == ROUTE_WORKFLOW else None
+    return Step(routed, (CreateInvite(new_task_attributes(routed, event.original_attributes), workflow),))
+
+
+def _invite_created(transfer: Transfer, event: InviteCreated, settings: Settings, now: float) -> Step:
+    if transfer.new_task_sid is not None:
+        return Step(transfer)
+    return Step(_entry(dataclasses.replace(transfer, new_task_sid=event.task_sid, invite_sid=event.invite_sid),
+                       now, "invite created", reason=event.task_sid))
+
+
+def _offer_detail(event: ReservationCreated | ReservationAccepted | ReservationEnded) -> dict[str, str]:
+    return {"worker_sid": event.worker_sid, "reservation_sid": event.reservation_sid}
+
+
+def _offer_seen(transfer: Transfer, reservation_sid: str) -> Transfer:
+    """Count an offer once, whichever of its events arrives first."""
+    if reservation_sid in transfer.seen_reservations:
+        return transfer
+    return dataclasses.replace(transfer, seen_reservations=transfer.seen_reservations + (reservation_sid,),
+                               attempt=transfer.attempt + 1)
+
+
+def _is_refused_reoffer(transfer: Transfer, reservation_sid: str, worker_sid: str) -> bool:
+    """An offer to an excluded agent: Baton refuses it and it never counts as an attempt."""
+    return worker_sid in transfer.excluded_workers and reservation_sid not in transfer.seen_reservations
+
+
+def _reservation_created(transfer: Transfer, event: ReservationCreated, settings: Settings, now: float) -> Step:
+    if (transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations
+            or event.reservation_sid == transfer.reservation_sid):
+        return Step(transfer)
+    if _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid):
+        # TaskRouter re-offers a rejected task to the same known worker before our re-route lands.
+        return Step(_entry(transfer, now, "offer to excluded agent refused", **_offer_detail(event)),
+                    (RejectReservation(event.reservation_sid),))
+    offered = _move(_offer_seen(transfer, event.reservation_sid), now, OFFERED, "offered", _offer_detail(event),
+                    reservation_sid=event.reservation_sid, offered_worker_sid=event.worker_sid)
+    return Step(offered)
+
+
+def _reservation_ended(transfer: Transfer, event: ReservationEnded, settings: Settings, now: float) -> Step:
+    if transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations:
+        return Step(transfer)
+    finished = transfer.finished_reservations + (event.reservation_sid,)
+    if _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid):
+        return Step(dataclasses.replace(transfer, finished_reservations=finished))
+    ended = dataclasses.replace(_offer_seen(transfer, event.reservation_sid), finished_reservations=finished,
+                                excluded_workers=tuple(dict.fromkeys((*transfer.excluded_workers, event.worker_sid))))
+    ended = _entry(ended, now, f"offer {event.outcome}", **_offer_detail(event))
+    if transfer.status == OFFERED and event.reservation_sid != transfer.reservation_sid:
+        # The end of an earlier offer arrived after a later one began: keep the live offer, but
+        # make sure the agent who declined is excluded from now on.
+        return Step(ended, () if transfer.route == ROUTE_WORKFLOW else (_reroute(ended),))
+    ended = dataclasses.replace(ended, reservation_sid=None, offered_worker_sid=None)
+    if ended.attempt >= settings.max_attempts:
+        return _fail(ended, now, "max attempts reached", f"no agent accepted after {ended.attempt} offers")
+    if transfer.route == ROUTE_WORKFLOW:
+        # The target workflow routes its own rejections; Baton only counts the offers.
+        return Step(_move(ended, now, ROUTING, "routing"))
+    rerouted = _move(ended, now, ROUTING, "re-routing to queue", route=ROUTE_QUEUE,
+                     queue_sid=transfer.queue_sid or transfer.target_sid)
+    return Step(rerouted, (_reroute(rerouted),))
+
+
+def _reroute(transfer: Transfer) -> Reroute:
+    return Reroute(routing_keys(transfer), transfer.attempt)
+
+
+def _reservation_accepted(transfer: Transfer, event: ReservationAccepted, settings: Settings, now: float) -> Step:
+    if (transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations
+            or _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid)):
+        return Step(transfer)
+    accepted = _move(_offer_seen(transfer, event.reservation_sid), now, ACCEPTED, "accepted", _offer_detail(event),
+                     accepted_worker_sid=event.worker_sid, reservation_sid=event.reservation_sid)
+    if transfer.mode == "warm":
+        return Step(accepted)
+    if transfer.sender_closed:
+        return Step(_move(accepted, now, COMPLETED, "completed"))
+    return Step(accepted, (CloseSender("wrapup" if settings.sender_wrapup else "closed"),))
+
+
+def _task_queue_entered(transfer: Transfer, event: TaskQueueEntered, settings: Settings, now: float) -> Step:
+    closes_on_queue = (settings.close_sender_on == "queued" and transfer.mode == "cold"
+                       and transfer.target_type == ROUTE_QUEUE and event.queue_sid == transfer.target_sid)
+    if transfer.status not in (ROUTING, OFFERED) or transfer.sender_closed or not closes_on_queue:
+        return Step(transfer)
+    return Step(_entry(transfer, now, "entered queue, closing sender", reason=event.queue_sid),
+                (CloseSender("wrapup" if settings.sender_wrapup else "closed"),))
+
+
+def _sender_closed(transfer: Transfer, event: SenderClosed, settings: Settings, now: float) -> Step:
+    if transfer.sender_closed:
+        return Step(transfer)
+    closed = _entry(dataclasses.replace(transfer, sender_closed=True), now, "sender closed")
+    if transfer.status == ACCEPTED:
+        return Step(_move(closed, now, COMPLETED, "completed"))
+    return Step(closed)
+
+
+def _new_task_ended(transfer: Transfer, event: NewTaskEnded, settings: Settings, now: float) -> Step:
+    if transfer.status == ACCEPTED:
+        return Step(transfer)
+    reason = f"{event.event_type}: {event.reason}" if event.reason else event.event_type
+    failed = _move(transfer, now, FAILED, "new task ended", {"reason": reason}, failure_reason=reason)
+    return Step(failed)
+
+
+def _cancel_requested(transfer: Transfer, event: CancelRequested, settings: Settings, now: float) -> Step:
+    if transfer.status == ACCEPTED:
+        return Step(transfer)
+    canceled = _move(transfer, now, CANCELED, "canceled", {"worker_sid": event.by})
+    return Step(canceled, (CancelNewTask("transfer canceled"),) if transfer.new_task_sid else ())
+
+
+def _deadline_passed(transfer: Transfer, event: DeadlinePassed, settings: Settings, now: float) -> Step:
+    if transfer.status == ACCEPTED:
+        return Step(transfer)
+    return _fail(transfer, now, "transfer timeout", f"not accepted within {settings.transfer_timeout_s} s")
+
+
+def _action_failed(transfer: Transfer, event: ActionFailed, settings: Settings, now: float) -> Step:
+    return _fail(transfer, now, f"{event.action} failed", event.reason, event.code)
+
+
+_HANDLERS = {
+    Prepared: _prepared,
+    InviteCreated: _invite_created,
+    ReservationCreated: _reservation_created,
+    ReservationAccepted: _reservation_accepted,
+    ReservationEnded: _reservation_ended,
+    TaskQueueEntered: _task_queue_entered,
+    NewTaskEnded: _new_task_ended,
+    SenderClosed: _sender_closed,
+    CancelRequested: _cancel_requested,
+    DeadlinePassed: _deadline_passed,
+    ActionFailed: _action_failed,
+}

@@ -1,0 +1,259 @@
+"""The transfer state machine: every state against every event, then the lifecycle's special cases."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from baton import transfers as t
+
+SENDER, TARGET, OTHER, THIRD = "WK" + "1" * 32, "WK" + "2" * 32, "WK" + "3" * 32, "WK" + "4" * 32
+QUEUE, FALLBACK, WORKFLOW = "WQ" + "1" * 32, "WQ" + "2" * 32, "WW" + "1" * 32
+NEW_TASK = "WT" + "9" * 32
+SETTINGS = t.Settings()
+
+
+def requested(target=TARGET, **changes) -> t.Transfer:
+    transfer = t.Transfer(id="tr1", from_task_sid="WT" + "0" * 32, from_worker_sid=SENDER,
+                          target_type=t.target_type_of(target), target_sid=target)
+    return dataclasses.replace(transfer, **changes)
+
+
+def prepared(**changes) -> t.Prepared:
+    values = dict(original_attributes={"conversationSid": "CH1", "flexChannelInviteSid": "KG1", "customer": "c"},
+                  original_queue_sid=FALLBACK, task_channel="chat", interaction_sid="KD1", channel_sid="UO1",
+                  conversation_sid="CH1", sender_participant_sid="UT1", agents_in_conversation=(SENDER,))
+    values.update(changes)
+    return t.Prepared(**values)
+
+
+def run(transfer, *events, settings=SETTINGS):
+    """Feed events in order; return the final transfer and the actions of the last step."""
+    step = t.Step(transfer)
+    for number, event in enumerate(events, start=1):
+        step = t.advance(step.transfer, event, settings, now=float(number))
+    return step
+
+
+def in_state(state: str) -> t.Transfer:
+    routing = run(requested(), prepared(), t.InviteCreated("KG2", NEW_TASK)).transfer
+    return {
+        t.REQUESTED: requested(),
+        t.ROUTING: routing,
+        t.OFFERED: run(routing, t.ReservationCreated("WR1", TARGET)).transfer,
+        t.ACCEPTED: run(routing, t.ReservationCreated("WR1", TARGET), t.ReservationAccepted("WR1", TARGET)).transfer,
+        t.COMPLETED: run(routing, t.ReservationAccepted("WR1", TARGET), t.SenderClosed()).transfer,
+        t.FAILED: run(routing, t.DeadlinePassed()).transfer,
+        t.CANCELED: run(routing, t.CancelRequested()).transfer,
+    }[state]
+
+
+EVENTS = {
+    "prepared": prepared(),
+    "invite": t.InviteCreated("KG3", "WT" + "8" * 32),
+    "created": t.ReservationCreated("WR1", TARGET),
+    "created-excluded": t.ReservationCreated("WR5", SENDER),
+    "accepted": t.ReservationAccepted("WR1", TARGET),
+    "rejected": t.ReservationEnded("WR1", TARGET, "rejected"),
+    "timeout": t.ReservationEnded("WR1", TARGET, "timeout"),
+    "queued": t.TaskQueueEntered(FALLBACK),
+    "task-ended": t.NewTaskEnded("task.canceled", "Task TTL Exceeded"),
+    "sender-closed": t.SenderClosed(),
+    "cancel": t.CancelRequested(SENDER),
+    "deadline": t.DeadlinePassed(),
+    "action-failed": t.ActionFailed("invite", "permanent", 20001),
+}
+
+IGNORED = None
+# state -> event -> (next state, action types) or IGNORED (nothing changes, nothing to do)
+TABLE = {
+    t.REQUESTED: {
+        "prepared": (t.ROUTING, [t.CreateInvite]), "invite": (t.REQUESTED, []), "created": IGNORED,
+        "created-excluded": IGNORED, "accepted": IGNORED, "rejected": IGNORED, "timeout": IGNORED, "queued": IGNORED,
+        "task-ended": (t.FAILED, []), "sender-closed": (t.REQUESTED, []), "cancel": (t.CANCELED, []),
+        "deadline": (t.FAILED, []), "action-failed": (t.FAILED, []),
+    },
+    t.ROUTING: {
+        "prepared": IGNORED, "invite": IGNORED, "created": (t.OFFERED, []),
+        "created-excluded": (t.ROUTING, [t.RejectReservation]), "accepted": (t.ACCEPTED, [t.CloseSender]),
+        "rejected": (t.ROUTING, [t.Reroute]), "timeout": (t.ROUTING, [t.Reroute]), "queued": IGNORED,
+        "task-ended": (t.FAILED, []), "sender-closed": (t.ROUTING, []), "cancel": (t.CANCELED, [t.CancelNewTask]),
+        "deadline": (t.FAILED, [t.CancelNewTask]), "action-failed": (t.FAILED, [t.CancelNewTask]),
+    },
+    t.OFFERED: {
+        "prepared": IGNORED, "invite": IGNORED, "created": IGNORED,
+        "created-excluded": (t.OFFERED, [t.RejectReservation]), "accepted": (t.ACCEPTED, [t.CloseSender]),
+        "rejected": (t.ROUTING, [t.Reroute]), "timeout": (t.ROUTING, [t.Reroute]), "queued": IGNORED,
+        "task-ended": (t.FAILED, []), "sender-closed": (t.OFFERED, []), "cancel": (t.CANCELED, [t.CancelNewTask]),
+        "deadline": (t.FAILED, [t.CancelNewTask]), "action-failed": (t.FAILED, [t.CancelNewTask]),
+    },
+    t.ACCEPTED: {
+        "prepared": IGNORED, "invite": IGNORED, "created": IGNORED, "created-excluded": IGNORED, "accepted": IGNORED,
+        "rejected": IGNORED, "timeout": IGNORED, "queued": IGNORED, "task-ended": IGNORED,
+        "sender-closed": (t.COMPLETED, []), "cancel": IGNORED, "deadline": IGNORED, "action-failed": (t.FAILED, []),
+    },
+    **{final: dict.fromkeys(EVENTS, IGNORED) for final in t.FINAL_STATES},
+}
+
+
+@pytest.mark.parametrize("state", t.STATES)
+@pytest.mark.parametrize("event_name", EVENTS)
+def test_every_state_and_event(state, event_name):
+    """Each state answers each event with the next state and actions of the lifecycle, or ignores it."""
+    transfer = in_state(state)
+    assert transfer.status == state
+    step = t.advance(transfer, EVENTS[event_name], SETTINGS, now=100.0)
+    expected = TABLE[state][event_name]
+    if expected is IGNORED:
+        assert step == t.Step(transfer)
+    else:
+        next_state, action_types = expected
+        assert (step.transfer.status, [type(a) for a in step.actions]) == (next_state, action_types)
+        assert step.transfer.timeline[-1].at == 100.0
+
+
+def test_prepared_builds_the_new_task_attributes():
+    """The invite carries the original attributes minus the old invite key, the routing keys and the transfer object."""
+    step = run(requested(notes="be kind"), prepared())
+    (invite,) = step.actions
+    assert invite.workflow_sid is None
+    assert invite.attributes == {
+        "conversationSid": "CH1", "customer": "c",
+        "transferTargetType": "worker", "transferTargetSid": TARGET, "transferQueueSid": FALLBACK,
+        "transferExcludedWorkers": [SENDER],
+        "transfer": {"id": "tr1", "mode": "cold", "from_worker_sid": SENDER, "from_task_sid": "WT" + "0" * 32,
+                     "attempt": 0, "notes": "be kind"},
+    }
+
+
+def test_unavailable_target_goes_straight_to_the_queue_route():
+    """An agent target who cannot take the task now is skipped: the first route is the fallback queue."""
+    step = run(requested(), prepared(target_available=False, fallback_queue_sid=QUEUE))
+    assert (step.transfer.route, step.transfer.queue_sid) == ("queue", QUEUE)
+    assert step.actions[0].attributes["transferTargetType"] == "queue"
+    assert step.transfer.timeline[-1].event == "target unavailable, routing to queue"
+
+
+def test_queue_and_workflow_targets_route_to_themselves():
+    """A queue target routes to that queue; a workflow target's invite names that workflow."""
+    queue = run(requested(QUEUE), prepared())
+    assert (queue.transfer.route, queue.transfer.queue_sid) == ("queue", QUEUE)
+    workflow = run(requested(WORKFLOW), prepared())
+    assert (workflow.transfer.route, workflow.actions[0].workflow_sid) == ("workflow", WORKFLOW)
+
+
+def test_other_agents_in_the_conversation_are_excluded_but_never_the_target():
+    """Agents already in the conversation are excluded from routing, except the agent asked for."""
+    step = run(requested(), prepared(agents_in_conversation=(SENDER, OTHER, TARGET)))
+    assert step.transfer.excluded_workers == (SENDER, OTHER)
+
+
+def test_rejection_excludes_the_agent_and_reroutes_to_the_queue():
+    """A rejected offer excludes the rejecter and switches the route to the queue, with the attempt count."""
+    step = run(in_state(t.OFFERED), t.ReservationEnded("WR1", TARGET, "rejected"))
+    (reroute,) = step.actions
+    assert reroute == t.Reroute({"transferTargetType": "queue", "transferTargetSid": TARGET,
+                                 "transferQueueSid": FALLBACK, "transferExcludedWorkers": [SENDER, TARGET]}, 1)
+    assert [e.event for e in step.transfer.timeline[-2:]] == ["offer rejected", "re-routing to queue"]
+
+
+def test_fails_after_max_attempts_and_cancels_the_new_task():
+    """After max_attempts declined offers the transfer fails and the new task is canceled."""
+    transfer = in_state(t.ROUTING)
+    settings = t.Settings(max_attempts=3)
+    for number, worker in enumerate((TARGET, OTHER, THIRD), start=1):
+        transfer = run(transfer, t.ReservationCreated(f"WR{number}", worker), settings=settings).transfer
+        step = run(transfer, t.ReservationEnded(f"WR{number}", worker, "timeout"), settings=settings)
+        transfer = step.transfer
+    assert (transfer.status, transfer.attempt, transfer.failure_reason) == (t.FAILED, 3, "no agent accepted after 3 offers")
+    assert step.actions == (t.CancelNewTask("no agent accepted after 3 offers"),)
+
+
+def test_refused_reoffer_to_an_excluded_agent_is_not_an_attempt():
+    """Baton's own refusal of a re-offer to an excluded agent neither counts nor re-routes."""
+    transfer = run(in_state(t.OFFERED), t.ReservationEnded("WR1", TARGET, "rejected")).transfer
+    step = run(transfer, t.ReservationCreated("WR2", TARGET))
+    assert step.actions == (t.RejectReservation("WR2"),)
+    after = run(step.transfer, t.ReservationEnded("WR2", TARGET, "rejected"))
+    assert (after.transfer.attempt, after.transfer.status, after.actions) == (1, t.ROUTING, ())
+
+
+def test_end_before_creation_counts_once():
+    """An offer whose end arrives before its creation is counted once, and its late creation is ignored."""
+    step = run(in_state(t.ROUTING), t.ReservationEnded("WR1", TARGET, "rejected"), t.ReservationCreated("WR1", TARGET))
+    assert (step.transfer.status, step.transfer.attempt, step.actions) == (t.ROUTING, 1, ())
+
+
+def test_late_end_of_an_earlier_offer_keeps_the_live_offer():
+    """The end of an old offer arriving during a newer one excludes that agent without dropping the live offer."""
+    transfer = run(in_state(t.ROUTING), t.ReservationCreated("WR2", OTHER)).transfer
+    step = run(transfer, t.ReservationEnded("WR1", TARGET, "rejected"))
+    assert (step.transfer.status, step.transfer.reservation_sid, step.transfer.attempt) == (t.OFFERED, "WR2", 2)
+    assert TARGET in step.transfer.excluded_workers
+    assert [type(a) for a in step.actions] == [t.Reroute]
+
+
+def test_duplicate_events_change_nothing():
+    """Every event delivered twice has the effect of one."""
+    events = [t.ReservationCreated("WR1", TARGET), t.ReservationEnded("WR1", TARGET, "rejected"),
+              t.ReservationCreated("WR2", OTHER), t.ReservationAccepted("WR2", OTHER), t.SenderClosed()]
+    once = run(in_state(t.ROUTING), *events).transfer
+    twice = in_state(t.ROUTING)
+    for number, event in enumerate(events):
+        for _ in range(2):
+            twice = t.advance(twice, event, SETTINGS, now=float(number + 1)).transfer
+    assert twice == once
+    assert (once.status, once.attempt, once.accepted_worker_sid) == (t.COMPLETED, 2, OTHER)
+
+
+def test_accepted_without_seeing_the_offer_still_closes_the_sender():
+    """An acceptance that overtakes its offer event is an accepted offer."""
+    step = run(in_state(t.ROUTING), t.ReservationAccepted("WR7", OTHER))
+    assert (step.transfer.status, step.transfer.attempt, step.actions) == (t.ACCEPTED, 1, (t.CloseSender("closed"),))
+
+
+def test_sender_wrapup_setting_wraps_the_sender_up():
+    """With sender_wrapup on, the sender's participant is put in wrap-up instead of closed."""
+    step = run(in_state(t.OFFERED), t.ReservationAccepted("WR1", TARGET), settings=t.Settings(sender_wrapup=True))
+    assert step.actions == (t.CloseSender("wrapup"),)
+
+
+def test_warm_transfer_keeps_the_sender_on_acceptance():
+    """A warm transfer's acceptance closes nobody."""
+    warm = run(requested(mode="warm"), prepared(), t.InviteCreated("KG2", NEW_TASK)).transfer
+    step = run(warm, t.ReservationAccepted("WR1", TARGET))
+    assert (step.transfer.status, step.actions) == (t.ACCEPTED, ())
+
+
+def test_queue_transfer_closes_the_sender_on_queue_entry_when_configured():
+    """With close_sender_on=queued a queue transfer closes the sender on entering its queue, then completes on acceptance."""
+    settings = t.Settings(close_sender_on="queued")
+    transfer = run(requested(QUEUE), prepared(), t.InviteCreated("KG2", NEW_TASK), settings=settings).transfer
+    step = run(transfer, t.TaskQueueEntered(QUEUE), settings=settings)
+    assert step.actions == (t.CloseSender("closed"),)
+    closed = run(step.transfer, t.SenderClosed(), t.TaskQueueEntered(QUEUE), settings=settings)
+    assert closed.actions == ()
+    done = run(closed.transfer, t.ReservationAccepted("WR1", OTHER), settings=settings)
+    assert (done.transfer.status, done.actions) == (t.COMPLETED, ())
+
+
+def test_workflow_route_counts_offers_without_rerouting():
+    """A workflow target's rejections are left to that workflow; Baton counts them."""
+    transfer = run(requested(WORKFLOW), prepared(), t.InviteCreated("KG2", NEW_TASK)).transfer
+    step = run(transfer, t.ReservationCreated("WR1", OTHER), t.ReservationEnded("WR1", OTHER, "rejected"))
+    assert (step.transfer.status, step.transfer.attempt, step.actions) == (t.ROUTING, 1, ())
+
+
+def test_failure_after_acceptance_never_cancels_the_accepted_task():
+    """A permanent error after acceptance fails the transfer but leaves the new agent's task alone."""
+    step = run(in_state(t.ACCEPTED), t.ActionFailed("close sender", "gone", 20404))
+    assert (step.transfer.status, step.transfer.failure_code, step.actions) == (t.FAILED, 20404, ())
+
+
+def test_record_round_trips_through_a_dict():
+    """A transfer survives to_dict/from_dict unchanged (the store keeps it as JSON)."""
+    import json
+
+    transfer = in_state(t.OFFERED)
+    assert t.Transfer.from_dict(json.loads(json.dumps(transfer.to_dict()))) == transfer
