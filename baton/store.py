@@ -1,11 +1,35 @@
-"""Baton's state in Redis: every key name and (de)serialization lives here."""
+"""Baton's state in Redis: every key name and (de)serialization lives here.
+
+Keys (all under ``baton:``; Celery's broker keys have their own names in the same database):
+  transfer:{id}             JSON: the transfer record and its outbox of actions still to perform
+  task:{WT}:active          the id of the task's transfer in progress (one at a time: 409 otherwise)
+  task:{WT}:transfers       list of the ids of every transfer of that task, oldest first
+  idempotency:{who}:{key}   the transfer a retried request with this Idempotency-Key gets back
+  event:{EV}                a webhook event already accepted (dedupe), kept a few days
+  lock:{id}                 the per-transfer lock that serializes all work on one transfer
+  settings                  JSON: the admin settings
+  recent                    sorted set of transfer ids by last update (the admin page's list)
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
 import redis
+
+from baton.transfers import Transfer
 
 # Short socket timeouts: a web request must fail fast (503) when Redis is away, not hang.
 SOCKET_TIMEOUT_S = 2.0
+EVENT_DEDUPE_TTL_S = 3 * 24 * 3600
+IDEMPOTENCY_TTL_S = 24 * 3600
+DEFAULT_RETENTION_S = 30 * 24 * 3600
+LOCK_TIMEOUT_S = 60
+LOCK_WAIT_S = 30
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -14,13 +38,65 @@ def connect_redis(url: str) -> redis.Redis:
                                 health_check_interval=25, decode_responses=True)
 
 
+@dataclass(frozen=True)
+class Record:
+    """A transfer with the actions decided for it but not yet carried out (its outbox)."""
+
+    transfer: Transfer
+    outbox: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Created:
+    """The outcome of ``create``: the transfer now recorded for the request, and whether it is new.
+
+    conflict: the task already had another transfer in progress (that one is ``transfer``).
+    """
+
+    transfer: Transfer
+    new: bool
+    conflict: bool = False
+
+
+# Atomically: an idempotent replay returns the earlier transfer; a task with a transfer in progress
+# is a conflict; otherwise the transfer is recorded and becomes the task's active one.
+_CREATE = """
+local idem_key, active_key, transfer_key, list_key, recent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id, record, score, idem_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if idem_key ~= '' then
+  local earlier = redis.call('GET', idem_key)
+  if earlier then return {'replay', earlier} end
+end
+local active = redis.call('GET', active_key)
+if active then return {'conflict', active} end
+redis.call('SET', active_key, id)
+redis.call('SET', transfer_key, record)
+redis.call('RPUSH', list_key, id)
+redis.call('ZADD', recent_key, score, id)
+if idem_key ~= '' then redis.call('SET', idem_key, id, 'EX', idem_ttl) end
+return {'created', id}
+"""
+
+# Release the task's active marker only if it still names this transfer.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class Store:
     """Transfers, their indexes, dedupe keys and settings, under the ``baton:`` prefix."""
 
     prefix = "baton:"
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, retention_s: int = DEFAULT_RETENTION_S):
         self.redis = client
+        self.retention_s = retention_s
+        self._create = client.register_script(_CREATE)
+        self._release = client.register_script(_RELEASE)
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
 
     def is_reachable(self) -> bool:
         """True when Redis answers a PING."""
@@ -28,3 +104,66 @@ class Store:
             return bool(self.redis.ping())
         except redis.RedisError:
             return False
+
+    # transfers
+
+    def create(self, record: Record, idempotency_key: str | None = None) -> Created:
+        """Record a new transfer unless the request is a replay or its task already has one in progress."""
+        transfer = record.transfer
+        outcome, transfer_id = self._create(
+            keys=[self._key("idempotency", transfer.from_worker_sid, idempotency_key) if idempotency_key else "",
+                  self._key("task", transfer.from_task_sid, "active"), self._key("transfer", transfer.id),
+                  self._key("task", transfer.from_task_sid, "transfers"), self._key("recent")],
+            args=[transfer.id, self._encode(record), transfer.updated_at, IDEMPOTENCY_TTL_S],
+        )
+        if outcome == "created":
+            return Created(transfer, new=True)
+        existing = self.load(transfer_id)
+        return Created(existing.transfer, new=False, conflict=outcome == "conflict")
+
+    def load(self, transfer_id: str) -> Record | None:
+        raw = self.redis.get(self._key("transfer", transfer_id))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return Record(Transfer.from_dict(data["transfer"]), tuple(data["outbox"]))
+
+    def save(self, record: Record) -> None:
+        """Store the record; a finished transfer frees its task and expires after the retention period."""
+        transfer = record.transfer
+        key = self._key("transfer", transfer.id)
+        with self.redis.pipeline() as pipe:
+            if transfer.is_final and not record.outbox:
+                pipe.set(key, self._encode(record), ex=self.retention_s)
+                self._release(keys=[self._key("task", transfer.from_task_sid, "active")], args=[transfer.id],
+                              client=pipe)
+            else:
+                pipe.set(key, self._encode(record))
+            pipe.zadd(self._key("recent"), {transfer.id: transfer.updated_at})
+            pipe.execute()
+
+    def transfers_of_task(self, task_sid: str) -> list[Transfer]:
+        """Every transfer requested from ``task_sid`` that is still retained, oldest first."""
+        ids = self.redis.lrange(self._key("task", task_sid, "transfers"), 0, -1)
+        records = [self.load(transfer_id) for transfer_id in ids]
+        return [record.transfer for record in records if record is not None]
+
+    def active_transfer_id(self, task_sid: str) -> str | None:
+        return self.redis.get(self._key("task", task_sid, "active"))
+
+    @contextmanager
+    def lock(self, transfer_id: str) -> Iterator[None]:
+        """Serialize all work on one transfer across worker processes."""
+        with self.redis.lock(self._key("lock", transfer_id), timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S):
+            yield
+
+    # webhooks
+
+    def claim_event(self, event_sid: str) -> bool:
+        """True the first time an event sid is seen; False for a redelivery."""
+        return bool(self.redis.set(self._key("event", event_sid), 1, nx=True, ex=EVENT_DEDUPE_TTL_S))
+
+    @staticmethod
+    def _encode(record: Record) -> str:
+        return json.dumps({"transfer": record.transfer.to_dict(), "outbox": list(record.outbox)},
+                          separators=(",", ":"))

@@ -1,0 +1,35 @@
+"""Fixtures shared by the whole suite: real Redis, isolated per test."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+
+from baton.store import Store, connect_redis
+
+# The suite owns one Redis database and empties it before each test that uses it.
+TEST_DB = 15
+
+
+def _test_redis_url() -> str:
+    parts = urlsplit(os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
+    return urlunsplit(parts._replace(path=f"/{TEST_DB}"))
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis URL on the suite's own database, emptied first."""
+    url = _test_redis_url()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).flushdb()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis does not answer at {url} (run the suite with `make test`): {exc}")
+    return url
+
+
+@pytest.fixture
+def store(redis_url) -> Store:
+    return Store(connect_redis(redis_url))

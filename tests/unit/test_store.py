@@ -1,0 +1,71 @@
+"""The Redis store against a real Redis: creation rules, saving, indexes, dedupe and the lock."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from baton import transfers as t
+from baton.store import Record
+
+TASK = "WT" + "0" * 32
+SENDER = "WK" + "1" * 32
+
+
+def a_transfer(transfer_id="tr1", task=TASK) -> t.Transfer:
+    return t.Transfer(id=transfer_id, from_task_sid=task, from_worker_sid=SENDER, target_type="queue",
+                      target_sid="WQ" + "1" * 32, updated_at=1.0)
+
+
+def test_create_then_load_round_trips(store):
+    """A created transfer loads back whole, with its outbox."""
+    record = Record(a_transfer(), ({"type": "Prepare"},))
+    assert store.create(record).new
+    assert store.load("tr1") == record
+    assert store.active_transfer_id(TASK) == "tr1"
+
+
+def test_second_transfer_of_a_task_conflicts(store):
+    """A task with a transfer in progress refuses another one and names the one in progress."""
+    store.create(Record(a_transfer("tr1")))
+    created = store.create(Record(a_transfer("tr2")))
+    assert (created.new, created.conflict, created.transfer.id) == (False, True, "tr1")
+    assert store.load("tr2") is None
+
+
+def test_idempotency_key_replays_the_same_transfer(store):
+    """The same Idempotency-Key from the same agent gets the first transfer back, not a conflict."""
+    store.create(Record(a_transfer("tr1")), idempotency_key="k1")
+    replay = store.create(Record(a_transfer("tr2")), idempotency_key="k1")
+    assert (replay.new, replay.conflict, replay.transfer.id) == (False, False, "tr1")
+
+
+def test_finishing_frees_the_task_and_sets_retention(store):
+    """A final transfer releases its task for a new transfer and expires after the retention period."""
+    store.create(Record(a_transfer("tr1")))
+    store.save(Record(dataclasses.replace(a_transfer("tr1"), status=t.COMPLETED)))
+    assert store.active_transfer_id(TASK) is None
+    assert 0 < store.redis.ttl("baton:transfer:tr1") <= store.retention_s
+    assert store.create(Record(a_transfer("tr2"))).new
+    assert [x.id for x in store.transfers_of_task(TASK)] == ["tr1", "tr2"]
+
+
+def test_final_transfer_with_pending_actions_keeps_its_task(store):
+    """A transfer that failed but still has to cancel its new task stays until the outbox is done."""
+    store.create(Record(a_transfer("tr1")))
+    store.save(Record(dataclasses.replace(a_transfer("tr1"), status=t.FAILED), ({"type": "CancelNewTask"},)))
+    assert store.active_transfer_id(TASK) == "tr1"
+    assert store.redis.ttl("baton:transfer:tr1") == -1
+
+
+def test_events_are_claimed_once(store):
+    """An event sid is new the first time only."""
+    assert store.claim_event("EV1") is True
+    assert store.claim_event("EV1") is False
+
+
+def test_lock_serializes_work_on_one_transfer(store):
+    """While one holder has a transfer's lock, another cannot take it."""
+    with store.lock("tr1"):
+        other = store.redis.lock("baton:lock:tr1", blocking_timeout=0.05)
+        assert other.acquire() is False
+    assert other.acquire() is True
