@@ -1,0 +1,96 @@
+"""A local, stateful Twilio simulator: TaskRouter, Flex Interactions, Conversations and IAM.
+
+``Simulator`` wires the products together around one lock, one scaled clock and one webhook
+dispatcher, and serves them over HTTP under the ``TWILIO_API_BASE`` layout (see `simulator.server`)::
+
+    with Simulator(time_scale=0.01) as sim:
+        base_url = sim.serve()      # http://127.0.0.1:PORT
+        sim.agents.set_policy(worker_sid, [{"action": "accept"}])
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from simulator.agents import ScriptedAgents
+from simulator.conversations import Conversations
+from simulator.core import Clock, WebhookDispatcher
+from simulator.flex import Flex
+from simulator.iam import Iam
+from simulator.server import RequestLog, SimulatorApp
+from simulator.taskrouter import TaskRouter
+
+__all__ = ["Simulator", "DEFAULT_ACCOUNT_SID", "DEFAULT_AUTH_TOKEN"]
+
+DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
+DEFAULT_AUTH_TOKEN = "simulator-auth-token"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Werkzeug's handler without a log line per request (the request log keeps them)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class Simulator:
+    """One simulated Twilio account.
+
+    ``time_scale`` scales every simulated duration (reservation and task timeouts, scripted agents'
+    delays): 0.01 turns a 120 s timeout into 1.2 real seconds. ``webhook_threads`` webhooks are
+    delivered at once, so, as with Twilio, they can arrive out of order.
+    """
+
+    def __init__(self, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN,
+                 time_scale: float = 1.0, webhook_threads: int = 4):
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.lock = threading.RLock()
+        self.clock = Clock(self.lock, time_scale)
+        self.dispatcher = WebhookDispatcher(auth_token, threads=webhook_threads)
+        self.taskrouter = TaskRouter(account_sid, self.clock, self.dispatcher)
+        self.conversations = Conversations(account_sid, self.clock, self.dispatcher)
+        self.flex = Flex(account_sid, self.clock, self.taskrouter, self.conversations)
+        self.iam = Iam(account_sid, self.clock)
+        self.agents = ScriptedAgents(self.taskrouter, self.clock)
+        self.requests = RequestLog()
+        self.url: str | None = None
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def wsgi_app(self) -> SimulatorApp:
+        """The WSGI application serving this simulator."""
+        return SimulatorApp(self)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve over HTTP from a daemon thread (port 0: any free port); returns the base URL."""
+        if self._server is None:
+            self._server = make_server(host, port, self.wsgi_app(), threaded=True, request_handler=_QuietHandler)
+            # A short poll interval makes stop() quick; the server thread wakes 20 times a second.
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="sim-http", daemon=True)
+            self._thread.start()
+            self.url = f"http://{host}:{self._server.server_port}"
+        return self.url
+
+    def stop(self) -> None:
+        """Stop serving, the clock and webhook delivery; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        self.clock.stop()
+        self.dispatcher.stop()
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
