@@ -12,7 +12,7 @@ import requests
 
 from baton.devstack import DevStack, StackError
 from simulator import Simulator
-from simulator.scenario import build_default_scenario
+from simulator.scenario import build_default_scenario, connect_baton
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
@@ -40,6 +40,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"Baton web      {stack.web_url}  (GET /readyz -> {ready.status_code})")
         print(f"Twilio sim     {stack.simulator.url}")
         print(f"Logs           {stack.log_dir}")
+        print("Processes      " + ", ".join(f"{name} pid {process.popen.pid}" for name, process in stack.processes.items()))
         for line in stack.scenario.describe():
             print(line)
         if args.once:
@@ -56,7 +57,8 @@ def run_sim(args: argparse.Namespace) -> int:
     """Serve the simulator with the default scenario until Ctrl-C."""
     with Simulator(time_scale=args.time_scale) as sim:
         sim.serve(port=args.port)
-        scenario = build_default_scenario(sim, baton_url=args.baton_url)
+        scenario = build_default_scenario(sim)
+        connect_baton(sim, scenario, args.baton_url)
         print(f"Twilio simulator on {sim.url}", flush=True)
         for name, value in scenario.baton_environment(sim.url, public_base_url=args.baton_url).items():
             print(f"{name}={value}")

@@ -32,6 +32,8 @@ class Config:
         ``{twilio_api_base}/{product}/{path}`` instead of ``https://{product}.twilio.com/{path}``.
     fallback_queue_sid: the queue re-routed transfers go to; None means the original task's queue.
     redis_url: the Celery broker and Baton's store.
+    worker_soft_shutdown_s: how long a stopping worker lets running (and countdown) tasks finish
+        before requeueing them; under Heroku's 30 s between SIGTERM and SIGKILL.
     """
 
     twilio_account_sid: str
@@ -49,6 +51,7 @@ class Config:
     summary_llm_api_key: str | None = None
     summary_llm_model: str | None = None
     port: int = 5000
+    worker_soft_shutdown_s: float = 20.0
 
 
 def sid_parser(prefix: str) -> Callable[[str], str]:
@@ -94,6 +97,13 @@ def parse_port(value: str) -> int:
     return port
 
 
+def parse_shutdown_seconds(value: str) -> float:
+    seconds = float(value)
+    if not 0 <= seconds <= 25:
+        raise ValueError("must be between 0 and 25 seconds (Heroku kills a dyno 30 s after SIGTERM)")
+    return seconds
+
+
 def parse_summary_provider(value: str) -> str:
     if value not in SUMMARY_PROVIDERS:
         raise ValueError(f"must be one of: {', '.join(SUMMARY_PROVIDERS)}")
@@ -126,6 +136,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "SUMMARY_LLM_API_KEY": ("summary_llm_api_key", _text, False),
     "SUMMARY_LLM_MODEL": ("summary_llm_model", _text, False),
     "PORT": ("port", parse_port, False),
+    "WORKER_SOFT_SHUTDOWN_S": ("worker_soft_shutdown_s", parse_shutdown_seconds, False),
 }
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 
 from simulator import Simulator
-from simulator.scenario import Scenario, build_default_scenario
+from simulator.scenario import Scenario, build_default_scenario, connect_baton
 
 PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
 
@@ -55,7 +55,7 @@ class Process:
         self._log = self.log_path.open("wb")
         # The venv's bin directory first, so the Procfile's gunicorn and celery are this install's.
         path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        self.popen = subprocess.Popen(["bash", "-c", f"exec {command}"], env={**env, "PATH": path},
+        self.popen = subprocess.Popen(["bash", "-c", command], env={**env, "PATH": path},
                                       stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log_tail(self, lines: int = 30) -> str:
@@ -107,15 +107,16 @@ class DevStack:
         assert self.scenario is not None and self.simulator is not None
         env = {name: value for name, value in os.environ.items() if not name.startswith(("TWILIO_", "REDIS_"))}
         env.update(self.scenario.baton_environment(self.simulator.url, public_base_url=self.web_url))
+        # An idle worker still waits out its whole soft shutdown; a short one keeps Ctrl-C quick.
         env.update(REDIS_URL=self.redis_url, PORT=str(self.web_port), WEB_CONCURRENCY="2",
-                   CELERY_CONCURRENCY="2", PYTHONUNBUFFERED="1")
+                   CELERY_CONCURRENCY="2", PYTHONUNBUFFERED="1", WORKER_SOFT_SHUTDOWN_S="1")
         env.update(self.extra_env)
         return env
 
     def start(self, processes: tuple[str, ...] = ("web", "worker"), timeout: float = 30.0) -> "DevStack":
         self.simulator = Simulator(time_scale=self.time_scale)
         self.simulator.serve()
-        self.scenario = build_default_scenario(self.simulator, baton_url=self.web_url)
+        self.scenario = build_default_scenario(self.simulator)
         procfile = read_procfile()
         env = self.environment()
         for name in processes:
@@ -126,6 +127,8 @@ class DevStack:
         if "worker" in processes:
             self._wait(lambda: " ready." in self.processes["worker"].log_path.read_text(errors="replace"),
                        "worker", deadline)
+        # Only now: events sent before Baton listens would be lost, as they would with Twilio.
+        connect_baton(self.simulator, self.scenario, self.web_url)
         return self
 
     def stop(self) -> None:

@@ -447,8 +447,8 @@ class Conversations:
             for other in conversation.participants.values():
                 if identity and other.identity == identity:
                     raise SimError(409, _PARTICIPANT_EXISTS, "Participant already exists")
-                same_binding = other.address == address and other.messaging_binding.get("proxy_address") == proxy_address
-                if address and same_binding:
+                if (address and other.address == address
+                        and (other.messaging_binding or {}).get("proxy_address") == proxy_address):
                     raise SimError(409, _BINDING_EXISTS, "A binding for this participant and proxy address "
                                                         f"already exists in Conversation {conversation.sid}")
             binding = None

@@ -16,7 +16,6 @@ VISIBILITY_TIMEOUT_S = 3600
 TASK_TIME_LIMIT_S = 120
 TASK_SOFT_TIME_LIMIT_S = 90
 MAX_RETRY_DELAY_S = 300
-SOFT_SHUTDOWN_TIMEOUT_S = 20
 
 
 def create_celery(config: Config) -> Celery:
@@ -42,7 +41,7 @@ def create_celery(config: Config) -> Celery:
         # The visibility timeout must be the same everywhere Celery reads it (celery#7651).
         result_backend_transport_options=transport_options,
         visibility_timeout=VISIBILITY_TIMEOUT_S,
-        worker_soft_shutdown_timeout=SOFT_SHUTDOWN_TIMEOUT_S,
+        worker_soft_shutdown_timeout=config.worker_soft_shutdown_s,
         worker_enable_soft_shutdown_on_idle=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,

@@ -134,3 +134,12 @@ def test_messages_are_listed_oldest_first_by_default(sim, client):
 
     assert [(m.index, m.author, m.body) for m in listed] == [(0, "system", "one"), (1, "system", "two")]
     assert sim.conversations.message(conversation.sid, listed[1].sid).subject == "Re: order"
+
+
+def test_several_chat_participants_without_addresses_can_join(sim):
+    """Chat participants known only by identity (a customer and agents) all join one conversation."""
+    conversations = sim.conversations
+    conversation = conversations.create_conversation()
+    for identity in ("customer-1", "alice", "bob"):
+        conversations.add_participant(conversation.sid, identity=identity)
+    assert sorted(p.identity for p in conversation.participants.values()) == ["alice", "bob", "customer-1"]

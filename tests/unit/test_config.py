@@ -56,6 +56,7 @@ def test_every_problem_is_reported_at_once_by_name():
         ("REDIS_URL", "http://localhost:6379"),
         ("SUMMARY_PROVIDER", "gpt"),
         ("ADMIN_TOKEN", "short"),
+        ("WORKER_SOFT_SHUTDOWN_S", "30"),
     ],
 )
 def test_malformed_values_are_refused(name, value):

@@ -1,0 +1,151 @@
+"""The default scenario: a small Flex contact center in the simulator, for the demo and the tests.
+
+Five agents (Alice holds the customer's chat; Bob rejects every offer; Carol accepts; Dave is
+offline; Erin is a supervisor), three queues, an inbound workflow that gives each new
+conversation to a chosen agent, and Baton's transfer workflow exactly as ``baton setup`` writes it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from baton.workflow import transfer_workflow_configuration
+from simulator import Simulator
+
+# Simulated seconds: an offer to a named agent lasts this long in the transfer workflow.
+OFFER_TIMEOUT_S = 30
+RESERVATION_TIMEOUT_S = 60
+TASK_CHANNELS = {"chat": "chat", "whatsapp": "chat", "sms": "sms", "email": "email"}
+DEFAULT_MESSAGES = (("customer", "Hi, my order 4417 never arrived."), ("agent", "Sorry to hear that, let me check."))
+
+AGENTS = {
+    # name: (skills, activity, roles, offer policy)
+    "alice": (["support"], "Available", ["agent"], [{"action": "accept", "delay": 0.5}]),
+    "bob": (["support"], "Available", ["agent"], [{"action": "reject", "delay": 1}]),
+    "carol": (["support", "billing"], "Available", ["agent"], [{"action": "accept", "delay": 1}]),
+    "dave": (["billing"], "Offline", ["agent"], [{"action": "accept", "delay": 1}]),
+    "erin": (["support"], "Offline", ["agent", "supervisor"], []),
+}
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A customer conversation an agent holds: what a transfer starts from."""
+
+    conversation_sid: str
+    interaction_sid: str
+    channel_sid: str
+    task_sid: str
+    worker_sid: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The sids of the default contact center, and the agents' Flex tokens."""
+
+    account_sid: str
+    auth_token: str
+    workspace_sid: str
+    inbound_workflow_sid: str
+    transfer_workflow_sid: str
+    queues: dict[str, str]
+    agents: dict[str, str]
+    tokens: dict[str, str]
+    conversation: Conversation
+
+    def baton_environment(self, api_base: str, public_base_url: str) -> dict[str, str]:
+        """The environment a Baton deployment against this simulator gets (design.md §6)."""
+        return {
+            "TWILIO_ACCOUNT_SID": self.account_sid,
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "TWILIO_WORKSPACE_SID": self.workspace_sid,
+            "TRANSFER_WORKFLOW_SID": self.transfer_workflow_sid,
+            "PUBLIC_BASE_URL": public_base_url,
+            "TWILIO_API_BASE": api_base,
+        }
+
+    def describe(self) -> list[str]:
+        """A few lines for a person: who is who."""
+        lines = [f"Agents         {', '.join(f'{name} {sid}' for name, sid in self.agents.items())}",
+                 f"Queues         {', '.join(f'{name} {sid}' for name, sid in self.queues.items())}",
+                 f"Conversation   {self.conversation.conversation_sid} held by alice "
+                 f"(task {self.conversation.task_sid})",
+                 f"Alice's token  {self.tokens['alice']}"]
+        return lines
+
+
+def build_default_scenario(sim: Simulator) -> Scenario:
+    """Provision the default contact center (its webhooks go nowhere until ``connect_baton``)."""
+    taskrouter = sim.taskrouter
+    ws = taskrouter.create_workspace("Baton demo").sid
+    queues = {
+        "everyone": taskrouter.create_task_queue(ws, "Everyone", target_workers="1==1").sid,
+        "support": taskrouter.create_task_queue(ws, "Support", target_workers='routing.skills HAS "support"').sid,
+        "billing": taskrouter.create_task_queue(ws, "Billing", target_workers='routing.skills HAS "billing"').sid,
+    }
+    agents, tokens = {}, {}
+    for name, (skills, activity, roles, policy) in AGENTS.items():
+        worker = taskrouter.create_worker(
+            ws, name.capitalize(), activity_sid=taskrouter.activity(ws, activity).sid,
+            attributes={"contact_uri": f"client:{name}", "full_name": name.capitalize(), "routing": {"skills": skills},
+                        "roles": roles})
+        for channel in set(TASK_CHANNELS.values()):
+            taskrouter.update_worker_channel(ws, worker.sid, channel, capacity=10, available=True)
+        if policy:
+            sim.agents.set_policy(worker.sid, policy)
+        agents[name] = worker.sid
+        tokens[name] = sim.iam.mint_token(worker.sid, name, roles=roles, ttl_seconds=24 * 3600)
+    inbound = taskrouter.create_workflow(ws, "Inbound", {"task_routing": {"filters": [{
+        "filter_friendly_name": "chosen agent",
+        "expression": "1==1",
+        "targets": [{"queue": queues["support"], "known_worker_sid": "task.preferredWorkerSid"}],
+    }]}}, task_reservation_timeout=RESERVATION_TIMEOUT_S)
+    transfer = taskrouter.create_workflow(
+        ws, "Baton transfers",
+        transfer_workflow_configuration(queues["everyone"], queues.values(), queues["support"], OFFER_TIMEOUT_S),
+        task_reservation_timeout=RESERVATION_TIMEOUT_S)
+    conversation = _routed_conversation(sim, ws, inbound.sid, agents["alice"], "alice", "chat", DEFAULT_MESSAGES)
+    return Scenario(sim.account_sid, sim.auth_token, ws, inbound.sid, transfer.sid, queues, agents, tokens,
+                    conversation)
+
+
+def connect_baton(sim: Simulator, scenario: Scenario, baton_url: str) -> None:
+    """Send the workspace's TaskRouter events and the Conversations post-event webhooks to Baton."""
+    sim.taskrouter.update_workspace(scenario.workspace_sid, event_callback_url=f"{baton_url}/webhooks/taskrouter")
+    sim.conversations.configure_webhooks(
+        post_webhook_url=f"{baton_url}/webhooks/conversations",
+        filters=["onMessageAdded", "onConversationStateUpdated", "onParticipantRemoved"])
+
+
+def open_conversation(sim: Simulator, scenario: Scenario, agent: str, channel_type: str = "chat",
+                      messages: tuple[tuple[str, str], ...] = DEFAULT_MESSAGES) -> Conversation:
+    """A new customer conversation routed to ``agent``, returned once the agent has accepted it.
+
+    ``messages`` are (role, body) pairs posted by the customer ("customer") or the agent ("agent").
+    """
+    return _routed_conversation(sim, scenario.workspace_sid, scenario.inbound_workflow_sid, scenario.agents[agent],
+                                agent, channel_type, messages)
+
+
+def _routed_conversation(sim: Simulator, workspace_sid: str, workflow_sid: str, worker_sid: str, agent: str,
+                         channel_type: str, messages: tuple[tuple[str, str], ...], timeout: float = 10.0
+                         ) -> Conversation:
+    customer = f"customer-{secrets.token_hex(4)}"
+    interaction = sim.flex.create_interaction(
+        {"type": channel_type, "initiated_by": "customer", "participants": [{"identity": customer}]},
+        {"properties": {"workspace_sid": workspace_sid, "workflow_sid": workflow_sid,
+                        "task_channel_unique_name": TASK_CHANNELS[channel_type],
+                        "attributes": {"preferredWorkerSid": worker_sid, "customerName": "Chloe",
+                                       "channelType": channel_type}}})
+    (channel,) = interaction.channels.values()
+    task_sid = channel.task_sids[0]
+    deadline = time.monotonic() + timeout
+    while sim.taskrouter.task(task_sid).assignment_status != "assigned":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{agent} did not accept the conversation's task {task_sid}")
+        time.sleep(0.02)
+    for role, body in messages:
+        sim.conversations.add_message(channel.conversation_sid, customer if role == "customer" else agent, body)
+    return Conversation(channel.conversation_sid, interaction.sid, channel.sid, task_sid, worker_sid)
