@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo sim extract-oai clean
+.PHONY: test lint demo sim extract-oai clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +12,13 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## test: the whole suite against real Redis (a private redis-server is started when none answers)
-test: $(STAMP)
+## test: lint, then the whole suite against real Redis (a private redis-server is started when none answers)
+test: lint
 	scripts/with-redis $(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff over the code and the tests
+lint: $(STAMP)
+	$(VENV)/bin/ruff check app baton workers simulator tests scripts
 
 ## demo: Baton (web + worker) against the built-in Twilio simulator with scripted agents
 demo: $(STAMP)

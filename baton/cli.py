@@ -40,7 +40,8 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"Baton web      {stack.web_url}  (GET /readyz -> {ready.status_code})")
         print(f"Twilio sim     {stack.simulator.url}")
         print(f"Logs           {stack.log_dir}")
-        print("Processes      " + ", ".join(f"{name} pid {process.popen.pid}" for name, process in stack.processes.items()))
+        pids = ", ".join(f"{name} pid {process.popen.pid}" for name, process in stack.processes.items())
+        print(f"Processes      {pids}")
         for line in stack.scenario.describe():
             print(line)
         if args.once:

@@ -322,8 +322,7 @@ class TwilioGateway:
             for record in page:
                 yield Message(record.sid, record.index, record.author, record.body, record.participant_sid,
                               record.date_created)
-            current = page
-            page = self._call("messages.list", lambda: current.next_page())
+            page = self._call("messages.list", page.next_page)
 
     def list_conversation_participants(self, conversation_sid: str) -> list[ConversationParticipant]:
         """GET /v1/Conversations/{CH}/Participants."""

@@ -200,7 +200,8 @@ class WebhookDispatcher:
 
     def send(self, url: str, params: Mapping[str, Any]) -> None:
         """Queue a signed POST of ``params`` to ``url``; values are sent as strings."""
-        form = {name: value if isinstance(value, str) else str(value) for name, value in params.items() if value is not None}
+        form = {name: value if isinstance(value, str) else str(value)
+                for name, value in params.items() if value is not None}
         with self._idle:
             self._pending += 1
         self._queue.put((url, form))

@@ -181,7 +181,7 @@ class _Route:
         if len(segments) != len(self.segments):
             return None
         values = {}
-        for template, segment in zip(self.segments, segments):
+        for template, segment in zip(self.segments, segments, strict=True):
             if template.startswith("{"):
                 if not segment:
                     return None

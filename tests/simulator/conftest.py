@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from sim_support import Api, Receiver
 from twilio.rest import Client
 
-from sim_support import Api, Receiver, SimulatorHttpClient
+from baton.twilio_gateway import RoutingHttpClient
 from simulator import Simulator
 
 
@@ -36,7 +37,7 @@ def api(sim):
 
 @pytest.fixture
 def client(sim):
-    return Client(sim.account_sid, sim.auth_token, http_client=SimulatorHttpClient(sim.url))
+    return Client(sim.account_sid, sim.auth_token, http_client=RoutingHttpClient(sim.url))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -13,12 +12,9 @@ from urllib.parse import parse_qsl
 
 import pytest
 import requests
-from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 
 from simulator import Simulator
-
-_TWILIO_HOST = re.compile(r"^https://([a-z-]+)\.twilio\.com/")
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
@@ -30,18 +26,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
             return result
         time.sleep(0.01)
     pytest.fail(f"condition not met within {timeout} s")
-
-
-class SimulatorHttpClient(TwilioHttpClient):
-    """The twilio SDK's HTTP client, sending ``https://{product}.twilio.com/…`` to the simulator."""
-
-    def __init__(self, base_url: str):
-        super().__init__()
-        self.base_url = base_url
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        url = _TWILIO_HOST.sub(lambda match: f"{self.base_url}/{match[1]}/", url)
-        return super().request(method, url, *args, **kwargs)
 
 
 class Api:

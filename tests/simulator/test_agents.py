@@ -1,7 +1,6 @@
 """Scripted agents answering their offers by policy."""
 
 import pytest
-
 from sim_support import wait_until
 
 

@@ -1,9 +1,9 @@
 """Conversations: webhooks as Twilio fires them, participants, messages and their Python API."""
 
 import pytest
+from sim_support import wait_until
 from twilio.base.exceptions import TwilioRestException
 
-from sim_support import wait_until
 from simulator.core import SimError
 
 

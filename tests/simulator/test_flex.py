@@ -3,9 +3,8 @@
 import json
 
 import pytest
-from twilio.base.exceptions import TwilioRestException
-
 from sim_support import wait_until
+from twilio.base.exceptions import TwilioRestException
 
 
 @pytest.fixture

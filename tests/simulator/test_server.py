@@ -2,10 +2,11 @@
 
 import pytest
 import requests
+from sim_support import wait_until
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from sim_support import SimulatorHttpClient, wait_until
+from baton.twilio_gateway import RoutingHttpClient
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_bad_basic_auth_is_401(api, sim):
 def test_bad_auth_is_401_through_the_sdk(sim):
     """The twilio SDK surfaces the simulator's 401 as a TwilioRestException with code 20003."""
     conversation = sim.conversations.create_conversation()
-    client = Client(sim.account_sid, "wrong", http_client=SimulatorHttpClient(sim.url))
+    client = Client(sim.account_sid, "wrong", http_client=RoutingHttpClient(sim.url))
 
     with pytest.raises(TwilioRestException) as refused:
         client.conversations.v1.conversations(conversation.sid).fetch()

@@ -91,4 +91,5 @@ def test_optional_values_are_parsed():
     """Optional variables land in their typed fields."""
     config = load_config({**VALID, "FALLBACK_QUEUE_SID": "WQ" + "d" * 32, "TWILIO_API_BASE": "http://127.0.0.1:9/",
                           "PORT": "8080", "ADMIN_TOKEN": "a" * 16, "SECRET_KEY": "s" * 32})
-    assert (config.fallback_queue_sid, config.twilio_api_base, config.port) == ("WQ" + "d" * 32, "http://127.0.0.1:9", 8080)
+    assert (config.fallback_queue_sid, config.twilio_api_base, config.port) == (
+        "WQ" + "d" * 32, "http://127.0.0.1:9", 8080)
