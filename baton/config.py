@@ -12,6 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from marshmallow import ValidationError
+
+from baton.settings import ENVIRONMENT as SETTINGS_ENVIRONMENT
+from baton.settings import Settings, validated_settings
+
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SUMMARY_PROVIDERS = ("extractive", "openai")
 
@@ -32,6 +37,8 @@ class Config:
         ``{twilio_api_base}/{product}/{path}`` instead of ``https://{product}.twilio.com/{path}``.
     fallback_queue_sid: the queue re-routed transfers go to; None means the original task's queue.
     redis_url: the Celery broker and Baton's store.
+    retention_days: how long a finished transfer's record is kept.
+    settings: the transfer settings until an administrator changes them (they then live in Redis).
     worker_soft_shutdown_s: how long a stopping worker lets running (and countdown) tasks finish
         before requeueing them; under Heroku's 30 s between SIGTERM and SIGKILL.
     """
@@ -52,6 +59,8 @@ class Config:
     summary_llm_model: str | None = None
     port: int = 5000
     worker_soft_shutdown_s: float = 20.0
+    retention_days: int = 30
+    settings: Settings = Settings()
 
 
 def sid_parser(prefix: str) -> Callable[[str], str]:
@@ -104,6 +113,13 @@ def parse_shutdown_seconds(value: str) -> float:
     return seconds
 
 
+def parse_retention_days(value: str) -> int:
+    days = int(value) if value.isdigit() else 0
+    if not 1 <= days <= 3650:
+        raise ValueError("must be a number of days between 1 and 3650")
+    return days
+
+
 def parse_summary_provider(value: str) -> str:
     if value not in SUMMARY_PROVIDERS:
         raise ValueError(f"must be one of: {', '.join(SUMMARY_PROVIDERS)}")
@@ -137,6 +153,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "SUMMARY_LLM_MODEL": ("summary_llm_model", _text, False),
     "PORT": ("port", parse_port, False),
     "WORKER_SOFT_SHUTDOWN_S": ("worker_soft_shutdown_s", parse_shutdown_seconds, False),
+    "RETENTION_DAYS": ("retention_days", parse_retention_days, False),
 }
 
 
@@ -170,6 +187,13 @@ def load_config(environ: Mapping[str, str]) -> Config:
         ]
     if "admin_token" in values and not environ.get("SECRET_KEY", "").strip():
         problems.append("SECRET_KEY is missing (ADMIN_TOKEN is set: the admin page signs its sessions with it)")
+
+    seeds = {field: environ[name].strip() for name, field in SETTINGS_ENVIRONMENT.items()
+             if environ.get(name, "").strip()}
+    try:
+        values["settings"] = validated_settings(seeds, Settings())
+    except ValidationError as exc:
+        problems += [f"{field.upper()} {' '.join(messages)}" for field, messages in sorted(exc.messages.items())]
 
     if problems:
         raise ConfigError(problems)

@@ -7,7 +7,8 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   idempotency:{who}:{key}   the transfer a retried request with this Idempotency-Key gets back
   event:{EV}                a webhook event already accepted (dedupe), kept a few days
   lock:{id}                 the per-transfer lock that serializes all work on one transfer
-  settings                  JSON: the admin settings
+  settings                  JSON: the admin settings (absent until an administrator changes one)
+  token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
   recent                    sorted set of transfer ids by last update (the admin page's list)
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import redis
 
+from baton.settings import Settings
 from baton.transfers import Transfer
 
 # Short socket timeouts: a web request must fail fast (503) when Redis is away, not hang.
@@ -156,6 +158,27 @@ class Store:
         """Serialize all work on one transfer across worker processes."""
         with self.redis.lock(self._key("lock", transfer_id), timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S):
             yield
+
+    # settings
+
+    def settings(self, defaults: Settings) -> Settings:
+        """The settings in force: the stored ones, else ``defaults`` (seeded from the environment)."""
+        raw = self.redis.get(self._key("settings"))
+        return defaults if raw is None else Settings(**{**defaults.to_dict(), **json.loads(raw)})
+
+    def save_settings(self, settings: Settings) -> None:
+        self.redis.set(self._key("settings"), json.dumps(settings.to_dict()))
+
+    # Flex tokens
+
+    def cached_token(self, token_hash: str) -> dict[str, Any] | None:
+        raw = self.redis.get(self._key("token", token_hash))
+        return None if raw is None else json.loads(raw)
+
+    def cache_token(self, token_hash: str, info: dict[str, Any], ttl_s: int) -> None:
+        """Remember what IAM said of a token (by its hash, never the token) for ``ttl_s`` seconds."""
+        if ttl_s > 0:
+            self.redis.set(self._key("token", token_hash), json.dumps(info), ex=ttl_s)
 
     # webhooks
 

@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from baton.settings import Settings
+
 REQUESTED, ROUTING, OFFERED, ACCEPTED = "requested", "routing", "offered", "accepted"
 COMPLETED, FAILED, CANCELED = "completed", "failed", "canceled"
 STATES = (REQUESTED, ROUTING, OFFERED, ACCEPTED, COMPLETED, FAILED, CANCELED)
@@ -22,27 +24,6 @@ ROUTE_WORKER, ROUTE_QUEUE, ROUTE_WORKFLOW = "worker", "queue", "workflow"
 TARGET_TYPES = {"WK": ROUTE_WORKER, "WQ": ROUTE_QUEUE, "WW": ROUTE_WORKFLOW}
 # Keys the new task must not inherit from the original: they describe the original's own invite.
 INVITE_KEYS = ("flexChannelInviteSid",)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The transfer settings an administrator controls (stored in Redis, seeded from the environment).
-
-    max_attempts: offers made before the transfer fails.
-    offer_timeout_s: how long the target agent's offer lasts in the transfer workflow's worker step.
-    transfer_timeout_s: a transfer not accepted by then fails.
-    close_sender_on: "accepted", or "queued" to close the sender when a queue transfer enters its queue.
-    """
-
-    transfers_enabled: bool = True
-    notes_enabled: bool = True
-    summary_enabled: bool = False
-    max_attempts: int = 5
-    offer_timeout_s: int = 30
-    transfer_timeout_s: int = 600
-    close_sender_on: str = "accepted"
-    sender_wrapup: bool = False
-    redact_pii: bool = True
 
 
 @dataclass(frozen=True)
@@ -176,6 +157,11 @@ class TaskQueueEntered:
 
 
 @dataclass(frozen=True)
+class WorkflowTimedOut:
+    """The new task ran out of its workflow's steps (``workflow.timeout``)."""
+
+
+@dataclass(frozen=True)
 class NewTaskEnded:
     """The new task is gone before anyone accepted it: canceled, deleted, or out of its workflow."""
 
@@ -208,7 +194,7 @@ class ActionFailed:
 
 
 Event = (Prepared | InviteCreated | ReservationCreated | ReservationAccepted | ReservationEnded | TaskQueueEntered
-         | NewTaskEnded | SenderClosed | CancelRequested | DeadlinePassed | ActionFailed)
+         | WorkflowTimedOut | NewTaskEnded | SenderClosed | CancelRequested | DeadlinePassed | ActionFailed)
 
 
 # Actions: what the worker must do next. Each is idempotent where it runs.
@@ -447,6 +433,20 @@ def _task_queue_entered(transfer: Transfer, event: TaskQueueEntered, settings: S
                 (CloseSender("wrapup" if settings.sender_wrapup else "closed"),))
 
 
+def _workflow_timed_out(transfer: Transfer, event: WorkflowTimedOut, settings: Settings, now: float) -> Step:
+    if transfer.status != ROUTING:
+        # While an offer is live, that offer decides what happens next.
+        return Step(transfer)
+    if transfer.route == ROUTE_WORKER:
+        # The target agent's step ran out without an answer (the agent became unavailable): as
+        # with a declined offer, the next available agent in the queue gets it.
+        excluded = tuple(dict.fromkeys((*transfer.excluded_workers, transfer.target_sid)))
+        rerouted = _move(transfer, now, ROUTING, "target step timed out, re-routing to queue", route=ROUTE_QUEUE,
+                         excluded_workers=excluded)
+        return Step(rerouted, (_reroute(rerouted),))
+    return _fail(transfer, now, "workflow timeout", "the new task timed out of its workflow")
+
+
 def _sender_closed(transfer: Transfer, event: SenderClosed, settings: Settings, now: float) -> Step:
     if transfer.sender_closed:
         return Step(transfer)
@@ -488,6 +488,7 @@ _HANDLERS = {
     ReservationAccepted: _reservation_accepted,
     ReservationEnded: _reservation_ended,
     TaskQueueEntered: _task_queue_entered,
+    WorkflowTimedOut: _workflow_timed_out,
     NewTaskEnded: _new_task_ended,
     SenderClosed: _sender_closed,
     CancelRequested: _cancel_requested,

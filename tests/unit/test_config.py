@@ -93,3 +93,18 @@ def test_optional_values_are_parsed():
                           "PORT": "8080", "ADMIN_TOKEN": "a" * 16, "SECRET_KEY": "s" * 32})
     assert (config.fallback_queue_sid, config.twilio_api_base, config.port) == (
         "WQ" + "d" * 32, "http://127.0.0.1:9", 8080)
+
+
+def test_settings_are_seeded_from_the_environment():
+    """Transfer settings take their starting values from like-named variables."""
+    config = load_config({**VALID, "MAX_ATTEMPTS": "3", "NOTES_ENABLED": "false", "CLOSE_SENDER_ON": "queued"})
+    assert (config.settings.max_attempts, config.settings.notes_enabled, config.settings.close_sender_on) == (
+        3, False, "queued")
+
+
+def test_bad_setting_seeds_are_reported_by_variable():
+    """A setting seed out of range is named by its variable, with the reason."""
+    assert problems_of({**VALID, "MAX_ATTEMPTS": "0", "CLOSE_SENDER_ON": "never"}) == [
+        "CLOSE_SENDER_ON Must be one of: accepted, queued.",
+        "MAX_ATTEMPTS Must be greater than or equal to 1 and less than or equal to 20.",
+    ]

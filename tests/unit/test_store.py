@@ -69,3 +69,22 @@ def test_lock_serializes_work_on_one_transfer(store):
         other = store.redis.lock("baton:lock:tr1", blocking_timeout=0.05)
         assert other.acquire() is False
     assert other.acquire() is True
+
+
+def test_settings_default_until_saved(store):
+    """Settings are the seeded defaults until an administrator saves a change."""
+    from baton.settings import Settings
+
+    defaults = Settings(max_attempts=3)
+    assert store.settings(defaults) == defaults
+    store.save_settings(Settings(notes_enabled=False))
+    assert store.settings(defaults) == Settings(notes_enabled=False)
+
+
+def test_token_cache_expires(store):
+    """A cached token answer lives only as long as asked, and a non-positive lifetime caches nothing."""
+    store.cache_token("h1", {"valid": True}, ttl_s=60)
+    store.cache_token("h2", {"valid": True}, ttl_s=0)
+    assert store.cached_token("h1") == {"valid": True}
+    assert 0 < store.redis.ttl("baton:token:h1") <= 60
+    assert store.cached_token("h2") is None

@@ -58,6 +58,7 @@ EVENTS = {
     "rejected": t.ReservationEnded("WR1", TARGET, "rejected"),
     "timeout": t.ReservationEnded("WR1", TARGET, "timeout"),
     "queued": t.TaskQueueEntered(FALLBACK),
+    "workflow-timeout": t.WorkflowTimedOut(),
     "task-ended": t.NewTaskEnded("task.canceled", "Task TTL Exceeded"),
     "sender-closed": t.SenderClosed(),
     "cancel": t.CancelRequested(SENDER),
@@ -69,29 +70,68 @@ IGNORED = None
 # state -> event -> (next state, action types) or IGNORED (nothing changes, nothing to do)
 TABLE = {
     t.REQUESTED: {
-        "prepared": (t.ROUTING, [t.CreateInvite]), "invite": (t.REQUESTED, []), "created": IGNORED,
-        "created-excluded": IGNORED, "accepted": IGNORED, "rejected": IGNORED, "timeout": IGNORED, "queued": IGNORED,
-        "task-ended": (t.FAILED, []), "sender-closed": (t.REQUESTED, []), "cancel": (t.CANCELED, []),
-        "deadline": (t.FAILED, []), "action-failed": (t.FAILED, []),
+        "prepared": (t.ROUTING, [t.CreateInvite]),
+        "invite": (t.REQUESTED, []),
+        "created": IGNORED,
+        "created-excluded": IGNORED,
+        "accepted": IGNORED,
+        "rejected": IGNORED,
+        "timeout": IGNORED,
+        "queued": IGNORED,
+        "workflow-timeout": IGNORED,
+        "task-ended": (t.FAILED, []),
+        "sender-closed": (t.REQUESTED, []),
+        "cancel": (t.CANCELED, []),
+        "deadline": (t.FAILED, []),
+        "action-failed": (t.FAILED, []),
     },
     t.ROUTING: {
-        "prepared": IGNORED, "invite": IGNORED, "created": (t.OFFERED, []),
-        "created-excluded": (t.ROUTING, [t.RejectReservation]), "accepted": (t.ACCEPTED, [t.CloseSender]),
-        "rejected": (t.ROUTING, [t.Reroute]), "timeout": (t.ROUTING, [t.Reroute]), "queued": IGNORED,
-        "task-ended": (t.FAILED, []), "sender-closed": (t.ROUTING, []), "cancel": (t.CANCELED, [t.CancelNewTask]),
-        "deadline": (t.FAILED, [t.CancelNewTask]), "action-failed": (t.FAILED, [t.CancelNewTask]),
+        "prepared": IGNORED,
+        "invite": IGNORED,
+        "created": (t.OFFERED, []),
+        "created-excluded": (t.ROUTING, [t.RejectReservation]),
+        "accepted": (t.ACCEPTED, [t.CloseSender]),
+        "rejected": (t.ROUTING, [t.Reroute]),
+        "timeout": (t.ROUTING, [t.Reroute]),
+        "queued": IGNORED,
+        "workflow-timeout": (t.ROUTING, [t.Reroute]),
+        "task-ended": (t.FAILED, []),
+        "sender-closed": (t.ROUTING, []),
+        "cancel": (t.CANCELED, [t.CancelNewTask]),
+        "deadline": (t.FAILED, [t.CancelNewTask]),
+        "action-failed": (t.FAILED, [t.CancelNewTask]),
     },
     t.OFFERED: {
-        "prepared": IGNORED, "invite": IGNORED, "created": IGNORED,
-        "created-excluded": (t.OFFERED, [t.RejectReservation]), "accepted": (t.ACCEPTED, [t.CloseSender]),
-        "rejected": (t.ROUTING, [t.Reroute]), "timeout": (t.ROUTING, [t.Reroute]), "queued": IGNORED,
-        "task-ended": (t.FAILED, []), "sender-closed": (t.OFFERED, []), "cancel": (t.CANCELED, [t.CancelNewTask]),
-        "deadline": (t.FAILED, [t.CancelNewTask]), "action-failed": (t.FAILED, [t.CancelNewTask]),
+        "prepared": IGNORED,
+        "invite": IGNORED,
+        "created": IGNORED,
+        "created-excluded": (t.OFFERED, [t.RejectReservation]),
+        "accepted": (t.ACCEPTED, [t.CloseSender]),
+        "rejected": (t.ROUTING, [t.Reroute]),
+        "timeout": (t.ROUTING, [t.Reroute]),
+        "queued": IGNORED,
+        "workflow-timeout": IGNORED,
+        "task-ended": (t.FAILED, []),
+        "sender-closed": (t.OFFERED, []),
+        "cancel": (t.CANCELED, [t.CancelNewTask]),
+        "deadline": (t.FAILED, [t.CancelNewTask]),
+        "action-failed": (t.FAILED, [t.CancelNewTask]),
     },
     t.ACCEPTED: {
-        "prepared": IGNORED, "invite": IGNORED, "created": IGNORED, "created-excluded": IGNORED, "accepted": IGNORED,
-        "rejected": IGNORED, "timeout": IGNORED, "queued": IGNORED, "task-ended": IGNORED,
-        "sender-closed": (t.COMPLETED, []), "cancel": IGNORED, "deadline": IGNORED, "action-failed": (t.FAILED, []),
+        "prepared": IGNORED,
+        "invite": IGNORED,
+        "created": IGNORED,
+        "created-excluded": IGNORED,
+        "accepted": IGNORED,
+        "rejected": IGNORED,
+        "timeout": IGNORED,
+        "queued": IGNORED,
+        "workflow-timeout": IGNORED,
+        "task-ended": IGNORED,
+        "sender-closed": (t.COMPLETED, []),
+        "cancel": IGNORED,
+        "deadline": IGNORED,
+        "action-failed": (t.FAILED, []),
     },
     **{final: dict.fromkeys(EVENTS, IGNORED) for final in t.FINAL_STATES},
 }
@@ -237,6 +277,14 @@ def test_queue_transfer_closes_the_sender_on_queue_entry_when_configured():
     assert closed.actions == ()
     done = run(closed.transfer, t.ReservationAccepted("WR1", OTHER), settings=settings)
     assert (done.transfer.status, done.actions) == (t.COMPLETED, ())
+
+
+def test_workflow_timeout_on_the_queue_route_fails_the_transfer():
+    """A queue-routed task that times out of its workflow ends the transfer failed, canceling the task."""
+    transfer = run(requested(QUEUE), prepared(), t.InviteCreated("KG2", NEW_TASK)).transfer
+    step = run(transfer, t.WorkflowTimedOut())
+    assert step.transfer.status == t.FAILED
+    assert step.actions == (t.CancelNewTask("the new task timed out of its workflow"),)
 
 
 def test_workflow_route_counts_offers_without_rerouting():
