@@ -3,7 +3,7 @@
 Keys (all under ``baton:``; Celery's broker keys have their own names in the same database):
   transfer:{id}             JSON: the transfer record and its outbox of actions still to perform
   task:{WT}:active          the id of the task's transfer in progress (one at a time: 409 otherwise)
-  task:{WT}:transfers       list of the ids of every transfer of that task, oldest first
+  task:{WT}:transfers       sorted set of the transfers from or to that task, by creation time
   idempotency:{who}:{key}   the transfer a retried request with this Idempotency-Key gets back
   event:{EV}                a webhook event already accepted (dedupe), kept a few days
   lock:{id}                 the per-transfer lock that serializes all work on one transfer
@@ -14,6 +14,7 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from typing import Any
 import redis
 
 from baton.settings import Settings
-from baton.transfers import Transfer
+from baton.transfers import ACTION_TYPES, Action, Transfer
 
 # Short socket timeouts: a web request must fail fast (503) when Redis is away, not hang.
 SOCKET_TIMEOUT_S = 2.0
@@ -45,7 +46,7 @@ class Record:
     """A transfer with the actions decided for it but not yet carried out (its outbox)."""
 
     transfer: Transfer
-    outbox: tuple[dict[str, Any], ...] = ()
+    outbox: tuple[Action, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ local active = redis.call('GET', active_key)
 if active then return {'conflict', active} end
 redis.call('SET', active_key, id)
 redis.call('SET', transfer_key, record)
-redis.call('RPUSH', list_key, id)
+redis.call('ZADD', list_key, score, id)
 redis.call('ZADD', recent_key, score, id)
 if idem_key ~= '' then redis.call('SET', idem_key, id, 'EX', idem_ttl) end
 return {'created', id}
@@ -128,7 +129,8 @@ class Store:
         if raw is None:
             return None
         data = json.loads(raw)
-        return Record(Transfer.from_dict(data["transfer"]), tuple(data["outbox"]))
+        outbox = tuple(ACTION_TYPES[action.pop("type")](**action) for action in data["outbox"])
+        return Record(Transfer.from_dict(data["transfer"]), outbox)
 
     def save(self, record: Record) -> None:
         """Store the record; a finished transfer frees its task and expires after the retention period."""
@@ -142,11 +144,13 @@ class Store:
             else:
                 pipe.set(key, self._encode(record))
             pipe.zadd(self._key("recent"), {transfer.id: transfer.updated_at})
+            if transfer.new_task_sid:
+                pipe.zadd(self._key("task", transfer.new_task_sid, "transfers"), {transfer.id: transfer.created_at})
             pipe.execute()
 
     def transfers_of_task(self, task_sid: str) -> list[Transfer]:
-        """Every transfer requested from ``task_sid`` that is still retained, oldest first."""
-        ids = self.redis.lrange(self._key("task", task_sid, "transfers"), 0, -1)
+        """Every retained transfer from ``task_sid`` or that created it, oldest first."""
+        ids = self.redis.zrange(self._key("task", task_sid, "transfers"), 0, -1)
         records = [self.load(transfer_id) for transfer_id in ids]
         return [record.transfer for record in records if record is not None]
 
@@ -188,5 +192,5 @@ class Store:
 
     @staticmethod
     def _encode(record: Record) -> str:
-        return json.dumps({"transfer": record.transfer.to_dict(), "outbox": list(record.outbox)},
-                          separators=(",", ":"))
+        outbox = [{"type": type(action).__name__, **dataclasses.asdict(action)} for action in record.outbox]
+        return json.dumps({"transfer": record.transfer.to_dict(), "outbox": outbox}, separators=(",", ":"))

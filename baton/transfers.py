@@ -9,6 +9,7 @@ that does not move the transfer forward changes nothing and asks for nothing.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,6 +244,8 @@ class CancelNewTask:
 
 
 Action = Prepare | CreateInvite | Reroute | RejectReservation | CloseSender | CancelNewTask
+ACTION_TYPES: dict[str, type] = {cls.__name__: cls for cls in
+                                 (Prepare, CreateInvite, Reroute, RejectReservation, CloseSender, CancelNewTask)}
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,11 @@ class Step:
 
     transfer: Transfer
     actions: tuple[Action, ...] = field(default_factory=tuple)
+
+
+def new_transfer_id() -> str:
+    """A transfer id: ``tr_`` and 32 hex digits."""
+    return "tr_" + uuid.uuid4().hex
 
 
 def target_type_of(sid: str) -> str:

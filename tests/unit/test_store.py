@@ -18,7 +18,7 @@ def a_transfer(transfer_id="tr1", task=TASK) -> t.Transfer:
 
 def test_create_then_load_round_trips(store):
     """A created transfer loads back whole, with its outbox."""
-    record = Record(a_transfer(), ({"type": "Prepare"},))
+    record = Record(a_transfer(), (t.Prepare(), t.Reroute({"transferTargetType": "queue"}, 2)))
     assert store.create(record).new
     assert store.load("tr1") == record
     assert store.active_transfer_id(TASK) == "tr1"
@@ -49,10 +49,17 @@ def test_finishing_frees_the_task_and_sets_retention(store):
     assert [x.id for x in store.transfers_of_task(TASK)] == ["tr1", "tr2"]
 
 
+def test_transfers_are_found_by_their_new_task_too(store):
+    """Once a transfer has created its task, looking up that task finds the transfer."""
+    store.create(Record(a_transfer("tr1")))
+    store.save(Record(dataclasses.replace(a_transfer("tr1"), new_task_sid="WT" + "7" * 32)))
+    assert [x.id for x in store.transfers_of_task("WT" + "7" * 32)] == ["tr1"]
+
+
 def test_final_transfer_with_pending_actions_keeps_its_task(store):
     """A transfer that failed but still has to cancel its new task stays until the outbox is done."""
     store.create(Record(a_transfer("tr1")))
-    store.save(Record(dataclasses.replace(a_transfer("tr1"), status=t.FAILED), ({"type": "CancelNewTask"},)))
+    store.save(Record(dataclasses.replace(a_transfer("tr1"), status=t.FAILED), (t.CancelNewTask("failed"),)))
     assert store.active_transfer_id(TASK) == "tr1"
     assert store.redis.ttl("baton:transfer:tr1") == -1
 
