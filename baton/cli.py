@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import requests
 
@@ -23,6 +24,31 @@ def _wait_for_interrupt() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     stop.wait()
+
+
+def play_transfer(stack: DevStack, timeout: float = 60.0) -> dict:
+    """Alice transfers her chat to Bob, who rejects; Carol accepts. Prints the timeline as it happens."""
+    scenario = stack.scenario
+    headers = {"Authorization": f"Bearer {scenario.tokens['alice']}"}
+    print(f"\nAlice transfers her chat ({scenario.conversation.task_sid}) to Bob, who rejects every offer; "
+          "Carol is available.", flush=True)
+    response = requests.post(f"{stack.web_url}/v1/transfers", headers=headers, timeout=10, json={
+        "task_sid": scenario.conversation.task_sid, "to": scenario.agents["bob"], "mode": "cold",
+        "notes": "Customer asks about order 4417, which never arrived."})
+    response.raise_for_status()
+    transfer = response.json()
+    names = {sid: name for name, sid in scenario.agents.items()}
+    shown, deadline = 0, time.monotonic() + timeout
+    while True:
+        transfer = requests.get(f"{stack.web_url}/v1/transfers/{transfer['id']}", headers=headers, timeout=10).json()
+        for entry in transfer["timeline"][shown:]:
+            who = names.get(entry.get("worker_sid"), "")
+            print(f"  {entry['at'][11:23]}  {entry['state']:<9}  {entry['event']}  {who}".rstrip(), flush=True)
+        shown = len(transfer["timeline"])
+        if transfer["status"] in ("completed", "failed", "canceled") or time.monotonic() > deadline:
+            print(f"Transfer {transfer['id']}: {transfer['status']}", flush=True)
+            return transfer
+        time.sleep(0.1)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -44,8 +70,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"Processes      {pids}")
         for line in stack.scenario.describe():
             print(line)
+        transfer = play_transfer(stack)
         if args.once:
-            return 0 if ready.status_code == 200 else 1
+            return 0 if transfer["status"] == "completed" else 1
         print("Serving; press Ctrl-C to stop.", flush=True)
         _wait_for_interrupt()
         return 0
@@ -76,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run Baton against the built-in Twilio simulator")
     demo.add_argument("--port", type=int, default=None, help="web port (default: a free one)")
     demo.add_argument("--time-scale", type=float, default=0.05,
-                      help="simulated seconds per real second, inverted (0.05: a 120 s timeout takes 6 s)")
-    demo.add_argument("--once", action="store_true", help="stop after the demo instead of serving until Ctrl-C")
+                      help="factor applied to simulated durations (0.05: a 30 s offer timeout takes 1.5 s)")
+    demo.add_argument("--once", action="store_true", help="stop after the demo transfer, not serve until Ctrl-C")
     demo.set_defaults(run=run_demo)
 
     sim = commands.add_parser("sim", help="serve the Twilio simulator with the default scenario")

@@ -31,7 +31,7 @@ SOCKET_TIMEOUT_S = 2.0
 EVENT_DEDUPE_TTL_S = 3 * 24 * 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
 DEFAULT_RETENTION_S = 30 * 24 * 3600
-LOCK_TIMEOUT_S = 60
+LOCK_TIMEOUT_S = 120  # the task time limit: a lock never outlives the work it guards
 LOCK_WAIT_S = 30
 
 
@@ -43,10 +43,14 @@ def connect_redis(url: str) -> redis.Redis:
 
 @dataclass(frozen=True)
 class Record:
-    """A transfer with the actions decided for it but not yet carried out (its outbox)."""
+    """A transfer with the actions decided for it but not yet carried out (its outbox).
+
+    head_attempts: how many times the first action of the outbox has been tried.
+    """
 
     transfer: Transfer
     outbox: tuple[Action, ...] = ()
+    head_attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class Store:
             return None
         data = json.loads(raw)
         outbox = tuple(ACTION_TYPES[action.pop("type")](**action) for action in data["outbox"])
-        return Record(Transfer.from_dict(data["transfer"]), outbox)
+        return Record(Transfer.from_dict(data["transfer"]), outbox, data.get("head_attempts", 0))
 
     def save(self, record: Record) -> None:
         """Store the record; a finished transfer frees its task and expires after the retention period."""
@@ -193,4 +197,5 @@ class Store:
     @staticmethod
     def _encode(record: Record) -> str:
         outbox = [{"type": type(action).__name__, **dataclasses.asdict(action)} for action in record.outbox]
-        return json.dumps({"transfer": record.transfer.to_dict(), "outbox": outbox}, separators=(",", ":"))
+        return json.dumps({"transfer": record.transfer.to_dict(), "outbox": outbox,
+                           "head_attempts": record.head_attempts}, separators=(",", ":"))

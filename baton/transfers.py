@@ -51,7 +51,8 @@ class Transfer:
     attempt: offers made so far to agents who were not excluded.
     seen_reservations/finished_reservations: offers counted, and offers over, whatever order their
         events arrived in.
-    sender_closed: the sender's participant has been closed (on acceptance, or on queue entry).
+    close_requested/sender_closed: closing the sender's participant has been asked for / is done
+        (on acceptance, or on queue entry).
     """
 
     id: str
@@ -81,6 +82,7 @@ class Transfer:
     seen_reservations: tuple[str, ...] = ()
     finished_reservations: tuple[str, ...] = ()
     accepted_worker_sid: str | None = None
+    close_requested: bool = False
     sender_closed: bool = False
     failure_reason: str | None = None
     failure_code: int | None = None
@@ -429,16 +431,22 @@ def _reservation_accepted(transfer: Transfer, event: ReservationAccepted, settin
         return Step(accepted)
     if transfer.sender_closed:
         return Step(_move(accepted, now, COMPLETED, "completed"))
-    return Step(accepted, (CloseSender("wrapup" if settings.sender_wrapup else "closed"),))
+    if transfer.close_requested:
+        return Step(accepted)
+    return _close_sender(accepted, settings)
+
+
+def _close_sender(transfer: Transfer, settings: Settings) -> Step:
+    return Step(dataclasses.replace(transfer, close_requested=True),
+                (CloseSender("wrapup" if settings.sender_wrapup else "closed"),))
 
 
 def _task_queue_entered(transfer: Transfer, event: TaskQueueEntered, settings: Settings, now: float) -> Step:
     closes_on_queue = (settings.close_sender_on == "queued" and transfer.mode == "cold"
                        and transfer.target_type == ROUTE_QUEUE and event.queue_sid == transfer.target_sid)
-    if transfer.status not in (ROUTING, OFFERED) or transfer.sender_closed or not closes_on_queue:
+    if transfer.status not in (ROUTING, OFFERED) or transfer.close_requested or not closes_on_queue:
         return Step(transfer)
-    return Step(_entry(transfer, now, "entered queue, closing sender", reason=event.queue_sid),
-                (CloseSender("wrapup" if settings.sender_wrapup else "closed"),))
+    return _close_sender(_entry(transfer, now, "entered queue, closing sender", reason=event.queue_sid), settings)
 
 
 def _workflow_timed_out(transfer: Transfer, event: WorkflowTimedOut, settings: Settings, now: float) -> Step:

@@ -153,7 +153,6 @@ class ChannelParticipant:
 
     sid: str
     type: str
-    status: str | None
     worker_sid: str | None
     task_sid: str | None
 
@@ -274,6 +273,11 @@ class TwilioGateway:
             reservation_sid).update(reservation_status=status))
         return Reservation(record.sid, record.worker_sid, record.reservation_status)
 
+    def worker_available(self, worker_sid: str) -> bool:
+        """GET /v1/Workspaces/{WS}/Workers/{WK}: whether the agent's activity lets them take work now."""
+        worker = self._call("workers.fetch", lambda: self._workspace.workers(worker_sid).fetch())
+        return bool(worker.available)
+
     # Flex Interactions
 
     def create_invite(self, interaction_sid: str, channel_sid: str, routing_properties: Mapping[str, Any]) -> Invite:
@@ -295,8 +299,8 @@ class TwilioGateway:
         participants = []
         for record in records:
             routing = record.routing_properties or {}
-            participants.append(ChannelParticipant(record.sid, record.type, getattr(record, "status", None),
-                                                   routing.get("worker_sid"), routing.get("task_sid")))
+            participants.append(ChannelParticipant(record.sid, record.type, routing.get("worker_sid"),
+                                                   routing.get("task_sid")))
         return participants
 
     def close_channel_participant(self, interaction_sid: str, channel_sid: str, participant_sid: str,

@@ -12,6 +12,7 @@ import heapq
 import itertools
 import logging
 import queue
+import random
 import secrets
 import threading
 import time
@@ -176,7 +177,9 @@ class WebhookDispatcher:
     """Posts signed, form-encoded webhooks from background threads, as Twilio does.
 
     Several delivery threads run at once, so, as with Twilio, events can arrive out of order.
-    ``drop`` decides per webhook whether it is lost on the way (fault injection).
+    Fault injection: ``drop`` decides per webhook whether it is lost on the way; ``copies`` sends
+    each webhook that many times (Twilio retries), each copy after a random delay of up to
+    ``jitter_s`` seconds, which also shuffles their order.
     """
 
     def __init__(self, auth_token: str, threads: int = 4, timeout: float = 15.0):
@@ -185,6 +188,8 @@ class WebhookDispatcher:
         self._timeout = timeout
         self._local = threading.local()
         self.drop: Callable[[str, Mapping[str, str]], bool] = lambda url, params: False
+        self.copies = 1
+        self.jitter_s = 0.0
         self.deliveries: list[Delivery] = []
         self._pending = 0
         self._idle = threading.Condition()
@@ -203,8 +208,9 @@ class WebhookDispatcher:
         form = {name: value if isinstance(value, str) else str(value)
                 for name, value in params.items() if value is not None}
         with self._idle:
-            self._pending += 1
-        self._queue.put((url, form))
+            self._pending += self.copies
+        for _ in range(self.copies):
+            self._queue.put((url, form))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every queued webhook has been sent; False on timeout."""
@@ -233,6 +239,8 @@ class WebhookDispatcher:
                     self._idle.notify_all()
 
     def _deliver(self, url: str, form: dict[str, str]) -> Delivery:
+        if self.jitter_s:
+            time.sleep(random.uniform(0, self.jitter_s))
         if self.drop(url, form):
             return Delivery(url, form, None, dropped=True)
         headers = {"X-Twilio-Signature": self.signature(url, form), "User-Agent": "TwilioProxy/1.1"}

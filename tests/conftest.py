@@ -14,15 +14,16 @@ from baton.store import Store, connect_redis
 TEST_DB = 15
 
 
-def _test_redis_url() -> str:
-    parts = urlsplit(os.environ.get("REDIS_URL", "redis://localhost:6379/0"))
-    return urlunsplit(parts._replace(path=f"/{TEST_DB}"))
+def pytest_addoption(parser):
+    parser.addoption("--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
+                     help="the Redis server the suite uses (its databases 14 and 15); default $REDIS_URL")
 
 
 @pytest.fixture
-def redis_url() -> str:
+def redis_url(request) -> str:
     """A Redis URL on the suite's own database, emptied first."""
-    url = _test_redis_url()
+    parts = urlsplit(request.config.getoption("--redis-url"))
+    url = urlunsplit(parts._replace(path=f"/{TEST_DB}"))
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).flushdb()
     except redis.ConnectionError as exc:

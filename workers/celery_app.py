@@ -12,6 +12,12 @@ from celery import Celery
 
 from baton.config import Config
 
+# Task names. The web app enqueues by name (``send_job``), so it never imports the workers' code.
+RUN_TRANSFER = "baton.run_transfer"              # (transfer_id): carry out the transfer's outbox
+TASKROUTER_EVENT = "baton.taskrouter_event"      # (transfer_id, fields): a TaskRouter event of its new task
+CANCEL_TRANSFER = "baton.cancel_transfer"        # (transfer_id, by_worker_sid): the sender canceled it
+TRANSFER_DEADLINE = "baton.transfer_deadline"    # (transfer_id): enqueued with countdown=transfer_timeout_s
+
 VISIBILITY_TIMEOUT_S = 3600
 TASK_TIME_LIMIT_S = 120
 TASK_SOFT_TIME_LIMIT_S = 90
@@ -20,7 +26,7 @@ MAX_RETRY_DELAY_S = 300
 
 def create_celery(config: Config) -> Celery:
     """The Celery application for ``config``, used by the worker and (to enqueue) by the web app."""
-    celery = Celery("baton", broker=config.redis_url, include=[])
+    celery = Celery("baton", broker=config.redis_url, include=["workers.tasks"])
     transport_options = {
         "visibility_timeout": VISIBILITY_TIMEOUT_S,
         "socket_timeout": 5,
@@ -46,4 +52,10 @@ def create_celery(config: Config) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
     )
+    celery.baton_config = config  # the tasks build their engine from it, in each worker process
     return celery
+
+
+def send_job(celery: Celery, name: str, *args: object, countdown: float | None = None) -> None:
+    """Enqueue the task ``name`` with JSON arguments (ids and small dicts only)."""
+    celery.send_task(name, args=args, countdown=countdown)

@@ -1,0 +1,245 @@
+"""Carries transfers forward: events into the state machine, its actions out through the gateway.
+
+All work on one transfer happens under that transfer's lock. The record is saved with its outbox
+(the actions decided but not yet done) before any action runs, and again after each one, so a
+worker that dies anywhere leaves a record from which the next run simply carries on: every action
+is idempotent where it runs (the invite is looked for before it is created again, closing a
+closed participant or canceling a canceled task is success, re-routing merges keys).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from baton import transfers as t
+from baton.config import Config
+from baton.store import Record, Store
+from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioGateway
+
+log = logging.getLogger(__name__)
+
+MAX_ACTION_ATTEMPTS = 8
+MAX_RETRY_DELAY_S = 60.0
+MAX_RETRY_AFTER_S = 300.0
+# Re-routing reads the task, merges, and writes it back with If-Match; a task that changes under
+# us (TaskRouter re-offering it) is read again this many times before the attempt counts as failed.
+REROUTE_TRIES = 5
+# Task states in which routing keys still matter.
+ROUTABLE_TASK_STATES = ("pending", "reserved")
+ALREADY_DONE_STATUSES = (400, 404, 409)
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Seconds before trying an action again: Twilio's Retry-After, else capped exponential backoff with jitter."""
+    if retry_after is not None:
+        return min(retry_after, MAX_RETRY_AFTER_S)
+    return random.uniform(0.5, 1.0) * min(MAX_RETRY_DELAY_S, 2.0 ** (attempt - 1))
+
+
+def event_from_taskrouter(fields: Mapping[str, str]) -> t.Event | None:
+    """The state machine's event for a TaskRouter event of a transfer's new task, or None."""
+    kind = fields.get("EventType")
+    reservation, worker = fields.get("ReservationSid", ""), fields.get("WorkerSid", "")
+    if kind == "reservation.created":
+        return t.ReservationCreated(reservation, worker)
+    if kind == "reservation.accepted":
+        return t.ReservationAccepted(reservation, worker)
+    if kind in ("reservation.rejected", "reservation.timeout"):
+        return t.ReservationEnded(reservation, worker, kind.split(".")[1])
+    if kind == "task-queue.entered":
+        return t.TaskQueueEntered(fields.get("TaskQueueSid", ""))
+    if kind == "workflow.timeout":
+        return t.WorkflowTimedOut()
+    if kind in ("task.canceled", "task.deleted", "task.system-deleted"):
+        return t.NewTaskEnded(kind, fields.get("TaskCanceledReason"))
+    return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the caller must do after processing: nothing, or run the transfer again in ``retry_in`` seconds."""
+
+    retry_in: float | None = None
+
+
+class TransferEngine:
+    """Applies events to transfers and performs the resulting actions."""
+
+    def __init__(self, store: Store, gateway: TwilioGateway, config: Config,
+                 clock: Callable[[], float] = time.time):
+        self.store = store
+        self.gateway = gateway
+        self.config = config
+        self.clock = clock
+
+    # entry points (one per Celery task)
+
+    def run(self, transfer_id: str) -> Outcome:
+        """Carry out whatever the transfer's outbox still holds."""
+        return self._process(transfer_id, None)
+
+    def taskrouter_event(self, transfer_id: str, fields: Mapping[str, str]) -> Outcome:
+        """A TaskRouter event about the transfer's new task."""
+        event = event_from_taskrouter(fields)
+        if event is None:
+            return Outcome()
+        return self._process(transfer_id, event, task_sid=fields.get("TaskSid"))
+
+    def cancel(self, transfer_id: str, by_worker_sid: str | None) -> Outcome:
+        return self._process(transfer_id, t.CancelRequested(by_worker_sid))
+
+    def deadline(self, transfer_id: str) -> Outcome:
+        return self._process(transfer_id, t.DeadlinePassed())
+
+    # the loop
+
+    def _process(self, transfer_id: str, event: t.Event | None, task_sid: str | None = None) -> Outcome:
+        with self.store.lock(transfer_id):
+            record = self.store.load(transfer_id)
+            if record is None:
+                log.warning("transfer %s not found (expired?)", transfer_id)
+                return Outcome()
+            settings = self.store.settings(self.config.settings)
+            if event is not None and not self._is_about_other_task(record.transfer, task_sid):
+                record = self._apply(record, event, settings)
+            return self._drain(record, settings)
+
+    @staticmethod
+    def _is_about_other_task(transfer: t.Transfer, task_sid: str | None) -> bool:
+        return bool(task_sid and transfer.new_task_sid and task_sid != transfer.new_task_sid)
+
+    def _apply(self, record: Record, event: t.Event, settings) -> Record:
+        step = t.advance(record.transfer, event, settings, self.clock())
+        if step.transfer == record.transfer and not step.actions:
+            return record
+        if step.transfer.status != record.transfer.status:
+            log.info("transfer %s %s -> %s", step.transfer.id, record.transfer.status, step.transfer.status)
+        updated = Record(step.transfer, record.outbox + step.actions, record.head_attempts)
+        self.store.save(updated)
+        return updated
+
+    def _drain(self, record: Record, settings) -> Outcome:
+        while record.outbox:
+            action = record.outbox[0]
+            attempts = record.head_attempts + 1
+            if isinstance(action, t.CreateInvite):
+                # Recorded before the call: a run that finds it set may have created the invite already.
+                record = dataclasses.replace(record, head_attempts=attempts)
+                self.store.save(record)
+            try:
+                follow_up = self._perform(action, record.transfer, attempts)
+            except RetryableTwilioError as exc:
+                if attempts < MAX_ACTION_ATTEMPTS:
+                    self.store.save(dataclasses.replace(record, head_attempts=attempts))
+                    log.warning("transfer %s: %s will be retried (%s)", record.transfer.id,
+                                type(action).__name__, exc)
+                    return Outcome(retry_in=retry_delay(attempts, exc.retry_after))
+                follow_up = t.ActionFailed(_action_name(action), f"Twilio kept failing: {exc}", exc.code)
+            except PermanentTwilioError as exc:
+                follow_up = t.ActionFailed(_action_name(action), str(exc), exc.code)
+            record = Record(record.transfer, record.outbox[1:])
+            if follow_up is not None:
+                step = t.advance(record.transfer, follow_up, settings, self.clock())
+                record = Record(step.transfer, record.outbox + step.actions)
+            self.store.save(record)
+        return Outcome()
+
+    # actions
+
+    def _perform(self, action: t.Action, transfer: t.Transfer, attempts: int) -> t.Event | None:
+        if isinstance(action, t.Prepare):
+            return self._prepare(transfer)
+        if isinstance(action, t.CreateInvite):
+            return self._create_invite(action, transfer, look_first=attempts > 1)
+        if isinstance(action, t.Reroute):
+            return self._reroute(action, transfer)
+        if isinstance(action, t.RejectReservation):
+            return self._tolerating_gone(lambda: self.gateway.update_reservation(
+                transfer.new_task_sid, action.reservation_sid, "rejected"))
+        if isinstance(action, t.CloseSender):
+            self._tolerating_gone(lambda: self.gateway.close_channel_participant(
+                transfer.interaction_sid, transfer.channel_sid, transfer.sender_participant_sid, action.status))
+            return t.SenderClosed()
+        if isinstance(action, t.CancelNewTask):
+            return self._tolerating_gone(lambda: self.gateway.cancel_task(transfer.new_task_sid, action.reason))
+        raise TypeError(f"unknown action {action!r}")
+
+    def _prepare(self, transfer: t.Transfer) -> t.Event:
+        task = self.gateway.fetch_task(transfer.from_task_sid)
+        interaction_sid = task.attributes.get("flexInteractionSid")
+        channel_sid = task.attributes.get("flexInteractionChannelSid")
+        if not interaction_sid or not channel_sid:
+            return t.ActionFailed("prepare", "the task is not a Flex Conversations task (no flexInteractionSid)")
+        agents = [p for p in self.gateway.list_channel_participants(interaction_sid, channel_sid)
+                  if p.type == "agent"]
+        sender = next((p for p in agents if p.task_sid == transfer.from_task_sid), None)
+        if sender is None:
+            return t.ActionFailed("prepare", "the sender is not a participant of the conversation")
+        target_available = True
+        if transfer.target_type == t.ROUTE_WORKER:
+            target_available = self.gateway.worker_available(transfer.target_sid)
+        return t.Prepared(
+            original_attributes=task.attributes,
+            original_queue_sid=task.task_queue_sid,
+            task_channel=task.task_channel_unique_name,
+            interaction_sid=interaction_sid,
+            channel_sid=channel_sid,
+            conversation_sid=task.attributes.get("conversationSid"),
+            sender_participant_sid=sender.sid,
+            agents_in_conversation=tuple(p.worker_sid for p in agents if p.worker_sid),
+            target_available=target_available,
+            fallback_queue_sid=self.config.fallback_queue_sid,
+        )
+
+    def _create_invite(self, action: t.CreateInvite, transfer: t.Transfer, look_first: bool) -> t.Event:
+        if look_first:
+            for invite in self.gateway.list_invites(transfer.interaction_sid, transfer.channel_sid):
+                if (invite.task_attributes.get("transfer") or {}).get("id") == transfer.id:
+                    return t.InviteCreated(invite.sid, invite.task_sid)
+        invite = self.gateway.create_invite(transfer.interaction_sid, transfer.channel_sid, {
+            "workspace_sid": self.config.twilio_workspace_sid,
+            "workflow_sid": action.workflow_sid or self.config.transfer_workflow_sid,
+            "task_channel_unique_name": transfer.task_channel,
+            "attributes": action.attributes,
+        })
+        return t.InviteCreated(invite.sid, invite.task_sid)
+
+    def _reroute(self, action: t.Reroute, transfer: t.Transfer) -> None:
+        for _ in range(REROUTE_TRIES):
+            task = self.gateway.fetch_task(transfer.new_task_sid)
+            if task.assignment_status not in ROUTABLE_TASK_STATES:
+                return None
+            transfer_attribute = {**(task.attributes.get("transfer") or {}), "attempt": action.attempt}
+            attributes = {**task.attributes, **action.routing, "transfer": transfer_attribute}
+            if attributes == task.attributes:
+                return None
+            try:
+                self.gateway.update_task_attributes(transfer.new_task_sid, attributes, task.etag)
+                return None
+            except PermanentTwilioError as exc:
+                if exc.status != 412:
+                    raise
+        raise RetryableTwilioError("tasks.update", "the task kept changing while being re-routed", 412)
+
+    @staticmethod
+    def _tolerating_gone(call: Callable[[], object]) -> None:
+        """Run an action whose goal may already be reached: Twilio refusing it because the reservation,
+        participant or task has already moved on or is gone (400, 404, 409) counts as success."""
+        try:
+            call()
+        except PermanentTwilioError as exc:
+            if exc.status not in ALREADY_DONE_STATUSES:
+                raise
+            log.info("%s: already done or gone (%s %s)", exc.endpoint, exc.status, exc.code)
+        return None
+
+
+def _action_name(action: t.Action) -> str:
+    return {t.Prepare: "prepare", t.CreateInvite: "invite", t.Reroute: "re-route",
+            t.RejectReservation: "reject offer", t.CloseSender: "close sender",
+            t.CancelNewTask: "cancel new task"}[type(action)]

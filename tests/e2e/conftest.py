@@ -1,0 +1,108 @@
+"""The stack for end-to-end tests: real Redis, gunicorn and a Celery worker process, the simulator.
+
+One stack serves a test module; each test opens its own conversations, so tests don't share
+transfers. Scripted agents' policies and settings a test changes are restored after it.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+import requests
+
+from baton.devstack import DevStack
+from simulator.scenario import AGENTS, open_conversation
+
+# The stack's own database, apart from the one the other tests empty before each test: emptying
+# it under a running worker would also drop Celery's queue bindings.
+STACK_DB = 14
+TIME_SCALE = 0.05
+ADMIN_TOKEN = "e2e-admin-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def stack(request):
+    parts = urlsplit(request.config.getoption("--redis-url"))
+    url = urlunsplit(parts._replace(path=f"/{STACK_DB}"))
+    redis.Redis.from_url(url).flushdb()
+    devstack = DevStack(url, time_scale=TIME_SCALE,
+                        extra_env={"ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": "e2e-secret-key-0123456789"})
+    devstack.start()
+    yield devstack
+    devstack.stop()
+
+
+class Baton:
+    """Baton's agent and admin API, as a Flex UI plugin or an operator calls it."""
+
+    def __init__(self, stack: DevStack):
+        self.url = stack.web_url
+        self.tokens = stack.scenario.tokens
+        self.session = requests.Session()
+
+    def transfer(self, agent: str, task_sid: str, to: str, **fields) -> requests.Response:
+        return self.session.post(f"{self.url}/v1/transfers", json={"task_sid": task_sid, "to": to, **fields},
+                                 headers={"Authorization": f"Bearer {self.tokens[agent]}"}, timeout=10)
+
+    def get(self, transfer_id: str, agent: str = "erin") -> dict:
+        response = self.session.get(f"{self.url}/v1/transfers/{transfer_id}",
+                                    headers={"Authorization": f"Bearer {self.tokens[agent]}"}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def cancel(self, transfer_id: str, agent: str) -> requests.Response:
+        return self.session.post(f"{self.url}/v1/transfers/{transfer_id}/cancel",
+                                 headers={"Authorization": f"Bearer {self.tokens[agent]}"}, timeout=10)
+
+    def settings(self, **changes) -> dict:
+        response = self.session.patch(f"{self.url}/v1/settings", json=changes,
+                                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def wait(self, transfer_id: str, states=("completed", "failed", "canceled"), timeout: float = 20) -> dict:
+        """The transfer once it reaches one of ``states``; fails the test after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            transfer = self.get(transfer_id)
+            if transfer["status"] in states:
+                return transfer
+            if time.monotonic() > deadline:
+                pytest.fail(f"transfer stuck in {transfer['status']}: {transfer['timeline']}")
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def baton(stack):
+    client = Baton(stack)
+    defaults = client.settings()
+    yield client
+    client.settings(**defaults)
+
+
+@pytest.fixture
+def agents(stack):
+    """Script agents for one test; their default policies and availability come back afterwards."""
+    sim, scenario = stack.simulator, stack.scenario
+
+    class Agents:
+        def policy(self, name: str, *steps: dict) -> None:
+            sim.agents.set_policy(scenario.agents[name], list(steps))
+
+        def activity(self, name: str, activity: str) -> None:
+            sim.taskrouter.update_worker(scenario.workspace_sid, scenario.agents[name],
+                                         activity_sid=sim.taskrouter.activity(scenario.workspace_sid, activity).sid)
+
+    yield Agents()
+    for name, (_, activity, _, policy) in AGENTS.items():
+        sim.agents.set_policy(scenario.agents[name], policy)
+        Agents().activity(name, activity)
+
+
+@pytest.fixture
+def conversation(stack):
+    """A fresh chat that Alice holds."""
+    return open_conversation(stack.simulator, stack.scenario, "alice")

@@ -1,0 +1,155 @@
+"""Transfers end to end: the web app over HTTP, the Celery worker as its own process, Redis, the simulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def events_of(stack, task_sid: str, event_type: str):
+    return [e for e in stack.simulator.taskrouter.events(stack.scenario.workspace_sid)
+            if e.event_type == event_type and e.fields.get("TaskSid") == task_sid]
+
+
+def invites_of(stack, conversation):
+    return stack.simulator.requests.find("POST", f"/Channels/{conversation.channel_sid}/Invites")
+
+
+def closes_of(stack, conversation):
+    return [r for r in stack.simulator.requests.find("POST", f"/Channels/{conversation.channel_sid}/Participants/")
+            if r.status == 200]
+
+
+def offered_workers(transfer):
+    return [entry["worker_sid"] for entry in transfer["timeline"] if entry["event"] == "offered"]
+
+
+def new_task(stack, transfer):
+    return stack.simulator.taskrouter.task(transfer["new_task_sid"])
+
+
+def test_cold_transfer_to_an_agent_who_accepts(stack, baton, conversation):
+    """One invite; the sender is closed after, never before, acceptance; the original task completes."""
+    carol = stack.scenario.agents["carol"]
+    response = baton.transfer("alice", conversation.task_sid, carol)
+    assert response.status_code == 202, response.text
+    transfer = baton.wait(response.json()["id"])
+
+    assert transfer["status"] == "completed"
+    assert offered_workers(transfer) == [carol]
+    assert len(invites_of(stack, conversation)) == 1
+    (close,) = closes_of(stack, conversation)
+    assert close.params["Status"] == "closed"
+    (accepted,) = events_of(stack, transfer["new_task_sid"], "reservation.accepted")
+    assert close.time >= accepted.timestamp
+    assert stack.simulator.taskrouter.task(conversation.task_sid).assignment_status == "completed"
+    attributes = new_task(stack, transfer).attributes
+    assert attributes["transfer"]["id"] == transfer["id"]
+    assert attributes["conversations"]["conversation_id"] == conversation.conversation_sid
+    assert "flexChannelInviteSid" in attributes  # the new invite's own, not the original's
+    assert [e["event"] for e in transfer["timeline"]][-3:] == ["accepted", "sender closed", "completed"]
+
+
+def test_rejected_offer_goes_to_the_next_available_agent(stack, baton, conversation):
+    """Bob rejects; the fallback queue offers it to Carol (Alice and Bob excluded), who accepts."""
+    agents = stack.scenario.agents
+    transfer = baton.wait(baton.transfer("alice", conversation.task_sid, agents["bob"]).json()["id"])
+
+    assert transfer["status"] == "completed"
+    assert offered_workers(transfer) == [agents["bob"], agents["carol"]]
+    assert "offer rejected" in [e["event"] for e in transfer["timeline"]]
+    attributes = new_task(stack, transfer).attributes
+    assert attributes["transferTargetType"] == "queue"
+    assert attributes["transferQueueSid"] == stack.scenario.queues["support"]
+    assert attributes["transferExcludedWorkers"] == [agents["alice"], agents["bob"]]
+    offered = {e.fields["WorkerSid"] for e in events_of(stack, transfer["new_task_sid"], "reservation.created")}
+    assert agents["alice"] not in offered
+    assert len(invites_of(stack, conversation)) == 1
+    assert len(closes_of(stack, conversation)) == 1
+
+
+def test_offer_left_to_time_out_goes_to_the_next_available_agent(stack, baton, agents, conversation):
+    """Bob lets the offer time out; Carol gets it and accepts."""
+    sids = stack.scenario.agents
+    agents.policy("bob", {"action": "ignore"})
+    transfer = baton.wait(baton.transfer("alice", conversation.task_sid, sids["bob"]).json()["id"])
+
+    assert transfer["status"] == "completed"
+    assert offered_workers(transfer) == [sids["bob"], sids["carol"]]
+    assert "offer timeout" in [e["event"] for e in transfer["timeline"]]
+    assert transfer["excluded_workers"] == [sids["alice"], sids["bob"]]
+
+
+def test_offline_target_goes_straight_to_the_queue(stack, baton, conversation):
+    """Dave is offline at request time: the first route is the queue route, and Carol accepts."""
+    sids = stack.scenario.agents
+    transfer = baton.wait(baton.transfer("alice", conversation.task_sid, sids["dave"]).json()["id"])
+
+    assert transfer["status"] == "completed"
+    assert "target unavailable, routing to queue" in [e["event"] for e in transfer["timeline"]]
+    assert offered_workers(transfer) == [sids["carol"]]
+    assert events_of(stack, transfer["new_task_sid"], "reservation.created")[0].fields["WorkerSid"] == sids["carol"]
+
+
+def test_every_offer_rejected_fails_after_max_attempts(stack, baton, agents, conversation):
+    """When every offer is rejected the transfer fails after max_attempts; the sender keeps the customer."""
+    agents.policy("carol", {"action": "reject", "delay": 1})
+    baton.settings(max_attempts=2)
+    transfer = baton.wait(baton.transfer("alice", conversation.task_sid, stack.scenario.agents["bob"]).json()["id"])
+
+    assert transfer["status"] == "failed"
+    assert transfer["attempt"] == 2
+    assert "no agent accepted after 2 offers" in transfer["failure"]["reason"]
+    assert new_task(stack, transfer).assignment_status == "canceled"
+    assert closes_of(stack, conversation) == []
+    assert stack.simulator.taskrouter.task(conversation.task_sid).assignment_status == "assigned"
+    identities = {p.identity for p in
+                  stack.simulator.conversations.conversation(conversation.conversation_sid).participants.values()}
+    assert "alice" in identities
+
+
+def test_transfer_to_a_queue_completes(stack, baton, conversation):
+    """A transfer to the billing queue is taken by an available billing agent."""
+    transfer = baton.wait(baton.transfer("alice", conversation.task_sid, stack.scenario.queues["billing"]).json()["id"])
+
+    assert transfer["status"] == "completed"
+    assert (transfer["route"], transfer["queue_sid"]) == ("queue", stack.scenario.queues["billing"])
+    assert offered_workers(transfer) == [stack.scenario.agents["carol"]]
+    assert new_task(stack, transfer).queue.sid == stack.scenario.queues["billing"]
+
+
+def test_transfer_to_a_workflow_completes(stack, baton, conversation):
+    """A transfer to another workflow creates the new task in that workflow, which routes it."""
+    sim, scenario = stack.simulator, stack.scenario
+    workflow = sim.taskrouter.create_workflow(scenario.workspace_sid, f"Billing desk {conversation.task_sid[-6:]}", {
+        "task_routing": {"filters": [], "default_filter": {"queue": scenario.queues["billing"]}}})
+    transfer = baton.wait(baton.transfer("alice", conversation.task_sid, workflow.sid).json()["id"])
+
+    assert transfer["status"] == "completed"
+    assert transfer["route"] == "workflow"
+    assert new_task(stack, transfer).workflow.sid == workflow.sid
+    assert offered_workers(transfer) == [scenario.agents["carol"]]
+
+
+def test_duplicated_and_reordered_webhooks_change_nothing(stack, baton, conversation):
+    """With every webhook delivered three times in shuffled order, the outcome is the same: one invite, one close."""
+    dispatcher = stack.simulator.dispatcher
+    dispatcher.copies, dispatcher.jitter_s = 3, 0.03
+    try:
+        agents = stack.scenario.agents
+        transfer = baton.wait(baton.transfer("alice", conversation.task_sid, agents["bob"]).json()["id"])
+    finally:
+        dispatcher.copies, dispatcher.jitter_s = 1, 0.0
+
+    assert transfer["status"] == "completed"
+    assert offered_workers(transfer) == [agents["bob"], agents["carol"]]
+    assert len(invites_of(stack, conversation)) == 1
+    assert len(closes_of(stack, conversation)) == 1
+    deliveries = [d for d in dispatcher.deliveries
+                  if d.params.get("TaskSid") == transfer["new_task_sid"]
+                  and d.params.get("EventType") == "reservation.accepted"]
+    assert len(deliveries) == 3
+    assert json.loads(deliveries[0].params["TaskAttributes"])["transfer"]["id"] == transfer["id"]

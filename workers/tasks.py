@@ -1,0 +1,57 @@
+"""Baton's Celery tasks: each rebuilds its arguments and calls one method of the transfer engine.
+
+Retry policy, in one place: a Twilio error worth retrying is retried by the engine itself (the
+outbox stays in Redis and ``run_transfer`` is enqueued again after the backoff the engine chose);
+Redis being away, or another worker holding the transfer's lock for too long, retries the task
+as it is, with exponential backoff, since nothing of it was applied.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+from celery import Task, shared_task
+
+from baton.engine import Outcome, TransferEngine
+from baton.store import Store, connect_redis
+from baton.twilio_gateway import TwilioGateway
+from workers.celery_app import CANCEL_TRANSFER, RUN_TRANSFER, TASKROUTER_EVENT, TRANSFER_DEADLINE, send_job
+
+RETRY_POLICY = dict(autoretry_for=(redis.RedisError,), retry_backoff=True, retry_backoff_max=60, retry_jitter=True,
+                    max_retries=20, bind=True)
+
+
+@functools.cache
+def engine() -> TransferEngine:
+    """One engine per worker process, built after the fork, with pooled Redis and HTTP connections."""
+    from celery import current_app
+
+    config = current_app.baton_config
+    return TransferEngine(Store(connect_redis(config.redis_url), retention_s=config.retention_days * 86400),
+                          TwilioGateway.from_config(config), config)
+
+
+def _follow(task: Task, transfer_id: str, outcome: Outcome) -> None:
+    if outcome.retry_in is not None:
+        send_job(task.app, RUN_TRANSFER, transfer_id, countdown=outcome.retry_in)
+
+
+@shared_task(name=RUN_TRANSFER, **RETRY_POLICY)
+def run_transfer(self: Task, transfer_id: str) -> None:
+    _follow(self, transfer_id, engine().run(transfer_id))
+
+
+@shared_task(name=TASKROUTER_EVENT, **RETRY_POLICY)
+def taskrouter_event(self: Task, transfer_id: str, fields: dict[str, str]) -> None:
+    _follow(self, transfer_id, engine().taskrouter_event(transfer_id, fields))
+
+
+@shared_task(name=CANCEL_TRANSFER, **RETRY_POLICY)
+def cancel_transfer(self: Task, transfer_id: str, by_worker_sid: str | None) -> None:
+    _follow(self, transfer_id, engine().cancel(transfer_id, by_worker_sid))
+
+
+@shared_task(name=TRANSFER_DEADLINE, **RETRY_POLICY)
+def transfer_deadline(self: Task, transfer_id: str) -> None:
+    _follow(self, transfer_id, engine().deadline(transfer_id))
