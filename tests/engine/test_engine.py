@@ -1,0 +1,170 @@
+"""The transfer engine against real Redis and the simulator, without Celery: crashes, retries, permanent errors.
+
+A gateway subclass injects the failures; everything else is the real thing.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from baton import transfers as t
+from baton.config import Config
+from baton.engine import MAX_ACTION_ATTEMPTS, TransferEngine, retry_delay
+from baton.store import Record, Store, connect_redis
+from baton.twilio_gateway import RetryableTwilioError, TwilioGateway, build_twilio_client
+from simulator import Simulator
+from simulator.scenario import build_default_scenario, open_conversation
+
+
+class Crash(BaseException):
+    """The worker process dying mid-task (not an Exception: nothing in Baton may catch it)."""
+
+
+class FaultyGateway(TwilioGateway):
+    """The real gateway, with scripted failures: ``faults[method]`` is a list of exceptions raised in turn."""
+
+    def __init__(self, client, workspace_sid):
+        super().__init__(client, workspace_sid)
+        self.faults: dict[str, list[BaseException]] = {}
+        self.crash_after: set[str] = set()
+
+    def _fault(self, name):
+        if self.faults.get(name):
+            raise self.faults[name].pop(0)
+
+    def create_invite(self, *args, **kwargs):
+        self._fault("create_invite")
+        invite = super().create_invite(*args, **kwargs)
+        if "create_invite" in self.crash_after:
+            self.crash_after.discard("create_invite")
+            raise Crash()
+        return invite
+
+    def fetch_task(self, *args, **kwargs):
+        self._fault("fetch_task")
+        return super().fetch_task(*args, **kwargs)
+
+
+@pytest.fixture
+def world(redis_url):
+    with Simulator(time_scale=0.05) as sim:
+        sim.serve()
+        scenario = build_default_scenario(sim)
+        config = Config(twilio_account_sid=sim.account_sid, twilio_auth_token=sim.auth_token,
+                        twilio_workspace_sid=scenario.workspace_sid,
+                        transfer_workflow_sid=scenario.transfer_workflow_sid,
+                        public_base_url="https://baton.example.com", twilio_api_base=sim.url, redis_url=redis_url)
+        gateway = FaultyGateway(build_twilio_client(config), scenario.workspace_sid)
+        store = Store(connect_redis(redis_url))
+        yield sim, scenario, store, gateway, TransferEngine(store, gateway, config)
+
+
+def request_transfer(store, conversation, to) -> str:
+    transfer = t.Transfer(id=t.new_transfer_id(), from_task_sid=conversation.task_sid,
+                          from_worker_sid=conversation.worker_sid, target_type=t.target_type_of(to), target_sid=to)
+    step = t.start(transfer, time.time())
+    store.create(Record(step.transfer, step.actions))
+    return transfer.id
+
+
+def invites(sim, conversation):
+    return sim.requests.find("POST", f"/Channels/{conversation.channel_sid}/Invites")
+
+
+def test_run_creates_the_invite_and_empties_the_outbox(world):
+    """Running a requested transfer reads the original task and creates exactly one invite."""
+    sim, scenario, store, _, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+
+    assert engine.run(transfer_id).retry_in is None
+    record = store.load(transfer_id)
+    assert (record.transfer.status, record.outbox) == (t.ROUTING, ())
+    assert record.transfer.new_task_sid == sim.taskrouter.task(record.transfer.new_task_sid).sid
+    assert len(invites(sim, conversation)) == 1
+    engine.run(transfer_id)
+    assert len(invites(sim, conversation)) == 1
+
+
+def test_crash_after_the_invite_never_creates_a_second(world):
+    """A worker dying right after Twilio created the invite leaves a record from which the rerun finds it."""
+    sim, scenario, store, gateway, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    gateway.crash_after.add("create_invite")
+
+    with pytest.raises(Crash):
+        engine.run(transfer_id)
+    assert store.load(transfer_id).transfer.new_task_sid is None
+    engine.run(transfer_id)
+
+    assert len(invites(sim, conversation)) == 1
+    (invite,) = invites(sim, conversation)
+    assert store.load(transfer_id).transfer.new_task_sid is not None
+    assert sim.requests.find("GET", f"/Channels/{conversation.channel_sid}/Invites")
+
+
+def test_retryable_error_asks_for_a_retry_honouring_retry_after(world):
+    """A 429 with Retry-After keeps the outbox and asks to run again after that many seconds."""
+    sim, scenario, store, gateway, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    gateway.faults["fetch_task"] = [RetryableTwilioError("tasks.fetch", "Too Many Requests", 429, 20429, 7.0)]
+
+    assert engine.run(transfer_id).retry_in == 7.0
+    record = store.load(transfer_id)
+    assert (record.transfer.status, record.outbox, record.head_attempts) == (t.REQUESTED, (t.Prepare(),), 1)
+    assert engine.run(transfer_id).retry_in is None
+    assert store.load(transfer_id).transfer.status == t.ROUTING
+
+
+def test_errors_that_keep_coming_end_the_transfer_failed(world):
+    """After the last attempt a retryable error fails the transfer with Twilio's code, never looping."""
+    sim, scenario, store, gateway, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    gateway.faults["fetch_task"] = [RetryableTwilioError("tasks.fetch", "Service Unavailable", 503, 20503)
+                                    for _ in range(MAX_ACTION_ATTEMPTS)]
+
+    delays = [engine.run(transfer_id).retry_in for _ in range(MAX_ACTION_ATTEMPTS)]
+    assert all(delay is not None for delay in delays[:-1]) and delays[-1] is None
+    transfer = store.load(transfer_id).transfer
+    assert (transfer.status, transfer.failure_code) == (t.FAILED, 20503)
+    assert invites(sim, conversation) == []
+
+
+def test_permanent_error_fails_the_transfer_with_twilio_code(world):
+    """A permanent error (a target that does not exist) fails the transfer at once with Twilio's code."""
+    sim, scenario, store, _, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, "WK" + "0" * 32)
+
+    assert engine.run(transfer_id).retry_in is None
+    transfer = store.load(transfer_id).transfer
+    assert (transfer.status, transfer.failure_code) == (t.FAILED, 20404)
+    assert transfer.timeline[-1].event == "prepare failed"
+    assert invites(sim, conversation) == []
+
+
+def test_events_about_another_task_are_ignored(world):
+    """An event whose TaskSid is not the transfer's new task changes nothing."""
+    sim, scenario, store, _, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    engine.run(transfer_id)
+    before = store.load(transfer_id)
+
+    engine.taskrouter_event(transfer_id, {"EventType": "reservation.accepted", "TaskSid": "WT" + "1" * 32,
+                                          "ReservationSid": "WR" + "1" * 32, "WorkerSid": scenario.agents["carol"]})
+    assert store.load(transfer_id) == before
+
+
+def test_retry_delay_backs_off_with_jitter_and_honours_retry_after():
+    """Backoff doubles up to a cap, jittered; Retry-After wins but is capped."""
+    assert 0.5 <= retry_delay(1, None) <= 1.0
+    assert 4.0 <= retry_delay(4, None) <= 8.0
+    assert retry_delay(30, None) <= 60.0
+    assert retry_delay(1, 12.0) == 12.0
+    assert retry_delay(1, 10_000.0) == 300.0
