@@ -453,9 +453,13 @@ def _workflow_timed_out(transfer: Transfer, event: WorkflowTimedOut, settings: S
     if transfer.status != ROUTING:
         # While an offer is live, that offer decides what happens next.
         return Step(transfer)
-    if transfer.route == ROUTE_WORKER:
-        # The target agent's step ran out without an answer (the agent became unavailable): as
-        # with a declined offer, the next available agent in the queue gets it.
+    if transfer.target_type == ROUTE_WORKER:
+        # Only the transfer workflow's agent step has a timeout. On the agent route: the agent did
+        # not answer in time (or became unavailable), and, as with a declined offer, the next
+        # available agent gets it. Already on the queue route: the late end of that same step,
+        # which the re-route (re-driving the task into the queue filter) has already overtaken.
+        if transfer.route != ROUTE_WORKER:
+            return Step(transfer)
         excluded = tuple(dict.fromkeys((*transfer.excluded_workers, transfer.target_sid)))
         rerouted = _move(transfer, now, ROUTING, "target step timed out, re-routing to queue", route=ROUTE_QUEUE,
                          excluded_workers=excluded)

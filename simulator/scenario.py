@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from baton.workflow import transfer_workflow_configuration
 from simulator import Simulator
 
-# Simulated seconds: an offer to a named agent lasts this long in the transfer workflow.
+# Simulated seconds: an offer lasts this long (the transfer workflow's reservation timeout and the
+# timeout of its agent step); inbound offers last longer.
 OFFER_TIMEOUT_S = 30
 RESERVATION_TIMEOUT_S = 60
 TASK_CHANNELS = {"chat": "chat", "whatsapp": "chat", "sms": "sms", "email": "email"}
@@ -105,7 +106,7 @@ def build_default_scenario(sim: Simulator) -> Scenario:
     transfer = taskrouter.create_workflow(
         ws, "Baton transfers",
         transfer_workflow_configuration(queues["everyone"], queues.values(), queues["support"], OFFER_TIMEOUT_S),
-        task_reservation_timeout=RESERVATION_TIMEOUT_S)
+        task_reservation_timeout=OFFER_TIMEOUT_S)
     conversation = _routed_conversation(sim, ws, inbound.sid, agents["alice"], "alice", "chat", DEFAULT_MESSAGES)
     return Scenario(sim.account_sid, sim.auth_token, ws, inbound.sid, transfer.sid, queues, agents, tokens,
                     conversation)

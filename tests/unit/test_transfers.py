@@ -279,6 +279,12 @@ def test_queue_transfer_closes_the_sender_on_queue_entry_when_configured():
     assert (done.transfer.status, done.actions) == (t.COMPLETED, ())
 
 
+def test_late_workflow_timeout_of_the_agent_step_is_ignored_after_rerouting():
+    """The agent step's workflow.timeout arriving after the re-route changes nothing."""
+    rerouted = run(in_state(t.OFFERED), t.ReservationEnded("WR1", TARGET, "timeout")).transfer
+    assert run(rerouted, t.WorkflowTimedOut()) == t.Step(rerouted)
+
+
 def test_workflow_timeout_on_the_queue_route_fails_the_transfer():
     """A queue-routed task that times out of its workflow ends the transfer failed, canceling the task."""
     transfer = run(requested(QUEUE), prepared(), t.InviteCreated("KG2", NEW_TASK)).transfer
