@@ -18,12 +18,12 @@ from simulator.scenario import build_default_scenario, connect_baton
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
-def _wait_for_interrupt() -> None:
-    """Block until Ctrl-C or SIGTERM."""
+def _interruption() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM from now on (instead of KeyboardInterrupt wherever the code is)."""
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    return stop
 
 
 def play_transfer(stack: DevStack, timeout: float = 60.0) -> dict:
@@ -73,8 +73,9 @@ def run_demo(args: argparse.Namespace) -> int:
         transfer = play_transfer(stack)
         if args.once:
             return 0 if transfer["status"] == "completed" else 1
+        stop = _interruption()
         print("Serving; press Ctrl-C to stop.", flush=True)
-        _wait_for_interrupt()
+        stop.wait()
         return 0
     finally:
         print("Stopping…", flush=True)
@@ -92,7 +93,7 @@ def run_sim(args: argparse.Namespace) -> int:
             print(f"{name}={value}")
         for line in scenario.describe():
             print(line)
-        _wait_for_interrupt()
+        _interruption().wait()
     return 0
 
 

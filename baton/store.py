@@ -4,7 +4,7 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   transfer:{id}             JSON: the transfer record and its outbox of actions still to perform
   task:{WT}:active          the id of the task's transfer in progress (one at a time: 409 otherwise)
   task:{WT}:transfers       sorted set of the transfers from or to that task, by creation time
-  idempotency:{who}:{key}   the transfer a retried request with this Idempotency-Key gets back
+  idempotency:{who}:{key}   the transfer a caller's retried request with this Idempotency-Key gets back
   event:{EV}                a webhook event already accepted (dedupe), kept a few days
   lock:{id}                 the per-transfer lock that serializes all work on one transfer
   settings                  JSON: the admin settings (absent until an administrator changes one)
@@ -114,11 +114,15 @@ class Store:
 
     # transfers
 
-    def create(self, record: Record, idempotency_key: str | None = None) -> Created:
-        """Record a new transfer unless the request is a replay or its task already has one in progress."""
+    def create(self, record: Record, idempotency_key: str | None = None, caller: str | None = None) -> Created:
+        """Record a new transfer unless the request is a replay or its task already has one in progress.
+
+        Idempotency keys are the caller's own (``caller``: who sent the request; by default the sender).
+        """
         transfer = record.transfer
+        scope = caller or transfer.from_worker_sid
         outcome, transfer_id = self._create(
-            keys=[self._key("idempotency", transfer.from_worker_sid, idempotency_key) if idempotency_key else "",
+            keys=[self._key("idempotency", scope, idempotency_key) if idempotency_key else "",
                   self._key("task", transfer.from_task_sid, "active"), self._key("transfer", transfer.id),
                   self._key("task", transfer.from_task_sid, "transfers"), self._key("recent")],
             args=[transfer.id, self._encode(record), transfer.updated_at, IDEMPOTENCY_TTL_S],
@@ -193,6 +197,10 @@ class Store:
     def claim_event(self, event_sid: str) -> bool:
         """True the first time an event sid is seen; False for a redelivery."""
         return bool(self.redis.set(self._key("event", event_sid), 1, nx=True, ex=EVENT_DEDUPE_TTL_S))
+
+    def release_event(self, event_sid: str) -> None:
+        """Forget a claimed event that could not be enqueued, so Twilio's redelivery is processed."""
+        self.redis.delete(self._key("event", event_sid))
 
     @staticmethod
     def _encode(record: Record) -> str:

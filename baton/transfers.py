@@ -375,6 +375,14 @@ def _offer_seen(transfer: Transfer, reservation_sid: str) -> Transfer:
                                attempt=transfer.attempt + 1)
 
 
+def _offer_overtaken(transfer: Transfer, reservation_sid: str, worker_sid: str, now: float) -> Transfer:
+    """Count an offer first heard of by its end or acceptance, and show it in the timeline all the same."""
+    if reservation_sid in transfer.seen_reservations:
+        return transfer
+    return _entry(_offer_seen(transfer, reservation_sid), now, "offered", worker_sid=worker_sid,
+                  reservation_sid=reservation_sid)
+
+
 def _is_refused_reoffer(transfer: Transfer, reservation_sid: str, worker_sid: str) -> bool:
     """An offer to an excluded agent: Baton refuses it and it never counts as an attempt."""
     return worker_sid in transfer.excluded_workers and reservation_sid not in transfer.seen_reservations
@@ -384,29 +392,51 @@ def _reservation_created(transfer: Transfer, event: ReservationCreated, settings
     if (transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations
             or event.reservation_sid == transfer.reservation_sid):
         return Step(transfer)
+    actions: tuple[Action, ...] = ()
+    if transfer.status == OFFERED:
+        # TaskRouter offers a transfer task to one agent at a time (its queues reserve one worker),
+        # so a new offer means the live one has ended, even if the event saying so is still on its way.
+        ended = _end_offer(transfer, transfer.reservation_sid, transfer.offered_worker_sid, "ended", settings, now)
+        if ended.transfer.status != ROUTING:
+            return ended
+        transfer, actions = ended.transfer, ended.actions
     if _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid):
         # TaskRouter re-offers a rejected task to the same known worker before our re-route lands.
         return Step(_entry(transfer, now, "offer to excluded agent refused", **_offer_detail(event)),
-                    (RejectReservation(event.reservation_sid),))
+                    actions + (RejectReservation(event.reservation_sid),))
     offered = _move(_offer_seen(transfer, event.reservation_sid), now, OFFERED, "offered", _offer_detail(event),
                     reservation_sid=event.reservation_sid, offered_worker_sid=event.worker_sid)
-    return Step(offered)
+    return Step(offered, actions)
 
 
 def _reservation_ended(transfer: Transfer, event: ReservationEnded, settings: Settings, now: float) -> Step:
     if transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations:
         return Step(transfer)
-    finished = transfer.finished_reservations + (event.reservation_sid,)
     if _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid):
+        finished = transfer.finished_reservations + (event.reservation_sid,)
         return Step(dataclasses.replace(transfer, finished_reservations=finished))
-    ended = dataclasses.replace(_offer_seen(transfer, event.reservation_sid), finished_reservations=finished,
-                                excluded_workers=tuple(dict.fromkeys((*transfer.excluded_workers, event.worker_sid))))
-    ended = _entry(ended, now, f"offer {event.outcome}", **_offer_detail(event))
     if transfer.status == OFFERED and event.reservation_sid != transfer.reservation_sid:
-        # The end of an earlier offer arrived after a later one began: keep the live offer, but
-        # make sure the agent who declined is excluded from now on.
+        # The end of an earlier offer whose start we never saw, after a later one began: keep the
+        # live offer, but make sure the agent who declined is excluded from now on.
+        ended = _declined(_offer_overtaken(transfer, event.reservation_sid, event.worker_sid, now),
+                          event.reservation_sid, event.worker_sid)
+        ended = _entry(ended, now, f"offer {event.outcome}", **_offer_detail(event))
         return Step(ended, () if transfer.route == ROUTE_WORKFLOW else (_reroute(ended),))
-    ended = dataclasses.replace(ended, reservation_sid=None, offered_worker_sid=None)
+    return _end_offer(transfer, event.reservation_sid, event.worker_sid, event.outcome, settings, now)
+
+
+def _declined(transfer: Transfer, reservation_sid: str, worker_sid: str) -> Transfer:
+    """The transfer once this offer is over: finished, and its agent excluded."""
+    return dataclasses.replace(transfer, finished_reservations=transfer.finished_reservations + (reservation_sid,),
+                               excluded_workers=tuple(dict.fromkeys((*transfer.excluded_workers, worker_sid))))
+
+
+def _end_offer(transfer: Transfer, reservation_sid: str, worker_sid: str, outcome: str, settings: Settings,
+               now: float) -> Step:
+    """The live (or only known) offer ended without acceptance: fail, or find the next agent."""
+    ended = dataclasses.replace(_declined(_offer_overtaken(transfer, reservation_sid, worker_sid, now), reservation_sid,
+                                          worker_sid), reservation_sid=None, offered_worker_sid=None)
+    ended = _entry(ended, now, f"offer {outcome}", worker_sid=worker_sid, reservation_sid=reservation_sid)
     if ended.attempt >= settings.max_attempts:
         return _fail(ended, now, "max attempts reached", f"no agent accepted after {ended.attempt} offers")
     if transfer.route == ROUTE_WORKFLOW:
@@ -425,7 +455,8 @@ def _reservation_accepted(transfer: Transfer, event: ReservationAccepted, settin
     if (transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations
             or _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid)):
         return Step(transfer)
-    accepted = _move(_offer_seen(transfer, event.reservation_sid), now, ACCEPTED, "accepted", _offer_detail(event),
+    accepted = _move(_offer_overtaken(transfer, event.reservation_sid, event.worker_sid, now), now, ACCEPTED,
+                     "accepted", _offer_detail(event),
                      accepted_worker_sid=event.worker_sid, reservation_sid=event.reservation_sid)
     if transfer.mode == "warm":
         return Step(accepted)

@@ -105,7 +105,7 @@ TABLE = {
         "prepared": IGNORED,
         "invite": IGNORED,
         "created": IGNORED,
-        "created-excluded": (t.OFFERED, [t.RejectReservation]),
+        "created-excluded": (t.ROUTING, [t.Reroute, t.RejectReservation]),
         "accepted": (t.ACCEPTED, [t.CloseSender]),
         "rejected": (t.ROUTING, [t.Reroute]),
         "timeout": (t.ROUTING, [t.Reroute]),
@@ -220,10 +220,24 @@ def test_refused_reoffer_to_an_excluded_agent_is_not_an_attempt():
     assert (after.transfer.attempt, after.transfer.status, after.actions) == (1, t.ROUTING, ())
 
 
+def test_reoffer_overtaking_the_rejection_ends_the_live_offer():
+    """TaskRouter's re-offer to the agent who just declined, seen before the decline, ends that offer and is refused."""
+    step = run(in_state(t.OFFERED), t.ReservationCreated("WR2", TARGET))
+    assert (step.transfer.status, step.transfer.attempt, step.transfer.excluded_workers) == (
+        t.ROUTING, 1, (SENDER, TARGET))
+    assert [type(a) for a in step.actions] == [t.Reroute, t.RejectReservation]
+    late = run(step.transfer, t.ReservationEnded("WR1", TARGET, "rejected"),
+               t.ReservationEnded("WR2", TARGET, "rejected"))
+    assert (late.transfer.status, late.transfer.attempt, late.actions) == (t.ROUTING, 1, ())
+    offered = run(late.transfer, t.ReservationCreated("WR3", OTHER))
+    assert (offered.transfer.status, offered.transfer.attempt) == (t.OFFERED, 2)
+
+
 def test_end_before_creation_counts_once():
     """An offer whose end arrives before its creation is counted once, and its late creation is ignored."""
     step = run(in_state(t.ROUTING), t.ReservationEnded("WR1", TARGET, "rejected"), t.ReservationCreated("WR1", TARGET))
     assert (step.transfer.status, step.transfer.attempt, step.actions) == (t.ROUTING, 1, ())
+    assert [e.event for e in step.transfer.timeline[-3:]] == ["offered", "offer rejected", "re-routing to queue"]
 
 
 def test_late_end_of_an_earlier_offer_keeps_the_live_offer():
@@ -252,6 +266,7 @@ def test_accepted_without_seeing_the_offer_still_closes_the_sender():
     """An acceptance that overtakes its offer event is an accepted offer."""
     step = run(in_state(t.ROUTING), t.ReservationAccepted("WR7", OTHER))
     assert (step.transfer.status, step.transfer.attempt, step.actions) == (t.ACCEPTED, 1, (t.CloseSender("closed"),))
+    assert [(e.event, e.worker_sid) for e in step.transfer.timeline[-2:]] == [("offered", OTHER), ("accepted", OTHER)]
 
 
 def test_sender_wrapup_setting_wraps_the_sender_up():

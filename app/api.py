@@ -1,0 +1,203 @@
+"""The agent API under ``/v1`` (design.md §6): start, read and cancel transfers; the admin settings.
+
+Each view authenticates, validates, checks what the caller may do, records and enqueues; the
+workers do the rest. The only Twilio calls are the ones that authorize the caller: IAM (cached),
+and, to start a transfer, the task and its reservations.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from marshmallow import ValidationError
+
+from app import current_celery, current_config, current_gateway, current_store
+from app.auth import Caller, authenticate, authenticate_admin
+from app.errors import ApiError
+from app.schemas import (
+    TransferQuerySchema,
+    TransferRequestSchema,
+    TransferSchema,
+    invalid_request,
+    json_object,
+    load_object,
+)
+from baton.settings import Settings, SettingsSchema, validated_settings
+from baton.store import Record
+from baton.transfers import (
+    ACCEPTED,
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    REQUESTED,
+    Transfer,
+    new_transfer_id,
+    start,
+    target_type_of,
+)
+from baton.twilio_gateway import PermanentTwilioError
+from workers.celery_app import CANCEL_TRANSFER, RUN_TRANSFER, TRANSFER_DEADLINE, send_job
+
+blueprint = Blueprint("api", __name__, url_prefix="/v1")
+
+# Reservation statuses of the agent who holds a task, and may transfer it.
+HOLDING_STATUSES = ("accepted", "wrapping")
+MAX_IDEMPOTENCY_KEY = 200
+
+_request_schema = TransferRequestSchema()
+_query_schema = TransferQuerySchema()
+_transfer_schema = TransferSchema()
+_settings_schema = SettingsSchema()
+
+
+@blueprint.post("/transfers")
+def create_transfer():
+    """Start a transfer of a task the caller holds (or, for a supervisor, any agent's): 202, enqueued."""
+    caller = authenticate()
+    body = load_object(_request_schema, request.get_json(force=True, silent=True))
+    idempotency_key = _idempotency_key()
+    settings = _settings()
+    _check_allowed(body, settings)
+    task_sid, to = body["task_sid"], body["to"]
+    sender = _sender(caller, task_sid)
+    if to == sender:
+        raise ApiError(400, "invalid_request", "to: the agent who holds the task cannot be its target", "to")
+
+    transfer = Transfer(id=new_transfer_id(), from_task_sid=task_sid, from_worker_sid=sender,
+                        target_type=target_type_of(to), target_sid=to, mode=body["mode"], notes=body["notes"],
+                        summary_requested=body["summary"])
+    step = start(transfer, now=time.time())
+    created = current_store().create(Record(step.transfer, step.actions), idempotency_key,
+                                     caller.worker_sid or caller.identity)
+    if created.conflict:
+        raise ApiError(409, "transfer_in_progress",
+                       f"Task {task_sid} already has a transfer in progress: {created.transfer.id}")
+    if created.new:
+        send_job(current_celery(), RUN_TRANSFER, transfer.id)
+        send_job(current_celery(), TRANSFER_DEADLINE, transfer.id, countdown=settings.transfer_timeout_s)
+    elif created.transfer.status == REQUESTED:
+        # The first request may have been stored but not enqueued (broker away: it got a 503);
+        # running a transfer is idempotent, so the replay enqueues it again.
+        send_job(current_celery(), RUN_TRANSFER, created.transfer.id)
+    # A replay answers exactly as the first request did.
+    return _answer(created.transfer, 202, {"Location": f"/v1/transfers/{created.transfer.id}"})
+
+
+@blueprint.get("/transfers/<transfer_id>")
+def get_transfer(transfer_id: str):
+    """A transfer and its timeline, for its sender, the agent it was offered to, or a supervisor."""
+    caller = authenticate()
+    transfer = _transfer(transfer_id)
+    if not _may_read(caller, transfer):
+        raise ApiError(403, "not_your_transfer", "Only the agents of this transfer or a supervisor may read it")
+    return _answer(transfer, 200)
+
+
+@blueprint.get("/transfers")
+def list_transfers():
+    """The transfers from or to a task that the caller may read, oldest first."""
+    caller = authenticate()
+    query = load_object(_query_schema, request.args)
+    transfers = [transfer for transfer in current_store().transfers_of_task(query["task_sid"])
+                 if _may_read(caller, transfer)]
+    return jsonify(transfers=_transfer_schema.dump(transfers, many=True))
+
+
+@blueprint.post("/transfers/<transfer_id>/cancel")
+def cancel_transfer(transfer_id: str):
+    """Ask for a transfer not yet accepted to be canceled (the sender keeps the customer): 202."""
+    caller = authenticate()
+    transfer = _transfer(transfer_id)
+    if not (caller.is_privileged or caller.worker_sid == transfer.from_worker_sid):
+        raise ApiError(403, "not_your_transfer", "Only the sender of this transfer or a supervisor may cancel it")
+    if transfer.status in (ACCEPTED, COMPLETED):
+        raise ApiError(409, "already_accepted", f"Transfer {transfer.id} was already accepted")
+    if transfer.status == FAILED:
+        raise ApiError(409, "already_finished", f"Transfer {transfer.id} has already failed")
+    if transfer.status != CANCELED:
+        send_job(current_celery(), CANCEL_TRANSFER, transfer.id, caller.worker_sid)
+    return _answer(transfer, 202)
+
+
+@blueprint.get("/settings")
+def get_settings():
+    """The settings in force (admin)."""
+    authenticate_admin()
+    return jsonify(_settings_schema.dump(_settings()))
+
+
+@blueprint.patch("/settings")
+def patch_settings():
+    """Change some settings (admin): the fields given are validated with the others, then stored."""
+    authenticate_admin()
+    changes = json_object(request.get_json(force=True, silent=True))
+    try:
+        settings = validated_settings(changes, _settings())
+    except ValidationError as exc:
+        raise invalid_request(exc) from None
+    current_store().save_settings(settings)
+    return jsonify(_settings_schema.dump(settings))
+
+
+def _settings() -> Settings:
+    return current_store().settings(current_config().settings)
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+        raise ApiError(400, "invalid_request",
+                       f"Idempotency-Key: must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters", "Idempotency-Key")
+    return key
+
+
+def _check_allowed(body: dict[str, Any], settings: Settings) -> None:
+    """422 for a request the administrator's settings do not allow."""
+    if not settings.transfers_enabled:
+        raise ApiError(422, "transfers_disabled", "Transfers are turned off by an administrator")
+    if body["notes"] and not settings.notes_enabled:
+        raise ApiError(422, "notes_disabled", "Transfer notes are turned off: send the transfer without notes",
+                       "notes")
+    if body["summary"] and not settings.summary_enabled:
+        raise ApiError(422, "summary_disabled", "Transfer summaries are turned off: send the transfer without one",
+                       "summary")
+
+
+def _sender(caller: Caller, task_sid: str) -> str:
+    """The worker who holds the task and sends it: the caller, or for a supervisor the agent holding it."""
+    gateway = current_gateway()
+    try:
+        gateway.fetch_task(task_sid)
+    except PermanentTwilioError as exc:
+        if exc.status == 404:
+            raise ApiError(404, "task_not_found", f"Task {task_sid} does not exist") from None
+        raise
+    holders = [r.worker_sid for r in gateway.list_reservations(task_sid) if r.status in HOLDING_STATUSES]
+    if caller.worker_sid in holders:
+        return caller.worker_sid
+    if not caller.is_privileged:
+        raise ApiError(403, "not_your_task", f"Task {task_sid} is not yours: only its agent or a supervisor may "
+                                             "transfer it")
+    if not holders:
+        raise ApiError(409, "task_not_assigned", f"No agent holds task {task_sid} (no accepted reservation)")
+    return holders[0]
+
+
+def _transfer(transfer_id: str) -> Transfer:
+    record = current_store().load(transfer_id)
+    if record is None:
+        raise ApiError(404, "transfer_not_found", f"Transfer {transfer_id} does not exist")
+    return record.transfer
+
+
+def _may_read(caller: Caller, transfer: Transfer) -> bool:
+    if caller.is_privileged:
+        return True
+    agents = (transfer.from_worker_sid, transfer.offered_worker_sid, transfer.accepted_worker_sid)
+    return caller.worker_sid is not None and caller.worker_sid in agents
+
+
+def _answer(transfer: Transfer, status: int, headers: dict[str, str] | None = None):
+    return jsonify(_transfer_schema.dump(transfer)), status, headers or {}

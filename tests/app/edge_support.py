@@ -1,0 +1,47 @@
+"""Helpers for the HTTP edge's tests: Celery's queue as the tests read it, tokens, signed webhooks."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from twilio.request_validator import RequestValidator
+
+PUBLIC_BASE_URL = "https://baton.example.com"
+ADMIN_TOKEN = "admin-token-for-the-tests"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A message in Celery's queue: the task's name, its arguments, and its ETA (set by a countdown)."""
+
+    name: str
+    args: list[Any]
+    eta: str | None
+
+
+def queued_jobs(broker: redis.Redis) -> list[Job]:
+    """The jobs waiting in Celery's default queue, oldest first."""
+    # kombu LPUSHes each message onto the list named after the queue; workers pop from its tail.
+    messages = [json.loads(raw) for raw in reversed(broker.lrange("celery", 0, -1))]
+    return [Job(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0], m["headers"].get("eta"))
+            for m in messages]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def payload(name: str) -> dict[str, str]:
+    """A webhook form captured from the simulator (``fixtures/{name}.json``)."""
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def signature(auth_token: str, url: str, params: dict[str, str]) -> str:
+    """The X-Twilio-Signature Twilio sends with ``params`` posted to ``url``."""
+    return RequestValidator(auth_token).compute_signature(url, params)
