@@ -23,7 +23,7 @@ def process_group_alive(pgid: int) -> bool:
 
 
 def test_demo_serves_until_ctrl_c_and_then_stops_everything(redis_url):
-    """The demo brings web, worker and simulator up with /readyz 200, and Ctrl-C stops every process it started."""
+    """The demo brings web, worker and simulator up, plays a transfer to completion, and Ctrl-C stops everything."""
     demo = subprocess.Popen([sys.executable, "-m", "baton.cli", "demo"], env={**os.environ, "REDIS_URL": redis_url},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
@@ -34,6 +34,8 @@ def test_demo_serves_until_ctrl_c_and_then_stops_everything(redis_url):
             break
     text = "".join(output)
     assert "GET /readyz -> 200" in text, text
+    assert re.search(r"Transfer tr_[0-9a-f]{32}: completed", text), text
+    assert "offer rejected" in text or "offer ended" in text
     pids = [int(pid) for pid in re.findall(r"(?:web|worker) pid (\d+)", text)]
     assert len(pids) == 2 and all(process_group_alive(pid) for pid in pids)
 

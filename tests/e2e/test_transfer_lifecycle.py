@@ -158,3 +158,31 @@ def test_duplicated_and_reordered_webhooks_change_nothing(stack, baton, conversa
                   and d.params.get("EventType") == "reservation.accepted"]
     assert len(deliveries) == 3
     assert json.loads(deliveries[0].params["TaskAttributes"])["transfer"]["id"] == transfer["id"]
+
+
+def test_refused_requests_create_no_invite(stack, baton, conversation):
+    """Each refused request answers its status and error code, and no invite ever reaches Twilio."""
+    sids, url = stack.scenario.agents, baton.url
+    body = {"task_sid": conversation.task_sid, "to": sids["carol"]}
+
+    def post(token=None, **changes):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return baton.session.post(f"{url}/v1/transfers", json={**body, **changes}, headers=headers, timeout=10)
+
+    refusals = [
+        (post(), 401, "missing_token"),
+        (post("forged"), 401, "invalid_token"),
+        (post(baton.tokens["alice"], to="WT" + "0" * 32), 400, "invalid_request"),
+        (post(baton.tokens["bob"]), 403, "not_your_task"),
+        (post(baton.tokens["alice"], task_sid="WT" + "f" * 32), 404, "task_not_found"),
+    ]
+    baton.settings(notes_enabled=False)
+    refusals.append((post(baton.tokens["alice"], notes="see order 4417"), 422, "notes_disabled"))
+    baton.settings(notes_enabled=True)
+    first = post(baton.tokens["alice"], to=sids["bob"])
+    refusals.append((post(baton.tokens["alice"]), 409, "transfer_in_progress"))
+
+    for response, status, code in refusals:
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    baton.wait(first.json()["id"])
+    assert len(invites_of(stack, conversation)) == 1
