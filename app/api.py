@@ -37,8 +37,8 @@ from baton.transfers import (
     start,
     target_type_of,
 )
-from baton.twilio_gateway import PermanentTwilioError
-from workers.celery_app import CANCEL_TRANSFER, RUN_TRANSFER, TRANSFER_DEADLINE, send_job
+from baton.twilio_gateway import PermanentTwilioError, TaskSnapshot
+from workers.celery_app import CANCEL_TRANSFER, LEAVE_TRANSFER, RUN_TRANSFER, TRANSFER_DEADLINE, send_job
 
 blueprint = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -61,13 +61,13 @@ def create_transfer():
     settings = _settings()
     _check_allowed(body, settings)
     task_sid, to = body["task_sid"], body["to"]
-    sender = _sender(caller, task_sid)
+    task, sender = _task_and_sender(caller, task_sid)
     if to == sender:
         raise ApiError(400, "invalid_request", "to: the agent who holds the task cannot be its target", "to")
 
     transfer = Transfer(id=new_transfer_id(), from_task_sid=task_sid, from_worker_sid=sender,
                         target_type=target_type_of(to), target_sid=to, mode=body["mode"], notes=body["notes"],
-                        summary_requested=body["summary"])
+                        summary_requested=body["summary"], conversation_sid=task.attributes.get("conversationSid"))
     step = start(transfer, now=time.time())
     created = current_store().create(Record(step.transfer, step.actions), idempotency_key,
                                      caller.worker_sid or caller.identity)
@@ -121,6 +121,24 @@ def cancel_transfer(transfer_id: str):
     return _answer(transfer, 202)
 
 
+@blueprint.post("/transfers/<transfer_id>/leave")
+def leave_transfer(transfer_id: str):
+    """The sender of an accepted warm transfer leaves the conversation to the new agent: 202."""
+    caller = authenticate()
+    transfer = _transfer(transfer_id)
+    if not (caller.is_privileged or caller.worker_sid == transfer.from_worker_sid):
+        raise ApiError(403, "not_your_transfer", "Only the sender of this transfer or a supervisor may leave it")
+    if transfer.mode != "warm":
+        raise ApiError(409, "not_warm", f"Transfer {transfer.id} is a cold transfer: its sender leaves on acceptance")
+    if transfer.status == COMPLETED:
+        return _answer(transfer, 202)
+    if transfer.status != ACCEPTED:
+        raise ApiError(409, "not_accepted", f"Transfer {transfer.id} is {transfer.status}: the sender can leave "
+                                            "only once another agent has accepted it")
+    send_job(current_celery(), LEAVE_TRANSFER, transfer.id, caller.worker_sid)
+    return _answer(transfer, 202)
+
+
 @blueprint.get("/settings")
 def get_settings():
     """The settings in force (admin)."""
@@ -165,24 +183,24 @@ def _check_allowed(body: dict[str, Any], settings: Settings) -> None:
                        "summary")
 
 
-def _sender(caller: Caller, task_sid: str) -> str:
-    """The worker who holds the task and sends it: the caller, or for a supervisor the agent holding it."""
+def _task_and_sender(caller: Caller, task_sid: str) -> tuple[TaskSnapshot, str]:
+    """The task, and the worker who holds and sends it: the caller, or for a supervisor the agent holding it."""
     gateway = current_gateway()
     try:
-        gateway.fetch_task(task_sid)
+        task = gateway.fetch_task(task_sid)
     except PermanentTwilioError as exc:
         if exc.status == 404:
             raise ApiError(404, "task_not_found", f"Task {task_sid} does not exist") from None
         raise
     holders = [r.worker_sid for r in gateway.list_reservations(task_sid) if r.status in HOLDING_STATUSES]
     if caller.worker_sid in holders:
-        return caller.worker_sid
+        return task, caller.worker_sid
     if not caller.is_privileged:
         raise ApiError(403, "not_your_task", f"Task {task_sid} is not yours: only its agent or a supervisor may "
                                              "transfer it")
     if not holders:
         raise ApiError(409, "task_not_assigned", f"No agent holds task {task_sid} (no accepted reservation)")
-    return holders[0]
+    return task, holders[0]
 
 
 def _transfer(transfer_id: str) -> Transfer:

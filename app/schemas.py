@@ -103,6 +103,8 @@ class ConversationEventSchema(Schema):
     ConversationSid = fields.String()
     ParticipantSid = fields.String()
     StateTo = fields.String()
+    Identity = fields.String()
+    messaging_binding_address = fields.String(data_key="MessagingBinding.Address")
 
 
 # Answers
@@ -137,6 +139,10 @@ class TransferSchema(Schema):
     route = fields.String()
     queue_sid = fields.String()
     new_task_sid = fields.String()
+    conversation_sid = fields.String()
+    previous_transfer_id = fields.String()
+    earlier_transfers = fields.Integer()
+    accepted_worker_sid = fields.String()
     attempt = fields.Integer()
     excluded_workers = fields.List(fields.String())
     notes = fields.String()

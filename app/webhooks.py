@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from app import current_celery, current_config, current_store
 from app.errors import ApiError
 from app.schemas import ConversationEventSchema, TaskRouterEventSchema, load_object
-from workers.celery_app import TASKROUTER_EVENT, send_job
+from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
@@ -34,6 +34,10 @@ TRANSFER_EVENTS = frozenset({
 # What the worker needs of an event; the rest (attributes of the task and the worker) stays out of the broker.
 FORWARDED_FIELDS = ("EventType", "Sid", "TaskSid", "ReservationSid", "WorkerSid", "TaskQueueSid", "TaskCanceledReason",
                     "TimestampMs")
+
+# What the worker needs of a Conversations event.
+CONVERSATION_FIELDS = ("EventType", "ConversationSid", "StateTo", "ParticipantSid", "Identity",
+                       "MessagingBinding.Address")
 
 _taskrouter_schema = TaskRouterEventSchema()
 _conversation_schema = ConversationEventSchema()
@@ -59,11 +63,23 @@ def taskrouter_event():
 
 @blueprint.post("/conversations")
 def conversation_event():
-    """A Conversations post-event webhook: 200 ``{}`` for every valid event."""
+    """A Conversations post-event webhook: 200 ``{}`` for every valid event; one that can end a
+    transfer in progress (the conversation closed, someone left) is enqueued for each such transfer."""
     _verify_signature()
-    load_object(_conversation_schema, request.form)
-    # The engine does not consume conversation events yet.
+    event = load_object(_conversation_schema, request.form)
+    if _may_end_a_transfer(event):
+        fields = {name: request.form[name] for name in CONVERSATION_FIELDS if request.form.get(name)}
+        for transfer_id in current_store().active_transfers_of_conversation(event["ConversationSid"]):
+            # Not deduplicated: Conversations events carry no event sid, and these two are idempotent.
+            send_job(current_celery(), CONVERSATION_EVENT, transfer_id, fields)
     return jsonify({})
+
+
+def _may_end_a_transfer(event: dict[str, str]) -> bool:
+    if not event.get("ConversationSid"):
+        return False
+    return event["EventType"] == "onParticipantRemoved" or (
+        event["EventType"] == "onConversationStateUpdated" and event.get("StateTo") == "closed")
 
 
 def transfer_id_of(task_attributes: str | None) -> str | None:

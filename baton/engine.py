@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from baton import transfers as t
 from baton.config import Config
 from baton.store import Record, Store
-from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioGateway
+from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioGateway, Worker
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,25 @@ def event_from_taskrouter(fields: Mapping[str, str]) -> t.Event | None:
     return None
 
 
+def event_from_conversations(fields: Mapping[str, str]) -> t.Event | None:
+    """The state machine's event for a Conversations post-event webhook of a transfer's conversation, or None."""
+    kind = fields.get("EventType")
+    if kind == "onConversationStateUpdated" and fields.get("StateTo") == "closed":
+        return t.ConversationClosed()
+    if kind == "onParticipantRemoved":
+        return t.ParticipantLeft(identity=fields.get("Identity") or None,
+                                 address=fields.get("MessagingBinding.Address") or None)
+    return None
+
+
+def flex_identity(worker: Worker) -> str:
+    """The identity Flex gives an agent in conversations: its contact_uri without ``client:``."""
+    contact_uri = worker.attributes.get("contact_uri")
+    if isinstance(contact_uri, str) and contact_uri:
+        return contact_uri.removeprefix("client:")
+    return worker.friendly_name
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What the caller must do after processing: nothing, or run the transfer again in ``retry_in`` seconds."""
@@ -90,8 +109,18 @@ class TransferEngine:
             return Outcome()
         return self._process(transfer_id, event, task_sid=fields.get("TaskSid"))
 
+    def conversation_event(self, transfer_id: str, fields: Mapping[str, str]) -> Outcome:
+        """A Conversations event about the transfer's conversation."""
+        event = event_from_conversations(fields)
+        if event is None:
+            return Outcome()
+        return self._process(transfer_id, event)
+
     def cancel(self, transfer_id: str, by_worker_sid: str | None) -> Outcome:
         return self._process(transfer_id, t.CancelRequested(by_worker_sid))
+
+    def leave(self, transfer_id: str, by_worker_sid: str | None) -> Outcome:
+        return self._process(transfer_id, t.LeaveRequested(by_worker_sid))
 
     def deadline(self, transfer_id: str) -> Outcome:
         return self._process(transfer_id, t.DeadlinePassed())
@@ -175,6 +204,7 @@ class TransferEngine:
         channel_sid = task.attributes.get("flexInteractionChannelSid")
         if not interaction_sid or not channel_sid:
             return t.ActionFailed("prepare", "the task is not a Flex Conversations task (no flexInteractionSid)")
+        conversation_sid = task.attributes.get("conversationSid")
         agents = [p for p in self.gateway.list_channel_participants(interaction_sid, channel_sid)
                   if p.type == "agent"]
         sender = next((p for p in agents if p.task_sid == transfer.from_task_sid), None)
@@ -182,18 +212,28 @@ class TransferEngine:
             return t.ActionFailed("prepare", "the sender is not a participant of the conversation")
         target_available = True
         if transfer.target_type == t.ROUTE_WORKER:
-            target_available = self.gateway.worker_available(transfer.target_sid)
+            target_available = self.gateway.fetch_worker(transfer.target_sid).available
+        agent_identities = {sid: flex_identity(self.gateway.fetch_worker(sid))
+                            for sid in dict.fromkeys(p.worker_sid for p in agents if p.worker_sid)}
+        customers = tuple(participant.identity or participant.address
+                          for participant in self.gateway.list_conversation_participants(conversation_sid)
+                          if participant.identity not in agent_identities.values()) if conversation_sid else ()
+        previous = task.attributes.get("transfer") if isinstance(task.attributes.get("transfer"), dict) else {}
         return t.Prepared(
             original_attributes=task.attributes,
             original_queue_sid=task.task_queue_sid,
             task_channel=task.task_channel_unique_name,
             interaction_sid=interaction_sid,
             channel_sid=channel_sid,
-            conversation_sid=task.attributes.get("conversationSid"),
+            conversation_sid=conversation_sid,
             sender_participant_sid=sender.sid,
-            agents_in_conversation=tuple(p.worker_sid for p in agents if p.worker_sid),
+            agents_in_conversation=tuple(agent_identities),
             target_available=target_available,
             fallback_queue_sid=self.config.fallback_queue_sid,
+            sender_identity=agent_identities.get(transfer.from_worker_sid),
+            customer_identities=tuple(customer for customer in customers if customer),
+            previous_transfer_id=previous.get("id"),
+            earlier_transfers=previous.get("earlier_transfers", 0) + 1 if previous.get("id") else 0,
         )
 
     def _create_invite(self, action: t.CreateInvite, transfer: t.Transfer, look_first: bool) -> t.Event:

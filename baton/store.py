@@ -3,6 +3,7 @@
 Keys (all under ``baton:``; Celery's broker keys have their own names in the same database):
   transfer:{id}             JSON: the transfer record and its outbox of actions still to perform
   task:{WT}:active          the id of the task's transfer in progress (one at a time: 409 otherwise)
+  conversation:{CH}:transfers  set of the ids of the conversation's transfers in progress
   task:{WT}:transfers       sorted set of the transfers from or to that task, by creation time
   idempotency:{who}:{key}   the transfer a caller's retried request with this Idempotency-Key gets back
   event:{EV}                a webhook event already accepted (dedupe), kept a few days
@@ -69,6 +70,7 @@ class Created:
 # is a conflict; otherwise the transfer is recorded and becomes the task's active one.
 _CREATE = """
 local idem_key, active_key, transfer_key, list_key, recent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local conversation_key = KEYS[6]
 local id, record, score, idem_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if idem_key ~= '' then
   local earlier = redis.call('GET', idem_key)
@@ -80,6 +82,7 @@ redis.call('SET', active_key, id)
 redis.call('SET', transfer_key, record)
 redis.call('ZADD', list_key, score, id)
 redis.call('ZADD', recent_key, score, id)
+if conversation_key ~= '' then redis.call('SADD', conversation_key, id) end
 if idem_key ~= '' then redis.call('SET', idem_key, id, 'EX', idem_ttl) end
 return {'created', id}
 """
@@ -124,7 +127,8 @@ class Store:
         outcome, transfer_id = self._create(
             keys=[self._key("idempotency", scope, idempotency_key) if idempotency_key else "",
                   self._key("task", transfer.from_task_sid, "active"), self._key("transfer", transfer.id),
-                  self._key("task", transfer.from_task_sid, "transfers"), self._key("recent")],
+                  self._key("task", transfer.from_task_sid, "transfers"), self._key("recent"),
+                  self._conversation_key(transfer.conversation_sid) if transfer.conversation_sid else ""],
             args=[transfer.id, self._encode(record), transfer.updated_at, IDEMPOTENCY_TTL_S],
         )
         if outcome == "created":
@@ -149,6 +153,8 @@ class Store:
                 pipe.set(key, self._encode(record), ex=self.retention_s)
                 self._release(keys=[self._key("task", transfer.from_task_sid, "active")], args=[transfer.id],
                               client=pipe)
+                if transfer.conversation_sid:
+                    pipe.srem(self._conversation_key(transfer.conversation_sid), transfer.id)
             else:
                 pipe.set(key, self._encode(record))
             pipe.zadd(self._key("recent"), {transfer.id: transfer.updated_at})
@@ -161,6 +167,13 @@ class Store:
         ids = self.redis.zrange(self._key("task", task_sid, "transfers"), 0, -1)
         records = [self.load(transfer_id) for transfer_id in ids]
         return [record.transfer for record in records if record is not None]
+
+    def active_transfers_of_conversation(self, conversation_sid: str) -> list[str]:
+        """The ids of the transfers in progress in a conversation (warm transfers can make it several)."""
+        return sorted(self.redis.smembers(self._conversation_key(conversation_sid)))
+
+    def _conversation_key(self, conversation_sid: str) -> str:
+        return self._key("conversation", conversation_sid, "transfers")
 
     def active_transfer_id(self, task_sid: str) -> str | None:
         return self.redis.get(self._key("task", task_sid, "active"))
@@ -207,3 +220,38 @@ class Store:
         outbox = [{"type": type(action).__name__, **dataclasses.asdict(action)} for action in record.outbox]
         return json.dumps({"transfer": record.transfer.to_dict(), "outbox": outbox,
                            "head_attempts": record.head_attempts}, separators=(",", ":"))
+
+    # the admin page
+
+    def recent_transfers(self, limit: int = 50, status: str | tuple[str, ...] | None = None,
+                         scan: int = 1000) -> list[Transfer]:
+        """The most recently updated transfers, newest first; with ``status`` (a state or several), only those.
+
+        Reads the ``recent`` index: ids whose record has expired are skipped, and dropped from the index.
+        At most ``scan`` of the most recent ids are looked at, so filtering by a rare status every few
+        seconds costs no more than by a common one.
+        """
+        wanted = None if status is None else {status} if isinstance(status, str) else set(status)
+        key = self._key("recent")
+        found: list[Transfer] = []
+        expired: list[str] = []
+        start, end = 0, max(scan, limit)
+        while len(found) < limit and start < end:
+            # Newest first, a page at a time; one MGET per page.
+            ids = self.redis.zrevrange(key, start, min(start + max(limit, 100), end) - 1)
+            if not ids:
+                break
+            start += len(ids)
+            for transfer_id, raw in zip(ids, self.redis.mget([self._key("transfer", i) for i in ids]), strict=True):
+                if raw is None:
+                    expired.append(transfer_id)
+                    continue
+                transfer = Transfer.from_dict(json.loads(raw)["transfer"])
+                if wanted is None or transfer.status in wanted:
+                    found.append(transfer)
+                    if len(found) == limit:
+                        break
+        if expired:
+            # A record expires only once its transfer is over, and is never written again.
+            self.redis.zrem(key, *expired)
+        return found

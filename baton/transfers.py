@@ -52,7 +52,11 @@ class Transfer:
     seen_reservations/finished_reservations: offers counted, and offers over, whatever order their
         events arrived in.
     close_requested/sender_closed: closing the sender's participant has been asked for / is done
-        (on acceptance, or on queue entry).
+        (on acceptance, on queue entry, on leaving a warm transfer), or the sender left by themselves.
+    sender_identity/customer_identities: who is who among the conversation's participants, to
+        tell the sender leaving from the customer leaving.
+    previous_transfer_id/earlier_transfers: the transfer that brought the task to its sender, and
+        how many transfers this conversation went through before this one.
     """
 
     id: str
@@ -75,6 +79,10 @@ class Transfer:
     conversation_sid: str | None = None
     task_channel: str | None = None
     sender_participant_sid: str | None = None
+    sender_identity: str | None = None
+    customer_identities: tuple[str, ...] = ()
+    previous_transfer_id: str | None = None
+    earlier_transfers: int = 0
     new_task_sid: str | None = None
     invite_sid: str | None = None
     reservation_sid: str | None = None
@@ -99,7 +107,7 @@ class Transfer:
     def from_dict(cls, data: dict[str, Any]) -> "Transfer":
         known = {f.name for f in dataclasses.fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
-        for name in ("excluded_workers", "seen_reservations", "finished_reservations"):
+        for name in ("excluded_workers", "seen_reservations", "finished_reservations", "customer_identities"):
             values[name] = tuple(values.get(name, ()))
         values["timeline"] = tuple(TimelineEntry(**entry) for entry in values.get("timeline", ()))
         return cls(**values)
@@ -125,6 +133,10 @@ class Prepared:
     agents_in_conversation: tuple[str, ...] = ()
     target_available: bool = True
     fallback_queue_sid: str | None = None
+    sender_identity: str | None = None
+    customer_identities: tuple[str, ...] = ()
+    previous_transfer_id: str | None = None
+    earlier_transfers: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,26 @@ class CancelRequested:
 
 
 @dataclass(frozen=True)
+class LeaveRequested:
+    """The sender of a warm transfer leaves the conversation to the agent who accepted it."""
+
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationClosed:
+    """The conversation itself ended (``onConversationStateUpdated`` to ``closed``)."""
+
+
+@dataclass(frozen=True)
+class ParticipantLeft:
+    """Someone left the conversation (``onParticipantRemoved``), known by identity or address."""
+
+    identity: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
 class DeadlinePassed:
     pass
 
@@ -197,7 +229,8 @@ class ActionFailed:
 
 
 Event = (Prepared | InviteCreated | ReservationCreated | ReservationAccepted | ReservationEnded | TaskQueueEntered
-         | WorkflowTimedOut | NewTaskEnded | SenderClosed | CancelRequested | DeadlinePassed | ActionFailed)
+         | WorkflowTimedOut | NewTaskEnded | SenderClosed | CancelRequested | LeaveRequested | ConversationClosed
+         | ParticipantLeft | DeadlinePassed | ActionFailed)
 
 
 # Actions: what the worker must do next. Each is idempotent where it runs.
@@ -287,6 +320,8 @@ def transfer_object(transfer: Transfer) -> dict[str, Any]:
         "from_task_sid": transfer.from_task_sid,
         "attempt": transfer.attempt,
         "notes": transfer.notes,
+        "previous_transfer_id": transfer.previous_transfer_id,
+        "earlier_transfers": transfer.earlier_transfers,
     }
 
 
@@ -350,7 +385,9 @@ def _prepared(transfer: Transfer, event: Prepared, settings: Settings, now: floa
         transfer, now, ROUTING, "routing" if route == transfer.target_type else "target unavailable, routing to queue",
         route=route, queue_sid=queue_sid, excluded_workers=excluded, interaction_sid=event.interaction_sid,
         channel_sid=event.channel_sid, conversation_sid=event.conversation_sid, task_channel=event.task_channel,
-        sender_participant_sid=event.sender_participant_sid,
+        sender_participant_sid=event.sender_participant_sid, sender_identity=event.sender_identity,
+        customer_identities=event.customer_identities, previous_transfer_id=event.previous_transfer_id,
+        earlier_transfers=event.earlier_transfers,
     )
     workflow = transfer.target_sid if route == ROUTE_WORKFLOW else None
     return Step(routed, (CreateInvite(new_task_attributes(routed, event.original_attributes), workflow),))
@@ -499,12 +536,17 @@ def _workflow_timed_out(transfer: Transfer, event: WorkflowTimedOut, settings: S
 
 
 def _sender_closed(transfer: Transfer, event: SenderClosed, settings: Settings, now: float) -> Step:
+    return _sender_gone(transfer, now, "sender closed")
+
+
+def _sender_gone(transfer: Transfer, now: float, what: str) -> Step:
+    """The sender is out of the conversation (closed by Baton, or left): after acceptance, done."""
     if transfer.sender_closed:
         return Step(transfer)
-    closed = _entry(dataclasses.replace(transfer, sender_closed=True), now, "sender closed")
+    gone = _entry(dataclasses.replace(transfer, sender_closed=True), now, what)
     if transfer.status == ACCEPTED:
-        return Step(_move(closed, now, COMPLETED, "completed"))
-    return Step(closed)
+        return Step(_move(gone, now, COMPLETED, "completed"))
+    return Step(gone)
 
 
 def _new_task_ended(transfer: Transfer, event: NewTaskEnded, settings: Settings, now: float) -> Step:
@@ -520,6 +562,32 @@ def _cancel_requested(transfer: Transfer, event: CancelRequested, settings: Sett
         return Step(transfer)
     canceled = _move(transfer, now, CANCELED, "canceled", {"worker_sid": event.by})
     return Step(canceled, (CancelNewTask("transfer canceled"),) if transfer.new_task_sid else ())
+
+
+def _leave_requested(transfer: Transfer, event: LeaveRequested, settings: Settings, now: float) -> Step:
+    if transfer.status != ACCEPTED or transfer.mode != "warm" or transfer.close_requested:
+        return Step(transfer)
+    return _close_sender(_entry(transfer, now, "sender leaving", worker_sid=event.by), settings)
+
+
+def _conversation_closed(transfer: Transfer, event: ConversationClosed, settings: Settings, now: float) -> Step:
+    if transfer.status == ACCEPTED:
+        # Whoever accepted had the customer until the end: the transfer did its job.
+        return Step(_move(transfer, now, COMPLETED, "conversation closed"))
+    canceled = _move(transfer, now, CANCELED, "conversation closed", {"reason": "the conversation was closed"})
+    return Step(canceled, (CancelNewTask("conversation closed"),) if transfer.new_task_sid else ())
+
+
+def _participant_left(transfer: Transfer, event: ParticipantLeft, settings: Settings, now: float) -> Step:
+    if event.identity is not None and event.identity == transfer.sender_identity:
+        # The sender ended their own task: nothing left to close.
+        return _sender_gone(transfer, now, "sender left")
+    is_customer = (event.identity in transfer.customer_identities
+                   or (event.address is not None and event.address in transfer.customer_identities))
+    if not is_customer or transfer.status == ACCEPTED:
+        return Step(transfer)
+    canceled = _move(transfer, now, CANCELED, "customer left", {"reason": "the customer left the conversation"})
+    return Step(canceled, (CancelNewTask("customer left"),) if transfer.new_task_sid else ())
 
 
 def _deadline_passed(transfer: Transfer, event: DeadlinePassed, settings: Settings, now: float) -> Step:
@@ -543,6 +611,9 @@ _HANDLERS = {
     NewTaskEnded: _new_task_ended,
     SenderClosed: _sender_closed,
     CancelRequested: _cancel_requested,
+    LeaveRequested: _leave_requested,
+    ConversationClosed: _conversation_closed,
+    ParticipantLeft: _participant_left,
     DeadlinePassed: _deadline_passed,
     ActionFailed: _action_failed,
 }

@@ -132,6 +132,16 @@ class TaskSnapshot:
 
 
 @dataclass(frozen=True)
+class Worker:
+    """A TaskRouter worker: ``available`` says whether its activity lets it take work now."""
+
+    sid: str
+    friendly_name: str
+    attributes: dict[str, Any]
+    available: bool
+
+
+@dataclass(frozen=True)
 class Reservation:
     sid: str
     worker_sid: str
@@ -273,10 +283,10 @@ class TwilioGateway:
             reservation_sid).update(reservation_status=status))
         return Reservation(record.sid, record.worker_sid, record.reservation_status)
 
-    def worker_available(self, worker_sid: str) -> bool:
-        """GET /v1/Workspaces/{WS}/Workers/{WK}: whether the agent's activity lets them take work now."""
+    def fetch_worker(self, worker_sid: str) -> Worker:
+        """GET /v1/Workspaces/{WS}/Workers/{WK}."""
         worker = self._call("workers.fetch", lambda: self._workspace.workers(worker_sid).fetch())
-        return bool(worker.available)
+        return Worker(worker.sid, worker.friendly_name, _json_object(worker.attributes), bool(worker.available))
 
     # Flex Interactions
 
@@ -372,3 +382,59 @@ class TwilioGateway:
     def _invite(record) -> Invite:
         properties = (record.routing or {}).get("properties") or {}
         return Invite(record.sid, properties.get("sid"), _json_object(properties.get("attributes")))
+
+    # Operator set-up (``baton setup`` and ``baton doctor``): plain dicts of the fields they read.
+
+    def fetch_workspace(self) -> dict[str, Any]:
+        """GET /v1/Workspaces/{WS}: ``sid``, ``friendly_name``, ``event_callback_url``, ``events_filter``."""
+        record = self._call("workspaces.fetch", lambda: self._workspace.fetch())
+        return {"sid": record.sid, "friendly_name": record.friendly_name,
+                "event_callback_url": record.event_callback_url, "events_filter": record.events_filter}
+
+    def update_workspace_events(self, event_callback_url: str, events_filter: str) -> None:
+        """POST /v1/Workspaces/{WS} with ``EventCallbackUrl`` and ``EventsFilter`` (comma-separated event types)."""
+        self._call("workspaces.update", lambda: self._workspace.update(
+            event_callback_url=event_callback_url, events_filter=events_filter))
+
+    def list_task_queues(self) -> list[dict[str, Any]]:
+        """GET /v1/Workspaces/{WS}/TaskQueues (all pages): ``sid``, ``friendly_name``, ``target_workers``."""
+        records = self._call("task_queues.list", lambda: self._workspace.task_queues.list())
+        return [{"sid": r.sid, "friendly_name": r.friendly_name, "target_workers": r.target_workers}
+                for r in records]
+
+    def create_task_queue(self, friendly_name: str, target_workers: str) -> dict[str, Any]:
+        """POST /v1/Workspaces/{WS}/TaskQueues with ``FriendlyName`` and ``TargetWorkers``."""
+        record = self._call("task_queues.create", lambda: self._workspace.task_queues.create(
+            friendly_name=friendly_name, target_workers=target_workers))
+        return {"sid": record.sid, "friendly_name": record.friendly_name, "target_workers": record.target_workers}
+
+    def fetch_workflow(self, workflow_sid: str) -> dict[str, Any]:
+        """GET /v1/Workspaces/{WS}/Workflows/{WW}: ``sid``, ``friendly_name``, ``configuration`` (JSON text as
+        stored) and ``task_reservation_timeout``."""
+        record = self._call("workflows.fetch", lambda: self._workspace.workflows(workflow_sid).fetch())
+        return {"sid": record.sid, "friendly_name": record.friendly_name, "configuration": record.configuration,
+                "task_reservation_timeout": record.task_reservation_timeout}
+
+    def update_workflow(self, workflow_sid: str, configuration: Mapping[str, Any],
+                        task_reservation_timeout: int) -> None:
+        """POST /v1/Workspaces/{WS}/Workflows/{WW} with ``Configuration`` and ``TaskReservationTimeout``."""
+        self._call("workflows.update", lambda: self._workspace.workflows(workflow_sid).update(
+            configuration=json.dumps(configuration), task_reservation_timeout=task_reservation_timeout))
+
+    def fetch_conversations_webhook(self) -> dict[str, Any]:
+        """GET https://conversations.twilio.com/v1/Configuration/Webhooks, the account's global webhooks:
+        ``post_webhook_url``, ``pre_webhook_url``, ``filters``, ``method``, ``target``."""
+        record = self._call("conversations_webhook.fetch",
+                            lambda: self.client.conversations.v1.configuration.webhooks().fetch())
+        return {"post_webhook_url": record.post_webhook_url, "pre_webhook_url": record.pre_webhook_url,
+                "filters": list(record.filters or ()), "method": record.method, "target": record.target}
+
+    def update_conversations_webhook(self, post_webhook_url: str, filters: list[str], method: str,
+                                     target: str) -> None:
+        """POST https://conversations.twilio.com/v1/Configuration/Webhooks with ``PostWebhookUrl``, ``Filters``
+        (one form value per event), ``Method`` and ``Target``; the pre-event URL is left alone.
+
+        The filters apply to the pre-event webhook too, so callers keep the pre-action events already there.
+        """
+        self._call("conversations_webhook.update", lambda: self.client.conversations.v1.configuration.webhooks().update(
+            post_webhook_url=post_webhook_url, filters=filters, method=method, target=target))

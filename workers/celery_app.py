@@ -15,7 +15,9 @@ from baton.config import Config
 # Task names. The web app enqueues by name (``send_job``), so it never imports the workers' code.
 RUN_TRANSFER = "baton.run_transfer"              # (transfer_id): carry out the transfer's outbox
 TASKROUTER_EVENT = "baton.taskrouter_event"      # (transfer_id, fields): a TaskRouter event of its new task
+CONVERSATION_EVENT = "baton.conversation_event"  # (transfer_id, fields): an event of its conversation
 CANCEL_TRANSFER = "baton.cancel_transfer"        # (transfer_id, by_worker_sid): the sender canceled it
+LEAVE_TRANSFER = "baton.leave_transfer"          # (transfer_id, by_worker_sid): the warm sender leaves
 TRANSFER_DEADLINE = "baton.transfer_deadline"    # (transfer_id): enqueued with countdown=transfer_timeout_s
 
 VISIBILITY_TIMEOUT_S = 3600

@@ -16,7 +16,15 @@ from celery import Task, shared_task
 from baton.engine import Outcome, TransferEngine
 from baton.store import Store, connect_redis
 from baton.twilio_gateway import TwilioGateway
-from workers.celery_app import CANCEL_TRANSFER, RUN_TRANSFER, TASKROUTER_EVENT, TRANSFER_DEADLINE, send_job
+from workers.celery_app import (
+    CANCEL_TRANSFER,
+    CONVERSATION_EVENT,
+    LEAVE_TRANSFER,
+    RUN_TRANSFER,
+    TASKROUTER_EVENT,
+    TRANSFER_DEADLINE,
+    send_job,
+)
 
 RETRY_POLICY = dict(autoretry_for=(redis.RedisError,), retry_backoff=True, retry_backoff_max=60, retry_jitter=True,
                     max_retries=20, bind=True)
@@ -45,6 +53,16 @@ def run_transfer(self: Task, transfer_id: str) -> None:
 @shared_task(name=TASKROUTER_EVENT, **RETRY_POLICY)
 def taskrouter_event(self: Task, transfer_id: str, fields: dict[str, str]) -> None:
     _follow(self, transfer_id, engine().taskrouter_event(transfer_id, fields))
+
+
+@shared_task(name=CONVERSATION_EVENT, **RETRY_POLICY)
+def conversation_event(self: Task, transfer_id: str, fields: dict[str, str]) -> None:
+    _follow(self, transfer_id, engine().conversation_event(transfer_id, fields))
+
+
+@shared_task(name=LEAVE_TRANSFER, **RETRY_POLICY)
+def leave_transfer(self: Task, transfer_id: str, by_worker_sid: str | None) -> None:
+    _follow(self, transfer_id, engine().leave(transfer_id, by_worker_sid))
 
 
 @shared_task(name=CANCEL_TRANSFER, **RETRY_POLICY)

@@ -13,7 +13,7 @@ SENDER = "WK" + "1" * 32
 
 def a_transfer(transfer_id="tr1", task=TASK) -> t.Transfer:
     return t.Transfer(id=transfer_id, from_task_sid=task, from_worker_sid=SENDER, target_type="queue",
-                      target_sid="WQ" + "1" * 32, updated_at=1.0)
+                      target_sid="WQ" + "1" * 32, updated_at=1.0, conversation_sid="CH1")
 
 
 def test_create_then_load_round_trips(store):
@@ -54,6 +54,15 @@ def test_transfers_are_found_by_their_new_task_too(store):
     store.create(Record(a_transfer("tr1")))
     store.save(Record(dataclasses.replace(a_transfer("tr1"), new_task_sid="WT" + "7" * 32)))
     assert [x.id for x in store.transfers_of_task("WT" + "7" * 32)] == ["tr1"]
+
+
+def test_conversations_know_their_transfers_in_progress(store):
+    """A conversation lists its transfers in progress, and forgets each one that ends."""
+    store.create(Record(a_transfer("tr1")))
+    store.create(Record(a_transfer("tr2", task="WT" + "5" * 32)))
+    assert store.active_transfers_of_conversation("CH1") == ["tr1", "tr2"]
+    store.save(Record(dataclasses.replace(a_transfer("tr1"), status=t.CANCELED)))
+    assert store.active_transfers_of_conversation("CH1") == ["tr2"]
 
 
 def test_final_transfer_with_pending_actions_keeps_its_task(store):

@@ -23,7 +23,8 @@ def requested(target=TARGET, **changes) -> t.Transfer:
 def prepared(**changes) -> t.Prepared:
     values = dict(original_attributes={"conversationSid": "CH1", "flexChannelInviteSid": "KG1", "customer": "c"},
                   original_queue_sid=FALLBACK, task_channel="chat", interaction_sid="KD1", channel_sid="UO1",
-                  conversation_sid="CH1", sender_participant_sid="UT1", agents_in_conversation=(SENDER,))
+                  conversation_sid="CH1", sender_participant_sid="UT1", agents_in_conversation=(SENDER,),
+                  sender_identity="alice", customer_identities=("customer-1",))
     values.update(changes)
     return t.Prepared(**values)
 
@@ -64,6 +65,10 @@ EVENTS = {
     "cancel": t.CancelRequested(SENDER),
     "deadline": t.DeadlinePassed(),
     "action-failed": t.ActionFailed("invite", "permanent", 20001),
+    "leave": t.LeaveRequested(SENDER),
+    "conversation-closed": t.ConversationClosed(),
+    "customer-left": t.ParticipantLeft(identity="customer-1"),
+    "sender-left": t.ParticipantLeft(identity="alice"),
 }
 
 IGNORED = None
@@ -84,6 +89,10 @@ TABLE = {
         "cancel": (t.CANCELED, []),
         "deadline": (t.FAILED, []),
         "action-failed": (t.FAILED, []),
+        "leave": IGNORED,
+        "conversation-closed": (t.CANCELED, []),
+        "customer-left": IGNORED,
+        "sender-left": IGNORED,
     },
     t.ROUTING: {
         "prepared": IGNORED,
@@ -100,6 +109,10 @@ TABLE = {
         "cancel": (t.CANCELED, [t.CancelNewTask]),
         "deadline": (t.FAILED, [t.CancelNewTask]),
         "action-failed": (t.FAILED, [t.CancelNewTask]),
+        "leave": IGNORED,
+        "conversation-closed": (t.CANCELED, [t.CancelNewTask]),
+        "customer-left": (t.CANCELED, [t.CancelNewTask]),
+        "sender-left": (t.ROUTING, []),
     },
     t.OFFERED: {
         "prepared": IGNORED,
@@ -116,6 +129,10 @@ TABLE = {
         "cancel": (t.CANCELED, [t.CancelNewTask]),
         "deadline": (t.FAILED, [t.CancelNewTask]),
         "action-failed": (t.FAILED, [t.CancelNewTask]),
+        "leave": IGNORED,
+        "conversation-closed": (t.CANCELED, [t.CancelNewTask]),
+        "customer-left": (t.CANCELED, [t.CancelNewTask]),
+        "sender-left": (t.OFFERED, []),
     },
     t.ACCEPTED: {
         "prepared": IGNORED,
@@ -132,6 +149,10 @@ TABLE = {
         "cancel": IGNORED,
         "deadline": IGNORED,
         "action-failed": (t.FAILED, []),
+        "leave": IGNORED,
+        "conversation-closed": (t.COMPLETED, []),
+        "customer-left": IGNORED,
+        "sender-left": (t.COMPLETED, []),
     },
     **{final: dict.fromkeys(EVENTS, IGNORED) for final in t.FINAL_STATES},
 }
@@ -163,7 +184,7 @@ def test_prepared_builds_the_new_task_attributes():
         "transferTargetType": "worker", "transferTargetSid": TARGET, "transferQueueSid": FALLBACK,
         "transferExcludedWorkers": [SENDER],
         "transfer": {"id": "tr1", "mode": "cold", "from_worker_sid": SENDER, "from_task_sid": "WT" + "0" * 32,
-                     "attempt": 0, "notes": "be kind"},
+                     "attempt": 0, "notes": "be kind", "previous_transfer_id": None, "earlier_transfers": 0},
     }
 
 
@@ -306,6 +327,33 @@ def test_workflow_timeout_on_the_queue_route_fails_the_transfer():
     step = run(transfer, t.WorkflowTimedOut())
     assert step.transfer.status == t.FAILED
     assert step.actions == (t.CancelNewTask("the new task timed out of its workflow"),)
+
+
+def test_warm_transfer_completes_when_the_sender_leaves():
+    """A warm transfer closes the sender only when asked to leave, then completes."""
+    warm = run(requested(mode="warm"), prepared(), t.InviteCreated("KG2", NEW_TASK),
+               t.ReservationAccepted("WR1", TARGET)).transfer
+    leaving = run(warm, t.LeaveRequested(SENDER))
+    assert (leaving.transfer.status, leaving.actions) == (t.ACCEPTED, (t.CloseSender("closed"),))
+    assert run(leaving.transfer, t.LeaveRequested(SENDER)) == t.Step(leaving.transfer)
+    done = run(leaving.transfer, t.SenderClosed())
+    assert done.transfer.status == t.COMPLETED
+
+
+def test_warm_transfer_completes_when_the_sender_ends_their_own_task():
+    """A warm transfer whose sender leaves the conversation by themselves completes without a close."""
+    warm = run(requested(mode="warm"), prepared(), t.InviteCreated("KG2", NEW_TASK),
+               t.ReservationAccepted("WR1", TARGET)).transfer
+    step = run(warm, t.ParticipantLeft(identity="alice"))
+    assert (step.transfer.status, step.actions) == (t.COMPLETED, ())
+    assert [e.event for e in step.transfer.timeline[-2:]] == ["sender left", "completed"]
+
+
+def test_customer_known_by_address_leaving_cancels():
+    """An SMS customer, known by address, leaving a pending transfer cancels it."""
+    transfer = run(requested(), prepared(customer_identities=("+14155550100",)), t.InviteCreated("KG2", NEW_TASK))
+    step = run(transfer.transfer, t.ParticipantLeft(address="+14155550100"))
+    assert (step.transfer.status, step.actions) == (t.CANCELED, (t.CancelNewTask("customer left"),))
 
 
 def test_workflow_route_counts_offers_without_rerouting():
