@@ -38,6 +38,8 @@ class Config:
     fallback_queue_sid: the queue re-routed transfers go to; None means the original task's queue.
     redis_url: the Celery broker and Baton's store.
     retention_days: how long a finished transfer's record is kept.
+    reconcile_every_s/reconcile_after_s: how often the reconciliation looks for transfers that stopped
+        moving, and after how long without progress a transfer is caught up from Twilio.
     settings: the transfer settings until an administrator changes them (they then live in Redis).
     worker_soft_shutdown_s: how long a stopping worker lets running (and countdown) tasks finish
         before requeueing them; under Heroku's 30 s between SIGTERM and SIGKILL.
@@ -60,6 +62,8 @@ class Config:
     port: int = 5000
     worker_soft_shutdown_s: float = 20.0
     retention_days: int = 30
+    reconcile_every_s: float = 30.0
+    reconcile_after_s: float = 60.0
     settings: Settings = Settings()
 
 
@@ -120,6 +124,13 @@ def parse_retention_days(value: str) -> int:
     return days
 
 
+def parse_interval(value: str) -> float:
+    seconds = float(value)
+    if not 0.1 <= seconds <= 3600:
+        raise ValueError("must be a number of seconds between 0.1 and 3600")
+    return seconds
+
+
 def parse_summary_provider(value: str) -> str:
     if value not in SUMMARY_PROVIDERS:
         raise ValueError(f"must be one of: {', '.join(SUMMARY_PROVIDERS)}")
@@ -154,6 +165,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "PORT": ("port", parse_port, False),
     "WORKER_SOFT_SHUTDOWN_S": ("worker_soft_shutdown_s", parse_shutdown_seconds, False),
     "RETENTION_DAYS": ("retention_days", parse_retention_days, False),
+    "RECONCILE_EVERY_S": ("reconcile_every_s", parse_interval, False),
+    "RECONCILE_AFTER_S": ("reconcile_after_s", parse_interval, False),
 }
 
 

@@ -42,6 +42,48 @@ def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
     return processes
 
 
+class RedisServer:
+    """A private ``redis-server`` on a free port, its data in a temporary folder.
+
+    With ``persistent`` it writes every change to an append-only file, so a stop and a start on
+    the same folder keep the data, as a managed Redis does across a restart.
+    """
+
+    def __init__(self, persistent: bool = False):
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="baton-redis-"))
+        self.persistent = persistent
+        self.popen: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        self.popen = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--dir", str(self.dir),
+             *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise StackError("redis-server did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.popen is not None:
+            self.popen.terminate()
+            self.popen.wait(10)
+            self.popen = None
+
+
 class StackError(RuntimeError):
     """A process of the stack did not come up; the message carries the end of its log."""
 
@@ -113,7 +155,7 @@ class DevStack:
         env.update(self.extra_env)
         return env
 
-    def start(self, processes: tuple[str, ...] = ("web", "worker"), timeout: float = 30.0) -> "DevStack":
+    def start(self, processes: tuple[str, ...] = ("web", "worker", "beat"), timeout: float = 30.0) -> "DevStack":
         self.simulator = Simulator(time_scale=self.time_scale)
         self.simulator.serve()
         self.scenario = build_default_scenario(self.simulator)

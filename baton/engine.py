@@ -16,8 +16,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from redis.lock import Lock
+
 from baton import transfers as t
 from baton.config import Config
+from baton.settings import Settings
 from baton.store import Record, Store
 from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioGateway, Worker
 
@@ -32,6 +35,8 @@ REROUTE_TRIES = 5
 # Task states in which routing keys still matter.
 ROUTABLE_TASK_STATES = ("pending", "reserved")
 ALREADY_DONE_STATUSES = (400, 404, 409)
+# Actions whose repetition would show (a second invite, a second close): done at most once.
+ONCE_ONLY_ACTIONS = (t.CreateInvite, t.CloseSender)
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
@@ -127,8 +132,21 @@ class TransferEngine:
 
     # the loop
 
+    def reconcile(self, transfer_id: str) -> Outcome:
+        """Catch up a transfer that stopped moving: finish its outbox (its worker died), or ask Twilio
+        what became of its new task and apply the events that were missed."""
+        with self.store.lock(transfer_id) as lock:
+            record = self.store.load(transfer_id)
+            if record is None or (record.transfer.is_final and not record.outbox):
+                return Outcome()
+            settings = self.store.settings(self.config.settings)
+            if not record.outbox:
+                for event in self._missed_events(record.transfer, settings):
+                    record = self._apply(record, event, settings)
+            return self._drain(record, settings, lock)
+
     def _process(self, transfer_id: str, event: t.Event | None, task_sid: str | None = None) -> Outcome:
-        with self.store.lock(transfer_id):
+        with self.store.lock(transfer_id) as lock:
             record = self.store.load(transfer_id)
             if record is None:
                 log.warning("transfer %s not found (expired?)", transfer_id)
@@ -136,13 +154,40 @@ class TransferEngine:
             settings = self.store.settings(self.config.settings)
             if event is not None and not self._is_about_other_task(record.transfer, task_sid):
                 record = self._apply(record, event, settings)
-            return self._drain(record, settings)
+            return self._drain(record, settings, lock)
+
+    def _missed_events(self, transfer: t.Transfer, settings: Settings) -> list[t.Event]:
+        """The events a transfer would have had from what Twilio says of its new task now."""
+        if transfer.status in t.PENDING_STATES and self.clock() - transfer.created_at > settings.transfer_timeout_s:
+            return [t.DeadlinePassed()]
+        if transfer.status not in (t.ROUTING, t.OFFERED) or not transfer.new_task_sid:
+            return []
+        try:
+            task = self.gateway.fetch_task(transfer.new_task_sid)
+        except PermanentTwilioError as exc:
+            if exc.status == 404:
+                return [t.NewTaskEnded("task.deleted", "the task no longer exists")]
+            raise
+        events: list[t.Event] = []
+        live: list[t.Event] = []
+        for reservation in self.gateway.list_reservations(transfer.new_task_sid):
+            created = t.ReservationCreated(reservation.sid, reservation.worker_sid)
+            if reservation.status in ("rejected", "timeout"):
+                events += [created, t.ReservationEnded(reservation.sid, reservation.worker_sid, reservation.status)]
+            elif reservation.status in ("accepted", "wrapping", "completed"):
+                live.append(t.ReservationAccepted(reservation.sid, reservation.worker_sid))
+            elif reservation.status == "pending":
+                live.append(created)
+        if task.assignment_status == "canceled":
+            live.append(t.NewTaskEnded("task.canceled"))
+        # Offers that are over first, then what is still going on, as TaskRouter lived them.
+        return events + live
 
     @staticmethod
     def _is_about_other_task(transfer: t.Transfer, task_sid: str | None) -> bool:
         return bool(task_sid and transfer.new_task_sid and task_sid != transfer.new_task_sid)
 
-    def _apply(self, record: Record, event: t.Event, settings) -> Record:
+    def _apply(self, record: Record, event: t.Event, settings: Settings) -> Record:
         step = t.advance(record.transfer, event, settings, self.clock())
         if step.transfer == record.transfer and not step.actions:
             return record
@@ -152,12 +197,14 @@ class TransferEngine:
         self.store.save(updated)
         return updated
 
-    def _drain(self, record: Record, settings) -> Outcome:
+    def _drain(self, record: Record, settings: Settings, lock: Lock) -> Outcome:
         while record.outbox:
+            lock.reacquire()
             action = record.outbox[0]
             attempts = record.head_attempts + 1
-            if isinstance(action, t.CreateInvite):
-                # Recorded before the call: a run that finds it set may have created the invite already.
+            if isinstance(action, ONCE_ONLY_ACTIONS):
+                # Recorded before the call: a later run that finds it set knows the call may have gone
+                # through (the worker died waiting for the answer) and checks before calling again.
                 record = dataclasses.replace(record, head_attempts=attempts)
                 self.store.save(record)
             try:
@@ -191,12 +238,20 @@ class TransferEngine:
             return self._tolerating_gone(lambda: self.gateway.update_reservation(
                 transfer.new_task_sid, action.reservation_sid, "rejected"))
         if isinstance(action, t.CloseSender):
-            self._tolerating_gone(lambda: self.gateway.close_channel_participant(
-                transfer.interaction_sid, transfer.channel_sid, transfer.sender_participant_sid, action.status))
+            if attempts == 1 or self._sender_task_open(transfer):
+                self._tolerating_gone(lambda: self.gateway.close_channel_participant(
+                    transfer.interaction_sid, transfer.channel_sid, transfer.sender_participant_sid, action.status))
             return t.SenderClosed()
         if isinstance(action, t.CancelNewTask):
             return self._tolerating_gone(lambda: self.gateway.cancel_task(transfer.new_task_sid, action.reason))
         raise TypeError(f"unknown action {action!r}")
+
+    def _sender_task_open(self, transfer: t.Transfer) -> bool:
+        """Whether the sender still holds their task: a close tried before may have gone through."""
+        try:
+            return self.gateway.fetch_task(transfer.from_task_sid).assignment_status == "assigned"
+        except PermanentTwilioError:
+            return False
 
     def _prepare(self, transfer: t.Transfer) -> t.Event:
         task = self.gateway.fetch_task(transfer.from_task_sid)

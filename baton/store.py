@@ -11,6 +11,7 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   settings                  JSON: the admin settings (absent until an administrator changes one)
   token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
   recent                    sorted set of transfer ids by last update (the admin page's list)
+  pending                   sorted set of the transfers not yet finished (or with actions left), by last update
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.lock import Lock
 
 from baton.settings import Settings
 from baton.transfers import ACTION_TYPES, Action, Transfer
@@ -32,7 +34,7 @@ SOCKET_TIMEOUT_S = 2.0
 EVENT_DEDUPE_TTL_S = 3 * 24 * 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
 DEFAULT_RETENTION_S = 30 * 24 * 3600
-LOCK_TIMEOUT_S = 120  # the task time limit: a lock never outlives the work it guards
+LOCK_TIMEOUT_S = 30  # renewed before each Twilio call: a request never outlives it (10 s read timeout)
 LOCK_WAIT_S = 30
 
 
@@ -70,7 +72,7 @@ class Created:
 # is a conflict; otherwise the transfer is recorded and becomes the task's active one.
 _CREATE = """
 local idem_key, active_key, transfer_key, list_key, recent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local conversation_key = KEYS[6]
+local conversation_key, pending_key = KEYS[6], KEYS[7]
 local id, record, score, idem_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if idem_key ~= '' then
   local earlier = redis.call('GET', idem_key)
@@ -82,6 +84,7 @@ redis.call('SET', active_key, id)
 redis.call('SET', transfer_key, record)
 redis.call('ZADD', list_key, score, id)
 redis.call('ZADD', recent_key, score, id)
+redis.call('ZADD', pending_key, score, id)
 if conversation_key ~= '' then redis.call('SADD', conversation_key, id) end
 if idem_key ~= '' then redis.call('SET', idem_key, id, 'EX', idem_ttl) end
 return {'created', id}
@@ -128,7 +131,8 @@ class Store:
             keys=[self._key("idempotency", scope, idempotency_key) if idempotency_key else "",
                   self._key("task", transfer.from_task_sid, "active"), self._key("transfer", transfer.id),
                   self._key("task", transfer.from_task_sid, "transfers"), self._key("recent"),
-                  self._conversation_key(transfer.conversation_sid) if transfer.conversation_sid else ""],
+                  self._conversation_key(transfer.conversation_sid) if transfer.conversation_sid else "",
+                  self._key("pending")],
             args=[transfer.id, self._encode(record), transfer.updated_at, IDEMPOTENCY_TTL_S],
         )
         if outcome == "created":
@@ -155,8 +159,10 @@ class Store:
                               client=pipe)
                 if transfer.conversation_sid:
                     pipe.srem(self._conversation_key(transfer.conversation_sid), transfer.id)
+                pipe.zrem(self._key("pending"), transfer.id)
             else:
                 pipe.set(key, self._encode(record))
+                pipe.zadd(self._key("pending"), {transfer.id: transfer.updated_at})
             pipe.zadd(self._key("recent"), {transfer.id: transfer.updated_at})
             if transfer.new_task_sid:
                 pipe.zadd(self._key("task", transfer.new_task_sid, "transfers"), {transfer.id: transfer.created_at})
@@ -167,6 +173,10 @@ class Store:
         ids = self.redis.zrange(self._key("task", task_sid, "transfers"), 0, -1)
         records = [self.load(transfer_id) for transfer_id in ids]
         return [record.transfer for record in records if record is not None]
+
+    def stale_transfers(self, unchanged_since: float, limit: int = 500) -> list[str]:
+        """Transfers not finished (or with actions left) whose record has not moved since ``unchanged_since``."""
+        return self.redis.zrangebyscore(self._key("pending"), "-inf", unchanged_since, start=0, num=limit)
 
     def active_transfers_of_conversation(self, conversation_sid: str) -> list[str]:
         """The ids of the transfers in progress in a conversation (warm transfers can make it several)."""
@@ -179,10 +189,15 @@ class Store:
         return self.redis.get(self._key("task", task_sid, "active"))
 
     @contextmanager
-    def lock(self, transfer_id: str) -> Iterator[None]:
-        """Serialize all work on one transfer across worker processes."""
-        with self.redis.lock(self._key("lock", transfer_id), timeout=LOCK_TIMEOUT_S, blocking_timeout=LOCK_WAIT_S):
-            yield
+    def lock(self, transfer_id: str) -> Iterator[Lock]:
+        """Serialize all work on one transfer across worker processes.
+
+        The lock expires after LOCK_TIMEOUT_S so that a worker killed while holding it blocks no one
+        for long; a holder doing more than that calls ``reacquire()`` on it between steps.
+        """
+        with self.redis.lock(self._key("lock", transfer_id), timeout=LOCK_TIMEOUT_S,
+                             blocking_timeout=LOCK_WAIT_S) as lock:
+            yield lock
 
     # settings
 
@@ -255,3 +270,26 @@ class Store:
             # A record expires only once its transfer is over, and is never written again.
             self.redis.zrem(key, *expired)
         return found
+
+    # rate limits
+
+    # One fixed window per subject: the first request starts it (and sets its expiry), later ones count.
+    _COUNT_REQUEST = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+    def count_request(self, subject: str, window_s: float) -> tuple[int, float]:
+        """Count a request of ``subject`` (a worker sid) in its current window of ``window_s`` seconds.
+
+        Returns how many requests the window has counted, this one included, and the seconds until it
+        ends. One round trip; the key is ``ratelimit:{subject}``, gone when its window ends.
+        """
+        script = self.redis.register_script(self._COUNT_REQUEST)
+        count, ttl_ms = script(keys=[self._key("ratelimit", subject)], args=[max(1, int(window_s * 1000))])
+        return int(count), int(ttl_ms) / 1000

@@ -19,6 +19,8 @@ CONVERSATION_EVENT = "baton.conversation_event"  # (transfer_id, fields): an eve
 CANCEL_TRANSFER = "baton.cancel_transfer"        # (transfer_id, by_worker_sid): the sender canceled it
 LEAVE_TRANSFER = "baton.leave_transfer"          # (transfer_id, by_worker_sid): the warm sender leaves
 TRANSFER_DEADLINE = "baton.transfer_deadline"    # (transfer_id): enqueued with countdown=transfer_timeout_s
+RECONCILE = "baton.reconcile"                    # (): every reconcile_every_s, from Celery beat
+RECONCILE_TRANSFER = "baton.reconcile_transfer"  # (transfer_id): catch up one transfer that stopped moving
 
 VISIBILITY_TIMEOUT_S = 3600
 TASK_TIME_LIMIT_S = 120
@@ -54,6 +56,11 @@ def create_celery(config: Config) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
     )
+    celery.conf.beat_schedule = {
+        "reconcile": {"task": RECONCILE, "schedule": config.reconcile_every_s,
+                      # A tick nobody ran in time is replaced by the next one, never piled up.
+                      "options": {"expires": config.reconcile_every_s}},
+    }
     celery.baton_config = config  # the tasks build their engine from it, in each worker process
     return celery
 

@@ -9,6 +9,7 @@ as it is, with exponential backoff, since nothing of it was applied.
 from __future__ import annotations
 
 import functools
+import time
 
 import redis
 from celery import Task, shared_task
@@ -20,6 +21,8 @@ from workers.celery_app import (
     CANCEL_TRANSFER,
     CONVERSATION_EVENT,
     LEAVE_TRANSFER,
+    RECONCILE,
+    RECONCILE_TRANSFER,
     RUN_TRANSFER,
     TASKROUTER_EVENT,
     TRANSFER_DEADLINE,
@@ -73,3 +76,16 @@ def cancel_transfer(self: Task, transfer_id: str, by_worker_sid: str | None) -> 
 @shared_task(name=TRANSFER_DEADLINE, **RETRY_POLICY)
 def transfer_deadline(self: Task, transfer_id: str) -> None:
     _follow(self, transfer_id, engine().deadline(transfer_id))
+
+
+@shared_task(name=RECONCILE, **RETRY_POLICY)
+def reconcile(self: Task) -> None:
+    """Enqueue a catch-up for every transfer that has not moved for ``reconcile_after_s``."""
+    config = self.app.baton_config
+    for transfer_id in engine().store.stale_transfers(time.time() - config.reconcile_after_s):
+        send_job(self.app, RECONCILE_TRANSFER, transfer_id)
+
+
+@shared_task(name=RECONCILE_TRANSFER, **RETRY_POLICY)
+def reconcile_transfer(self: Task, transfer_id: str) -> None:
+    _follow(self, transfer_id, engine().reconcile(transfer_id))

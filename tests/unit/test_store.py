@@ -104,3 +104,12 @@ def test_token_cache_expires(store):
     assert store.cached_token("h1") == {"valid": True}
     assert 0 < store.redis.ttl("baton:token:h1") <= 60
     assert store.cached_token("h2") is None
+
+
+def test_unfinished_transfers_that_stopped_moving_are_found(store):
+    """Transfers not finished and unchanged since a time are listed; finished ones never are."""
+    store.create(Record(dataclasses.replace(a_transfer("tr1"), updated_at=10.0)))
+    store.create(Record(dataclasses.replace(a_transfer("tr2", task="WT" + "5" * 32), updated_at=50.0)))
+    assert store.stale_transfers(unchanged_since=20.0) == ["tr1"]
+    store.save(Record(dataclasses.replace(a_transfer("tr1"), status=t.COMPLETED, updated_at=60.0)))
+    assert store.stale_transfers(unchanged_since=100.0) == ["tr2"]

@@ -1,0 +1,47 @@
+"""Reliability end to end: events Twilio never delivered are caught up by the reconciliation."""
+
+from __future__ import annotations
+
+import pytest
+from test_transfer_lifecycle import closes_of, invites_of
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def dropping(stack):
+    """Make the simulator lose the TaskRouter events of the given types on their way to Baton."""
+    dispatcher = stack.simulator.dispatcher
+
+    def drop(*event_types: str) -> None:
+        dispatcher.drop = lambda url, params: params.get("EventType") in event_types
+
+    yield drop
+    dispatcher.drop = lambda url, params: False
+
+
+def test_a_lost_acceptance_is_reconciled_from_twilio(stack, baton, dropping, conversation):
+    """With reservation.accepted never delivered, the reconciliation finds the acceptance and closes the sender."""
+    dropping("reservation.accepted")
+    transfer = baton.wait(baton.transfer("alice", conversation.task_sid, stack.scenario.agents["carol"]).json()["id"])
+
+    assert transfer["status"] == "completed"
+    assert transfer["accepted_worker_sid"] == stack.scenario.agents["carol"]
+    assert len(invites_of(stack, conversation)) == 1
+    assert len(closes_of(stack, conversation)) == 1
+    lost = [d for d in stack.simulator.dispatcher.deliveries
+            if d.dropped and d.params.get("TaskSid") == transfer["new_task_sid"]]
+    assert [d.params["EventType"] for d in lost] == ["reservation.accepted"]
+
+
+def test_a_transfer_completes_from_reconciliation_alone(stack, baton, dropping, conversation):
+    """With every TaskRouter event lost, the reconciliation alone sees Bob's rejections and Carol's acceptance."""
+    dropping("reservation.created", "reservation.accepted", "reservation.rejected", "reservation.timeout",
+             "task-queue.entered", "workflow.timeout", "task.canceled")
+    sids = stack.scenario.agents
+    transfer = baton.wait(baton.transfer("alice", conversation.task_sid, sids["bob"]).json()["id"])
+
+    assert transfer["status"] == "completed"
+    assert transfer["accepted_worker_sid"] == sids["carol"]
+    assert sids["bob"] in transfer["excluded_workers"]
+    assert len(closes_of(stack, conversation)) == 1
