@@ -1,4 +1,4 @@
-"""The ``baton`` command: ``baton demo`` and ``baton sim``."""
+"""The ``baton`` command: ``baton demo``, ``baton sim``, ``baton setup`` and ``baton doctor``."""
 
 from __future__ import annotations
 
@@ -97,6 +97,32 @@ def run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_setup(args: argparse.Namespace) -> int:
+    """Point the configured Twilio account at this deployment (``baton.setup``); 2 when it refuses."""
+    from baton import setup
+    from baton.config import ConfigError, load_config
+
+    try:
+        config = load_config(os.environ)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return setup.run_setup(config, dry_run=args.dry_run, force=args.force)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """Check this deployment end to end (``baton.doctor``); non-zero when any check fails."""
+    from baton import doctor
+    from baton.config import ConfigError, load_config
+
+    try:
+        config = load_config(os.environ)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return doctor.run_doctor(config)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="baton", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--baton-url", default="http://127.0.0.1:5000",
                      help="where the simulator delivers Baton's webhooks")
     sim.set_defaults(run=run_sim)
+
+    setup = commands.add_parser("setup", help="write Baton's transfer workflow, event callback and Conversations "
+                                              "webhook to the configured Twilio account")
+    setup.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    setup.add_argument("--force", action="store_true",
+                       help="replace another application's event callback URL or Conversations webhook")
+    setup.set_defaults(run=run_setup)
+
+    doctor = commands.add_parser("doctor", help="check credentials, sids, workflow, callbacks, Redis and workers")
+    doctor.set_defaults(run=run_doctor)
 
     args = parser.parse_args(argv)
     return args.run(args)

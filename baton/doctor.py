@@ -1,0 +1,231 @@
+"""``baton doctor``: is this deployment wired up? Each check says ok, or what is wrong and how to fix it.
+
+The checks follow the path of a transfer: the credentials work, every configured sid exists, the
+transfer workflow is what ``baton setup`` writes, TaskRouter and Conversations send their events
+here, Redis answers, and a worker answers a ping. A check whose prerequisite failed is skipped
+(the failure it needs already names the fault). The exit status is non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import redis
+
+from app.webhooks import TRANSFER_EVENTS
+from baton import setup
+from baton.config import Config
+from baton.store import connect_redis
+from baton.twilio_gateway import TwilioError, TwilioGateway
+from workers.celery_app import create_celery
+
+# A worker's consumer answers a ping at once, even while every pool process is busy.
+PING_TIMEOUT_S = 2.0
+RUN_SETUP = "run `baton setup`"
+RUN_SETUP_FORCE = "run `baton setup --force` (it replaces what is there)"
+
+CREDENTIALS = "Twilio accepts the credentials"
+WORKFLOW_MATCHES = "the transfer workflow is what `baton setup` writes"
+CALLBACK = "the workspace's EventCallbackUrl points at this deployment"
+EVENTS = "the workspace's EventsFilter includes Baton's events"
+WEBHOOK = "the Conversations post-event webhook points at this deployment"
+WEBHOOK_EVENTS = "the Conversations webhook filters include Baton's events"
+WORKER = "a worker answers a ping"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one check.
+
+    problem: what is wrong (None: ok); fix: how to put it right.
+    needs: the failed check this one could not run without (it is then skipped, neither ok nor failed).
+    """
+
+    name: str
+    problem: str | None = None
+    fix: str | None = None
+    needs: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.problem is not None
+
+    def line(self) -> str:
+        if self.problem is not None:
+            return f"FAIL {self.name}: {self.problem} — fix: {self.fix}"
+        if self.needs is not None:
+            return f"skip {self.name}: needs {self.needs}"
+        return f"ok   {self.name}"
+
+
+def run_checks(config: Config, ping_timeout_s: float = PING_TIMEOUT_S) -> list[Check]:
+    """Every check, in order; none raises."""
+    return [*twilio_checks(config, TwilioGateway.from_config(config)), *runtime_checks(config, ping_timeout_s)]
+
+
+def twilio_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
+    """The credentials, the configured sids, the workflow, the workspace's callback and the Conversations webhook."""
+    workspace_exists = f"workspace TWILIO_WORKSPACE_SID {config.twilio_workspace_sid} exists"
+    after_workspace = [_workflow_exists(config), *([_fallback_exists(config)] if config.fallback_queue_sid else []),
+                       WORKFLOW_MATCHES, CALLBACK, EVENTS]
+    try:
+        workspace = gateway.fetch_workspace()
+    except TwilioError as exc:
+        if exc.status == 401:
+            return [Check(CREDENTIALS, "Twilio refused them (401)",
+                          "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to the account's values (Twilio Console, "
+                          "Account info)"),
+                    *(Check(name, needs=CREDENTIALS) for name in [workspace_exists, *after_workspace, WEBHOOK,
+                                                                   WEBHOOK_EVENTS])]
+        if exc.status != 404:
+            return [Check(CREDENTIALS, f"Twilio did not answer as expected: {exc}",
+                          "check the network (and TWILIO_API_BASE, if set), then run `baton doctor` again")]
+        # Twilio authenticates before it looks a resource up: a 404 means the credentials are good.
+        checks = [Check(CREDENTIALS),
+                  Check(workspace_exists, "Twilio has no such workspace in this account (404)",
+                        "set TWILIO_WORKSPACE_SID to the Flex workspace's sid (Console: TaskRouter, Workspaces)"),
+                  *(Check(name, needs=workspace_exists) for name in after_workspace)]
+    else:
+        checks = [Check(CREDENTIALS), Check(workspace_exists), *workspace_checks(config, gateway, workspace)]
+    return checks + webhook_checks(config, gateway)
+
+
+def workspace_checks(config: Config, gateway: TwilioGateway, workspace: dict[str, Any]) -> list[Check]:
+    """The workflow and fallback queue exist, the workflow is setup's, and the workspace's events come here."""
+    checks: list[Check] = []
+    workflow_exists = _workflow_exists(config)
+    try:
+        workflow = setup.read_workflow(gateway, config.transfer_workflow_sid)
+        checks.append(Check(workflow_exists))
+    except TwilioError as exc:
+        workflow = None
+        checks.append(_lookup_failure(workflow_exists, exc, "set TRANSFER_WORKFLOW_SID to the sid of Baton's "
+                                      "transfer workflow (create an empty one in TaskRouter, Workflows), then "
+                                      + RUN_SETUP))
+    try:
+        queues = tuple(setup.Queue(q["sid"], q["friendly_name"], q["target_workers"] or "")
+                       for q in gateway.list_task_queues())
+    except TwilioError as exc:
+        queues = None
+        checks.append(Check("the workspace's task queues can be read", str(exc), "run `baton doctor` again"))
+    fallback_ok = True
+    if config.fallback_queue_sid and queues is not None:
+        fallback_ok = any(queue.sid == config.fallback_queue_sid for queue in queues)
+        checks.append(Check(_fallback_exists(config)) if fallback_ok else Check(
+            _fallback_exists(config), "it is not a task queue of the workspace",
+            "set FALLBACK_QUEUE_SID to one of the workspace's queues, or unset it"))
+    if workflow is None:
+        checks.append(Check(WORKFLOW_MATCHES, needs=workflow_exists))
+    elif not fallback_ok:
+        checks.append(Check(WORKFLOW_MATCHES, needs=_fallback_exists(config)))
+    elif queues is not None:
+        checks.append(workflow_check(config, queues, workflow))
+
+    ours = config.public_base_url + setup.TASKROUTER_PATH
+    current = workspace["event_callback_url"] or ""
+    if setup.same_endpoint(current, ours):
+        checks.append(Check(CALLBACK))
+    elif current:
+        checks.append(Check(CALLBACK, f"it is {setup.redact_url(current)}, not {ours}", RUN_SETUP_FORCE))
+    else:
+        checks.append(Check(CALLBACK, "it is not set", RUN_SETUP))
+    chosen = setup.event_set(workspace["events_filter"])
+    missing = sorted(TRANSFER_EVENTS - chosen) if chosen else []  # an empty filter lets every event through
+    checks.append(Check(EVENTS, f"it leaves out {', '.join(missing)}", RUN_SETUP) if missing else Check(EVENTS))
+    return checks
+
+
+def workflow_check(config: Config, queues: tuple[setup.Queue, ...], workflow: setup.Workflow) -> Check:
+    """The workflow (and the everyone queue it needs) are exactly what ``baton setup`` would leave."""
+    timeout_s, _ = setup.offer_timeout(config)
+    plan = setup.plan_workflow(queues, workflow, config.fallback_queue_sid, timeout_s)
+    problems = [f"{s.name} is {s.old}, setup writes {s.new}" for s in plan.settings if s.changed]
+    return Check(WORKFLOW_MATCHES, "; ".join(problems), RUN_SETUP) if problems else Check(WORKFLOW_MATCHES)
+
+
+def webhook_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
+    """The account's Conversations post-event webhook comes here with the events Baton acts on."""
+    try:
+        webhook = setup.read_webhook(gateway)
+    except TwilioError as exc:
+        return [Check(WEBHOOK, f"the webhook configuration could not be read: {exc}", "run `baton doctor` again"),
+                Check(WEBHOOK_EVENTS, needs=WEBHOOK)]
+    ours = config.public_base_url + setup.CONVERSATIONS_PATH
+    current = webhook.post_webhook_url or ""
+    problems = []
+    if not setup.same_endpoint(current, ours):
+        problems.append(f"its URL is {setup.redact_url(current)}, not {ours}" if current else "its URL is not set")
+    if webhook.target not in (None, setup.WEBHOOK_TARGET):
+        problems.append(f"its target is {webhook.target!r}, not {setup.WEBHOOK_TARGET!r}")
+    if (webhook.method or "").upper() != setup.WEBHOOK_METHOD:
+        problems.append(f"its method is {webhook.method}, not {setup.WEBHOOK_METHOD}")
+    foreign = (bool(current) and not setup.same_endpoint(current, ours)) or webhook.target not in (
+        None, setup.WEBHOOK_TARGET)
+    checks = [Check(WEBHOOK, "; ".join(problems), RUN_SETUP_FORCE if foreign else RUN_SETUP) if problems
+              else Check(WEBHOOK)]
+    missing = [event for event in setup.CONVERSATION_EVENTS if event not in webhook.filters]
+    checks.append(Check(WEBHOOK_EVENTS, f"they leave out {', '.join(missing)}", RUN_SETUP) if missing
+                  else Check(WEBHOOK_EVENTS))
+    return checks
+
+
+def runtime_checks(config: Config, ping_timeout_s: float = PING_TIMEOUT_S) -> list[Check]:
+    """Redis answers, and a worker answers a ping through the broker."""
+    redis_answers = f"Redis answers at {setup.redact_url(config.redis_url)}"
+    client = connect_redis(config.redis_url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        # The ping below would retry a dead broker for seconds: skip it, the Redis failure says it all.
+        return [Check(redis_answers, f"{exc.__class__.__name__}: {exc}",
+                      "start Redis, or set REDIS_URL (on Heroku, the Redis add-on's REDIS_TLS_URL) to a server "
+                      "that answers"),
+                Check(WORKER, needs=redis_answers)]
+    finally:
+        client.close()
+    return [Check(redis_answers), worker_check(config, ping_timeout_s)]
+
+
+def worker_check(config: Config, timeout_s: float = PING_TIMEOUT_S) -> Check:
+    """At least one Celery worker on this deployment's broker answers a ping (remote control, on by default)."""
+    celery = create_celery(config)
+    try:
+        # A broadcast on the broker's control exchange; limit=1 returns with the first answer.
+        replies = celery.control.ping(timeout=timeout_s, limit=1)
+    except Exception as exc:  # kombu's and redis-py's errors alike: the check reports, never raises
+        return Check(WORKER, f"the ping could not be sent ({exc.__class__.__name__}: {exc})",
+                     "check REDIS_URL, then run `baton doctor` again")
+    finally:
+        celery.close()
+    if not replies:
+        return Check(WORKER, f"no worker answered within {timeout_s:g} s on this deployment's broker",
+                     "start the worker process (the Procfile's `worker`; on Heroku `heroku ps:scale worker=1`) with "
+                     "the same REDIS_URL")
+    return Check(f"{WORKER} ({', '.join(sorted(name for reply in replies for name in reply))})")
+
+
+def run_doctor(config: Config, out: TextIO = sys.stdout) -> int:
+    """``baton doctor``: print every check; 0 when all pass, 1 when any fails."""
+    checks = run_checks(config)
+    for check in checks:
+        print(check.line(), file=out, flush=True)
+    failures = sum(check.failed for check in checks)
+    print(f"{failures} check{'s' if failures != 1 else ''} failed" if failures else "all checks passed",
+          file=out, flush=True)
+    return 1 if failures else 0
+
+
+def _workflow_exists(config: Config) -> str:
+    return f"transfer workflow TRANSFER_WORKFLOW_SID {config.transfer_workflow_sid} exists"
+
+
+def _fallback_exists(config: Config) -> str:
+    return f"fallback queue FALLBACK_QUEUE_SID {config.fallback_queue_sid} exists"
+
+
+def _lookup_failure(name: str, exc: TwilioError, fix: str) -> Check:
+    if exc.status == 404:
+        return Check(name, "Twilio has no such resource in this workspace (404)", fix)
+    return Check(name, f"it could not be read: {exc}", "run `baton doctor` again")

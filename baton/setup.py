@@ -1,0 +1,542 @@
+"""``baton setup``: point a Flex account at this Baton deployment, the same way every time.
+
+Setup manages four things, through the gateway only:
+- the transfer workflow ``TRANSFER_WORKFLOW_SID``: its configuration is ``transfer_workflow_configuration``
+  (design.md §4) over the workspace's task queues, and its ``TaskReservationTimeout`` is the offer timeout;
+- the everyone queue that configuration needs (``target_workers`` ``1==1``), created as "Everyone" if missing;
+- the workspace's ``EventCallbackUrl`` (``PUBLIC_BASE_URL/webhooks/taskrouter``) and ``EventsFilter``
+  (exactly the TaskRouter events Baton acts on);
+- the account's Conversations post-event webhook (``PUBLIC_BASE_URL/webhooks/conversations``).
+
+Reading, planning and writing are separate steps: ``read_state`` reads what Twilio has now,
+``plan_setup`` (pure) turns it into the settings setup manages, each with its value now and the
+value setup wants, and the writes that make the difference, and ``apply_plan`` makes the writes.
+A second run finds nothing to change and writes nothing. Another application's callback URL or
+Conversations webhook is never replaced without ``--force``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit, urlunsplit
+
+import redis
+
+from app.webhooks import TRANSFER_EVENTS
+from baton.config import Config
+from baton.store import Store, connect_redis
+from baton.twilio_gateway import TwilioError, TwilioGateway
+from baton.workflow import transfer_workflow_configuration
+
+TASKROUTER_PATH = "/webhooks/taskrouter"
+CONVERSATIONS_PATH = "/webhooks/conversations"
+EVERYONE_EXPRESSION = "1==1"
+EVERYONE_QUEUE_NAME = "Everyone"
+# Stands for the sid of the everyone queue setup is about to create (a dry run never learns it).
+NEW_EVERYONE_QUEUE = "(new queue)"
+
+# Exactly the TaskRouter events Baton's webhook acts on (app/webhooks.py), in Twilio's comma-separated form.
+EVENTS_FILTER = ",".join(sorted(TRANSFER_EVENTS))
+# The Conversations events Baton acts on (app/webhooks.py): the conversation closing and a participant
+# leaving end a transfer in progress. onMessageAdded is not needed: the context is read from the REST
+# API when a transfer starts, and subscribing to it would post every message of the account to Baton.
+CONVERSATION_EVENTS = ("onConversationStateUpdated", "onParticipantRemoved")
+WEBHOOK_METHOD = "POST"
+WEBHOOK_TARGET = "webhook"
+# The account's Filters apply to its pre-event webhook too: setup keeps the pre-action events it finds,
+# so another application's pre-event webhook keeps working.
+PRE_ACTION_EVENTS = frozenset({
+    "onMessageAdd", "onMessageUpdate", "onMessageRemove", "onConversationAdd", "onConversationUpdate",
+    "onConversationRemove", "onParticipantAdd", "onParticipantUpdate", "onParticipantRemove", "onUserUpdate",
+})
+
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 2
+
+
+class SetupError(Exception):
+    """The account cannot be set up as configured (e.g. FALLBACK_QUEUE_SID is not a queue of the workspace)."""
+
+
+# What Twilio has now
+
+
+@dataclass(frozen=True)
+class Queue:
+    sid: str
+    friendly_name: str
+    target_workers: str
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A workflow as TaskRouter stores it: ``configuration`` is the JSON text."""
+
+    sid: str
+    friendly_name: str
+    configuration: str
+    task_reservation_timeout: int
+
+
+@dataclass(frozen=True)
+class ConversationsWebhook:
+    """The account's global Conversations webhooks (``/v1/Configuration/Webhooks``)."""
+
+    post_webhook_url: str | None
+    pre_webhook_url: str | None
+    filters: tuple[str, ...]
+    method: str | None
+    target: str | None
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """Everything setup manages, as Twilio has it now."""
+
+    workspace_sid: str
+    workspace_name: str
+    event_callback_url: str | None
+    events_filter: str | None
+    queues: tuple[Queue, ...]
+    workflow: Workflow
+    webhook: ConversationsWebhook
+
+
+def read_state(gateway: TwilioGateway, workflow_sid: str) -> AccountState:
+    """Read what setup manages; raises TwilioError (401: bad credentials, 404: a sid that does not exist)."""
+    workspace = gateway.fetch_workspace()
+    queues = tuple(Queue(q["sid"], q["friendly_name"], q["target_workers"] or "") for q in gateway.list_task_queues())
+    workflow = read_workflow(gateway, workflow_sid)
+    return AccountState(workspace["sid"], workspace["friendly_name"], workspace["event_callback_url"],
+                        workspace["events_filter"], queues, workflow, read_webhook(gateway))
+
+
+def read_workflow(gateway: TwilioGateway, workflow_sid: str) -> Workflow:
+    record = gateway.fetch_workflow(workflow_sid)
+    return Workflow(record["sid"], record["friendly_name"], record["configuration"] or "",
+                    int(record["task_reservation_timeout"] or 0))
+
+
+def read_webhook(gateway: TwilioGateway) -> ConversationsWebhook:
+    record = gateway.fetch_conversations_webhook()
+    return ConversationsWebhook(record["post_webhook_url"], record["pre_webhook_url"], tuple(record["filters"]),
+                                record["method"], record["target"])
+
+
+# What setup does
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One value setup manages: ``old`` is Twilio's now, ``new`` what setup leaves (both for people, no secrets).
+
+    details: extra lines for a change too big for one line (the workflow's filters added and removed).
+    """
+
+    name: str
+    old: str
+    new: str
+    changed: bool
+    details: tuple[str, ...] = ()
+
+    def lines(self, verb: str = "changed") -> list[str]:
+        if not self.changed:
+            return [f"unchanged: {self.name}: {self.new}"]
+        return [f"{verb}: {self.name}: {self.old} → {self.new}", *(f"    {line}" for line in self.details)]
+
+
+@dataclass(frozen=True)
+class CreateQueue:
+    """POST …/TaskQueues: the everyone queue."""
+
+    friendly_name: str
+    target_workers: str
+
+    def describe(self) -> str:
+        return f'create task queue "{self.friendly_name}" ({self.target_workers})'
+
+
+@dataclass(frozen=True)
+class UpdateWorkflow:
+    """POST …/Workflows/{WW}: the arguments of ``transfer_workflow_configuration`` and the reservation timeout."""
+
+    workflow_sid: str
+    everyone_queue_sid: str
+    queue_sids: tuple[str, ...]
+    fallback_queue_sid: str
+    offer_timeout_s: int
+
+    def configuration(self, created: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The configuration to write; ``created`` maps NEW_EVERYONE_QUEUE to the queue's sid once it exists."""
+        sid = (created or {}).get
+        return transfer_workflow_configuration(sid(self.everyone_queue_sid, self.everyone_queue_sid),
+                                               [sid(q, q) for q in self.queue_sids],
+                                               sid(self.fallback_queue_sid, self.fallback_queue_sid),
+                                               self.offer_timeout_s)
+
+    def describe(self) -> str:
+        return f"update transfer workflow {self.workflow_sid}"
+
+
+@dataclass(frozen=True)
+class UpdateWorkspace:
+    """POST /v1/Workspaces/{WS}: ``EventCallbackUrl`` and ``EventsFilter``."""
+
+    event_callback_url: str
+    events_filter: str
+
+    def describe(self) -> str:
+        return "update the workspace's event callback"
+
+
+@dataclass(frozen=True)
+class UpdateConversationsWebhook:
+    """POST /v1/Configuration/Webhooks: the post-event URL, filters, method and target."""
+
+    post_webhook_url: str
+    filters: tuple[str, ...]
+    method: str
+    target: str
+
+    def describe(self) -> str:
+        return "update the Conversations webhook"
+
+
+Write = CreateQueue | UpdateWorkflow | UpdateWorkspace | UpdateConversationsWebhook
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What setup found and what it would do.
+
+    notes: explanations of the choices made (which queue is the everyone queue, the fallback queue).
+    settings: every managed value, changed or not, in the order they are printed.
+    writes: the requests that make the changes, in order; none when everything is set up.
+    refusals: another application's configuration that the writes would replace (needs ``--force``).
+    """
+
+    notes: tuple[str, ...]
+    settings: tuple[Setting, ...]
+    writes: tuple[Write, ...]
+    refusals: tuple[str, ...] = ()
+
+
+def plan_setup(state: AccountState, config: Config, offer_timeout_s: int) -> Plan:
+    """The plan that brings ``state`` to what this deployment needs (pure: no I/O)."""
+    parts = [plan_workflow(state.queues, state.workflow, config.fallback_queue_sid, offer_timeout_s),
+             plan_workspace(state, config.public_base_url),
+             plan_webhook(state.webhook, config.public_base_url)]
+    return Plan(tuple(n for p in parts for n in p.notes), tuple(s for p in parts for s in p.settings),
+                tuple(w for p in parts for w in p.writes), tuple(r for p in parts for r in p.refusals))
+
+
+def is_everyone_queue(queue: Queue) -> bool:
+    """Whether the queue's ``target_workers`` admits every worker (``1==1``, spaces aside)."""
+    return "".join(queue.target_workers.split()) == EVERYONE_EXPRESSION
+
+
+def plan_workflow(queues: Sequence[Queue], workflow: Workflow, fallback_queue_sid: str | None,
+                  offer_timeout_s: int) -> Plan:
+    """The everyone queue and the transfer workflow; raises SetupError if FALLBACK_QUEUE_SID is not a queue here."""
+    names = {q.sid: q.friendly_name for q in queues}
+    everyone = [q for q in queues if is_everyone_queue(q)]
+    notes, settings, writes = [], [], []
+    if everyone:
+        everyone_sid = everyone[0].sid
+        settings.append(Setting("everyone queue", "", f"{_queue_label(everyone_sid, names)}, target_workers "
+                                f"{everyone[0].target_workers}", changed=False))
+        if len(everyone) > 1:
+            notes.append(f"several queues target every worker; the 'to worker' filter uses the first, "
+                         f"{_queue_label(everyone_sid, names)}")
+    else:
+        everyone_sid = NEW_EVERYONE_QUEUE
+        names[everyone_sid] = EVERYONE_QUEUE_NAME
+        settings.append(Setting("everyone queue", f"none (no queue has target_workers {EVERYONE_EXPRESSION})",
+                                f"{EVERYONE_QUEUE_NAME} {NEW_EVERYONE_QUEUE}, target_workers {EVERYONE_EXPRESSION}",
+                                changed=True))
+        notes.append(f"a transfer to an agent is offered through a queue every agent is in; the workspace has "
+                     f'none, so setup creates "{EVERYONE_QUEUE_NAME}" ({EVERYONE_EXPRESSION})')
+        writes.append(CreateQueue(EVERYONE_QUEUE_NAME, EVERYONE_EXPRESSION))
+
+    if fallback_queue_sid is None:
+        fallback_sid = everyone_sid
+        notes.append(f"fallback queue: {_queue_label(fallback_sid, names)}, the everyone queue, since "
+                     "FALLBACK_QUEUE_SID is not set: a transfer task that matches no filter waits there, never "
+                     "stranded (re-routed transfers still go to the original task's queue)")
+    elif fallback_queue_sid in names:
+        fallback_sid = fallback_queue_sid
+        notes.append(f"fallback queue: {_queue_label(fallback_sid, names)}, from FALLBACK_QUEUE_SID: re-routed "
+                     "transfers and any transfer task that matches no filter go there")
+    else:
+        raise SetupError(f"FALLBACK_QUEUE_SID {fallback_queue_sid} is not a task queue of this workspace "
+                         f"(its queues: {', '.join(_queue_label(q.sid, names) for q in queues) or 'none'})")
+
+    update = UpdateWorkflow(workflow.sid, everyone_sid, tuple(sorted(names)), fallback_sid, offer_timeout_s)
+    wanted = update.configuration()
+    current = _json_or_none(workflow.configuration)
+    label = f"transfer workflow {workflow.sid} ({workflow.friendly_name})"
+    old_lines, new_lines = _describe_routing(current, names), _describe_routing(wanted, names)
+    settings.append(Setting(
+        f"{label} configuration", _summary(current, names), _summary(wanted, names), changed=current != wanted,
+        details=tuple([f"- {line}" for line in old_lines if line not in new_lines]
+                      + [f"+ {line}" for line in new_lines if line not in old_lines])))
+    settings.append(Setting(f"{label} TaskReservationTimeout", f"{workflow.task_reservation_timeout} s",
+                            f"{offer_timeout_s} s", changed=workflow.task_reservation_timeout != offer_timeout_s))
+    if current != wanted or workflow.task_reservation_timeout != offer_timeout_s:
+        writes.append(update)
+    return Plan(tuple(notes), tuple(settings), tuple(writes))
+
+
+def plan_workspace(state: AccountState, public_base_url: str) -> Plan:
+    """The workspace's EventCallbackUrl and EventsFilter."""
+    ours = public_base_url + TASKROUTER_PATH
+    current_url = state.event_callback_url or ""
+    # Our URL with Twilio connection overrides (``#rc=3…``) added by the operator is still ours: kept as it is.
+    url_is_ours = same_endpoint(current_url, ours)
+    url = current_url if url_is_ours else ours
+    refusals = []
+    if current_url and not url_is_ours:
+        refusals.append(f"the workspace's EventCallbackUrl {redact_url(current_url)} is another application's "
+                        "(once replaced, it receives no more TaskRouter events)")
+    current_events = event_set(state.events_filter)
+    filter_ok = current_events == set(TRANSFER_EVENTS)
+    name = f"workspace {state.workspace_sid} ({state.workspace_name})"
+    settings = (
+        Setting(f"{name} EventCallbackUrl", redact_url(current_url) or "(none)", redact_url(url),
+                changed=not url_is_ours),
+        Setting(f"{name} EventsFilter", state.events_filter or "(none: every event)", EVENTS_FILTER,
+                changed=not filter_ok),
+    )
+    writes = () if url_is_ours and filter_ok else (UpdateWorkspace(url, EVENTS_FILTER),)
+    return Plan((), settings, writes, tuple(refusals))
+
+
+def plan_webhook(webhook: ConversationsWebhook, public_base_url: str) -> Plan:
+    """The account's Conversations post-event webhook: URL, filters, method and target (the pre-event URL is kept)."""
+    ours = public_base_url + CONVERSATIONS_PATH
+    current_url = webhook.post_webhook_url or ""
+    url_is_ours = same_endpoint(current_url, ours)
+    url = current_url if url_is_ours else ours
+    refusals = []
+    if current_url and not url_is_ours:
+        refusals.append(f"the Conversations post-event webhook {redact_url(current_url)} is another "
+                        "application's (once replaced, it receives no more Conversations events)")
+    if webhook.target not in (None, WEBHOOK_TARGET):
+        refusals.append(f"the Conversations webhooks' target is {webhook.target!r}, not {WEBHOOK_TARGET!r} "
+                        "(another integration receives the account's Conversations events there)")
+    filters = tuple(sorted(set(CONVERSATION_EVENTS) | {f for f in webhook.filters if f in PRE_ACTION_EVENTS}))
+    method_ok = (webhook.method or "").upper() == WEBHOOK_METHOD
+    target_ok = webhook.target == WEBHOOK_TARGET
+    filters_ok = set(webhook.filters) == set(filters)
+    settings = (
+        Setting("Conversations post-event webhook URL", redact_url(current_url) or "(none)", redact_url(url),
+                changed=not url_is_ours),
+        Setting("Conversations webhook filters", ", ".join(webhook.filters) or "(none)", ", ".join(filters),
+                changed=not filters_ok),
+        Setting("Conversations webhook method", webhook.method or "(none)", WEBHOOK_METHOD, changed=not method_ok),
+        Setting("Conversations webhook target", webhook.target or "(none)", WEBHOOK_TARGET, changed=not target_ok),
+    )
+    unchanged = url_is_ours and filters_ok and method_ok and target_ok
+    writes = () if unchanged else (UpdateConversationsWebhook(url, filters, WEBHOOK_METHOD, WEBHOOK_TARGET),)
+    notes = ("Conversations events: onConversationStateUpdated and onParticipantRemoved (a conversation that "
+             "closes or a customer who leaves ends the transfer); not onMessageAdded, which Baton does not need",)
+    return Plan(notes, settings, writes, tuple(refusals))
+
+
+class ApplyError(Exception):
+    """A write failed; ``done`` are the writes made before it."""
+
+    def __init__(self, write: Write, cause: TwilioError, done: Sequence[Write]):
+        super().__init__(f"{write.describe()}: {cause}")
+        self.write, self.cause, self.done = write, cause, tuple(done)
+
+
+def apply_plan(plan: Plan, gateway: TwilioGateway) -> dict[str, str]:
+    """Make the plan's writes in order; returns the sids of what was created (NEW_EVERYONE_QUEUE → WQ…)."""
+    created: dict[str, str] = {}
+    done: list[Write] = []
+    for write in plan.writes:
+        try:
+            if isinstance(write, CreateQueue):
+                queue = gateway.create_task_queue(write.friendly_name, write.target_workers)
+                created[NEW_EVERYONE_QUEUE] = queue["sid"]
+            elif isinstance(write, UpdateWorkflow):
+                gateway.update_workflow(write.workflow_sid, write.configuration(created), write.offer_timeout_s)
+            elif isinstance(write, UpdateWorkspace):
+                gateway.update_workspace_events(write.event_callback_url, write.events_filter)
+            else:
+                gateway.update_conversations_webhook(write.post_webhook_url, list(write.filters), write.method,
+                                                     write.target)
+        except TwilioError as exc:
+            raise ApplyError(write, exc, done) from exc
+        done.append(write)
+    return created
+
+
+# The command
+
+
+def offer_timeout(config: Config) -> tuple[int, str]:
+    """The offer timeout the workflow gets, and where it comes from.
+
+    The settings in force live in Redis once an administrator changed them; when Redis does not
+    answer, setup falls back to OFFER_TIMEOUT_S (or its default) and says so.
+    """
+    client = connect_redis(config.redis_url)
+    try:
+        settings = Store(client).settings(config.settings)
+    except redis.RedisError as exc:
+        return (config.settings.offer_timeout_s,
+                f"OFFER_TIMEOUT_S or its default: Redis at {redact_url(config.redis_url)} did not answer "
+                f"({exc.__class__.__name__}), so an administrator's change, if any, is not known")
+    finally:
+        client.close()
+    return settings.offer_timeout_s, "the transfer settings in force (read from Redis)"
+
+
+def explain_twilio_error(error: TwilioError, config: Config) -> str:
+    """A Twilio failure in an operator's words: which variable to look at."""
+    if error.status == 401:
+        return "Twilio refused the credentials: check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+    if error.status == 404 and error.endpoint.startswith("workspaces."):
+        return f"TWILIO_WORKSPACE_SID {config.twilio_workspace_sid} is not a TaskRouter workspace of this account"
+    if error.status == 404 and error.endpoint.startswith("workflows."):
+        return (f"TRANSFER_WORKFLOW_SID {config.transfer_workflow_sid} is not a workflow of workspace "
+                f"{config.twilio_workspace_sid}: create one (any configuration) and set the variable to its sid")
+    if error.status is None:
+        return f"Twilio did not answer ({error}): check the network"
+    return str(error)
+
+
+def run_setup(config: Config, dry_run: bool = False, force: bool = False, out: TextIO = sys.stdout) -> int:
+    """``baton setup``: print the plan and apply it; 0 when done, 1 on an error, 2 when refused (no ``--force``)."""
+    def say(line: str = "") -> None:
+        print(line, file=out, flush=True)
+
+    gateway = TwilioGateway.from_config(config)
+    timeout_s, timeout_source = offer_timeout(config)
+    try:
+        state = read_state(gateway, config.transfer_workflow_sid)
+        plan = plan_setup(state, config, timeout_s)
+    except TwilioError as exc:
+        say(f"error: {explain_twilio_error(exc, config)}")
+        return EXIT_ERROR
+    except SetupError as exc:
+        say(f"error: {exc}")
+        return EXIT_ERROR
+
+    say(f"Baton setup of workspace {state.workspace_sid} ({state.workspace_name}) for {config.public_base_url}"
+        + (" (dry run: nothing will be changed)" if dry_run else ""))
+    notes = [f"note: {note}" for note in (*plan.notes, f"offer timeout: {timeout_s} s, from {timeout_source}")]
+    refused = bool(plan.refusals) and not force
+    if dry_run or refused:
+        for line in notes + [line for setting in plan.settings for line in setting.lines("would change")]:
+            say(line)
+        for refusal in plan.refusals:
+            say(f"{'refused' if refused else 'would replace (--force)'}: {refusal}")
+        if refused:
+            say("nothing was changed: run `baton setup --force` to replace it")
+            return EXIT_REFUSED
+        say("dry run: nothing was changed" if plan.writes else "dry run: everything is already set up")
+        return EXIT_OK
+
+    try:
+        created = apply_plan(plan, gateway)
+    except ApplyError as exc:
+        say(f"error: {exc.write.describe()} failed: {explain_twilio_error(exc.cause, config)}")
+        done = "; ".join(write.describe() for write in exc.done)
+        say(f"done before it: {done}" if done else "nothing was changed")
+        return EXIT_ERROR
+    # Printed once applied, so what setup created shows with its sid.
+    for line in notes + [f"replaced (--force): {refusal}" for refusal in plan.refusals]:
+        say(_fill_in(line, created))
+    for setting in plan.settings:
+        for line in setting.lines():
+            say(_fill_in(line, created))
+    changes = sum(setting.changed for setting in plan.settings)
+    say(f"done: {changes} change{'s' if changes != 1 else ''}" if changes else "done: everything was already set up")
+    return EXIT_OK
+
+
+# Helpers
+
+
+def same_endpoint(current: str, ours: str) -> bool:
+    """Whether ``current`` is ``ours``, up to a URL fragment (Twilio's connection overrides live there)."""
+    return bool(current) and urldefrag(current).url == ours
+
+
+def redact_url(url: str) -> str:
+    """``url`` for printing: user info and query values (where credentials hide in webhook URLs) masked."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = urlencode([(name, "***") for name, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def event_set(events_filter: str | None) -> set[str]:
+    """The event types of a comma-separated EventsFilter (empty: TaskRouter sends every event)."""
+    return {name.strip() for name in (events_filter or "").split(",") if name.strip()}
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _fill_in(line: str, created: Mapping[str, str]) -> str:
+    for placeholder, sid in created.items():
+        line = line.replace(placeholder, sid)
+    return line
+
+
+def _queue_label(sid: Any, names: Mapping[str, str]) -> str:
+    return f"{names[sid]} {sid}" if sid in names else f"{sid} (not a queue of this workspace)"
+
+
+def _summary(configuration: Any, names: Mapping[str, str]) -> str:
+    """One line for a workflow configuration: how many filters, and where the default goes."""
+    routing = configuration.get("task_routing") if isinstance(configuration, dict) else None
+    if not isinstance(routing, dict):
+        return "(not a TaskRouter configuration)"
+    filters = routing.get("filters") or []
+    default = routing.get("default_filter")
+    queue = default.get("queue") if isinstance(default, dict) else None
+    count = f"{len(filters)} filter{'s' if len(filters) != 1 else ''}"
+    return f"{count}, default to {_queue_label(queue, names)}" if queue else f"{count}, no default filter"
+
+
+def _describe_routing(configuration: Any, names: Mapping[str, str]) -> list[str]:
+    """A line per filter and one for the default filter, to show what a change adds and removes."""
+    routing = configuration.get("task_routing") if isinstance(configuration, dict) else None
+    if not isinstance(routing, dict):
+        return []
+    lines = []
+    for number, raw in enumerate(routing.get("filters") or [], start=1):
+        if not isinstance(raw, dict):
+            lines.append(f"filter {number}: {json.dumps(raw)}")
+            continue
+        name = raw.get("filter_friendly_name") or raw.get("friendly_name") or f"filter {number}"
+        targets = "; ".join(_describe_target(t, names) for t in raw.get("targets") or [])
+        lines.append(f'filter "{name}": {raw.get("expression")} → {targets}')
+    default = routing.get("default_filter")
+    if isinstance(default, dict):
+        lines.append(f"default filter → {_queue_label(default.get('queue'), names)}")
+    return lines
+
+
+def _describe_target(target: Any, names: Mapping[str, str]) -> str:
+    if not isinstance(target, dict):
+        return json.dumps(target)
+    parts = [_queue_label(target.get("queue"), names)]
+    parts += [f"{key} {target[key]}" for key in sorted(target) if key != "queue"]
+    return ", ".join(parts)

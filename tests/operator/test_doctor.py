@@ -1,0 +1,187 @@
+"""``baton doctor`` against a real worker process (the Procfile's, started by the DevStack) and the simulator.
+
+One stack serves the module: ``baton setup`` runs once on it, then each test breaks one thing
+(mostly through the Config it passes, never ``os.environ``) and reads doctor's verdict.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from dataclasses import replace
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+
+from baton.config import Config
+from baton.devstack import DevStack, RedisServer, free_port
+from baton.doctor import run_doctor
+from baton.setup import run_setup
+
+# Without a private redis-server, the stack's own database, apart from the one the other tests empty
+# before each test (the per-test ``redis_url``, where no worker ever listens).
+STACK_DB = 14
+
+
+@pytest.fixture(scope="module")
+def stack_redis(request):
+    """The stack's Redis: a private server when redis-server is installed, else the suite's database 14."""
+    if shutil.which("redis-server"):
+        server = RedisServer().start()
+        yield server.url
+        server.stop()
+        return
+    parts = urlsplit(request.config.getoption("--redis-url"))
+    url = urlunsplit(parts._replace(path=f"/{STACK_DB}"))
+    redis.Redis.from_url(url).flushdb()
+    yield url
+
+
+@pytest.fixture(scope="module")
+def stack(stack_redis):
+    """The simulator with the default scenario and one Celery worker process, as the Procfile runs it."""
+    devstack = DevStack(stack_redis, time_scale=0.05)
+    try:
+        devstack.start(processes=("worker",))
+        devstack.simulator.dispatcher.drop = lambda url, params: True  # no web process here to receive events
+        yield devstack
+    finally:
+        devstack.stop()
+
+
+@pytest.fixture(scope="module")
+def config(stack) -> Config:
+    """This deployment's configuration, with ``baton setup`` already run on the account."""
+    sim, scenario = stack.simulator, stack.scenario
+    config = Config(twilio_account_sid=sim.account_sid, twilio_auth_token=sim.auth_token,
+                    twilio_workspace_sid=scenario.workspace_sid, transfer_workflow_sid=scenario.transfer_workflow_sid,
+                    fallback_queue_sid=scenario.queues["support"], public_base_url=stack.web_url,
+                    twilio_api_base=sim.url, redis_url=stack.redis_url)
+    assert run_setup(config, out=io.StringIO()) == 0
+    return config
+
+
+def doctor(config: Config) -> tuple[int, str]:
+    """Doctor's exit status and output."""
+    out = io.StringIO()
+    status = run_doctor(config, out=out)
+    return status, out.getvalue()
+
+
+def failures(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("FAIL ")]
+
+
+def test_doctor_passes_on_a_correct_set_up(config):
+    """After setup, with Redis up and the worker running, every check is ok and the status is 0."""
+    status, output = doctor(config)
+
+    assert status == 0, output
+    checks = output.splitlines()[:-1]
+    assert len(checks) == 11 and all(line.startswith("ok   ") for line in checks), output
+    assert "ok   a worker answers a ping (celery@" in output
+    assert output.splitlines()[-1] == "all checks passed"
+
+
+def test_wrong_workflow_sid_is_named(config):
+    """A TRANSFER_WORKFLOW_SID the workspace lacks fails its check, and the workflow comparison is skipped."""
+    wrong = "WW" + "f" * 32
+
+    status, output = doctor(replace(config, transfer_workflow_sid=wrong))
+
+    assert status == 1
+    (failure,) = failures(output)
+    assert failure.startswith(f"FAIL transfer workflow TRANSFER_WORKFLOW_SID {wrong} exists: Twilio has no such "
+                              "resource in this workspace (404) — fix: set TRANSFER_WORKFLOW_SID")
+    assert (f"skip the transfer workflow is what `baton setup` writes: needs transfer workflow TRANSFER_WORKFLOW_SID "
+            f"{wrong} exists") in output
+
+
+def test_wrong_workspace_sid_is_named(config):
+    """A TWILIO_WORKSPACE_SID the account lacks fails; the credentials still pass (Twilio answered 404, not 401)."""
+    wrong = "WS" + "f" * 32
+
+    status, output = doctor(replace(config, twilio_workspace_sid=wrong))
+
+    assert status == 1
+    assert "ok   Twilio accepts the credentials" in output
+    (failure,) = failures(output)
+    assert failure.startswith(f"FAIL workspace TWILIO_WORKSPACE_SID {wrong} exists: Twilio has no such workspace")
+
+
+def test_wrong_fallback_queue_sid_is_named(config):
+    """A FALLBACK_QUEUE_SID that is not one of the workspace's queues fails its check."""
+    wrong = "WQ" + "f" * 32
+
+    status, output = doctor(replace(config, fallback_queue_sid=wrong))
+
+    assert status == 1
+    (failure,) = failures(output)
+    assert failure.startswith(f"FAIL fallback queue FALLBACK_QUEUE_SID {wrong} exists: it is not a task queue")
+
+
+def test_bad_credentials_are_named(config):
+    """A wrong auth token fails the credentials check and skips everything that needs Twilio."""
+    status, output = doctor(replace(config, twilio_auth_token="not-the-token"))
+
+    assert status == 1
+    (failure,) = failures(output)
+    assert failure.startswith("FAIL Twilio accepts the credentials: Twilio refused them (401) — fix: set "
+                              "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+    assert "not-the-token" not in output
+
+
+def test_wrong_callback_url_is_named(stack, config):
+    """A workspace whose events go to another URL fails the callback check, naming that URL."""
+    sim, workspace_sid = stack.simulator, stack.scenario.workspace_sid
+    ours = sim.taskrouter.workspace(workspace_sid).event_callback_url
+    sim.taskrouter.update_workspace(workspace_sid, event_callback_url="https://old-baton.example.com/webhooks/taskrouter")
+    try:
+        status, output = doctor(config)
+    finally:
+        sim.taskrouter.update_workspace(workspace_sid, event_callback_url=ours)
+
+    assert status == 1
+    (failure,) = failures(output)
+    assert failure == ("FAIL the workspace's EventCallbackUrl points at this deployment: it is "
+                       f"https://old-baton.example.com/webhooks/taskrouter, not {ours} — fix: run "
+                       "`baton setup --force` (it replaces what is there)")
+
+
+def test_workflow_differing_from_setup_is_named(stack, config):
+    """A transfer workflow someone edited fails the comparison with what setup writes."""
+    sim, scenario = stack.simulator, stack.scenario
+    sim.taskrouter.update_workflow(scenario.workspace_sid, scenario.transfer_workflow_sid, task_reservation_timeout=120)
+    try:
+        status, output = doctor(config)
+    finally:
+        sim.taskrouter.update_workflow(scenario.workspace_sid, scenario.transfer_workflow_sid,
+                                       task_reservation_timeout=30)
+
+    assert status == 1
+    (failure,) = failures(output)
+    assert failure.startswith("FAIL the transfer workflow is what `baton setup` writes: transfer workflow")
+    assert "TaskReservationTimeout is 120 s, setup writes 30 s — fix: run `baton setup`" in failure
+
+
+def test_redis_down_is_named(config):
+    """With nothing listening at REDIS_URL the Redis check fails and the worker ping is skipped."""
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+
+    status, output = doctor(replace(config, redis_url=closed))
+
+    assert status == 1
+    (failure,) = failures(output)
+    assert failure.startswith(f"FAIL Redis answers at {closed}: ConnectionError")
+    assert f"skip a worker answers a ping: needs Redis answers at {closed}" in output
+
+
+def test_no_worker_is_named(config, redis_url):
+    """On a broker no worker consumes from, the ping check fails and says how to start one."""
+    status, output = doctor(replace(config, redis_url=redis_url))
+
+    assert status == 1
+    (failure,) = failures(output)
+    assert failure.startswith("FAIL a worker answers a ping: no worker answered within 2 s on this deployment's "
+                              "broker — fix: start the worker process")
