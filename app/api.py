@@ -14,7 +14,7 @@ from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
 from app import current_celery, current_config, current_gateway, current_store
-from app.auth import Caller, authenticate, authenticate_admin
+from app.auth import Caller, authenticate, authenticate_admin, limit_rate
 from app.errors import ApiError
 from app.schemas import (
     TransferQuerySchema,
@@ -24,6 +24,7 @@ from app.schemas import (
     json_object,
     load_object,
 )
+from baton.redaction import redact
 from baton.settings import Settings, SettingsSchema, validated_settings
 from baton.store import Record
 from baton.transfers import (
@@ -56,6 +57,7 @@ _settings_schema = SettingsSchema()
 def create_transfer():
     """Start a transfer of a task the caller holds (or, for a supervisor, any agent's): 202, enqueued."""
     caller = authenticate()
+    limit_rate(caller)
     body = load_object(_request_schema, request.get_json(force=True, silent=True))
     idempotency_key = _idempotency_key()
     settings = _settings()
@@ -65,8 +67,10 @@ def create_transfer():
     if to == sender:
         raise ApiError(400, "invalid_request", "to: the agent who holds the task cannot be its target", "to")
 
+    # Redacted before anything keeps them: the record, the new task, the logs.
+    notes = redact(body["notes"]) if body["notes"] and settings.redact_pii else body["notes"]
     transfer = Transfer(id=new_transfer_id(), from_task_sid=task_sid, from_worker_sid=sender,
-                        target_type=target_type_of(to), target_sid=to, mode=body["mode"], notes=body["notes"],
+                        target_type=target_type_of(to), target_sid=to, mode=body["mode"], notes=notes,
                         summary_requested=body["summary"], conversation_sid=task.attributes.get("conversationSid"))
     step = start(transfer, now=time.time())
     created = current_store().create(Record(step.transfer, step.actions), idempotency_key,
@@ -109,6 +113,7 @@ def list_transfers():
 def cancel_transfer(transfer_id: str):
     """Ask for a transfer not yet accepted to be canceled (the sender keeps the customer): 202."""
     caller = authenticate()
+    limit_rate(caller)
     transfer = _transfer(transfer_id)
     if not (caller.is_privileged or caller.worker_sid == transfer.from_worker_sid):
         raise ApiError(403, "not_your_transfer", "Only the sender of this transfer or a supervisor may cancel it")
@@ -125,6 +130,7 @@ def cancel_transfer(transfer_id: str):
 def leave_transfer(transfer_id: str):
     """The sender of an accepted warm transfer leaves the conversation to the new agent: 202."""
     caller = authenticate()
+    limit_rate(caller)
     transfer = _transfer(transfer_id)
     if not (caller.is_privileged or caller.worker_sid == transfer.from_worker_sid):
         raise ApiError(403, "not_your_transfer", "Only the sender of this transfer or a supervisor may leave it")

@@ -9,7 +9,6 @@ or the routing keys. The transfer record keeps the whole context; only the task'
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from baton.redaction import redact
-from baton.twilio_gateway import ConversationParticipant, Message, TwilioGateway
+from baton.twilio_gateway import ConversationParticipant, Message, TwilioGateway, serialize_attributes
 
 # TaskRouter's limit on a task's attributes, in characters of the JSON text it receives.
 ATTRIBUTES_LIMIT = 4096
@@ -49,21 +48,9 @@ class AttributesTooLarge(ValueError):
         self.limit = limit
 
 
-def serialize_attributes(attributes: Mapping[str, Any]) -> str:
-    """Task attributes as Baton sends them to TaskRouter: compact JSON with non-ASCII escaped.
-
-    TaskRouter counts the characters of the JSON text it receives, whitespace included. With
-    ``ensure_ascii`` (json's default) an accented letter takes 6 characters and an emoji 12, which
-    is what goes over the wire, and never less than any other way of counting (code points,
-    UTF-16 units, UTF-8 bytes). The gateway must send exactly this text, so that what Baton
-    measures is what TaskRouter counts.
-    """
-    return json.dumps(attributes, separators=(",", ":"))
-
-
 def serialized_length(value: Any) -> int:
     """The length ``serialize_attributes`` gives ``value`` (any JSON value, e.g. a part of the attributes)."""
-    return len(json.dumps(value, separators=(",", ":")))
+    return len(serialize_attributes(value))
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ from redis.lock import Lock
 
 from baton import transfers as t
 from baton.config import Config
+from baton.context import collect_context, fit_attributes
 from baton.settings import Settings
 from baton.store import Record, Store
+from baton.summary import summarizer_for
 from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioGateway, Worker
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,9 @@ REROUTE_TRIES = 5
 ROUTABLE_TASK_STATES = ("pending", "reserved")
 ALREADY_DONE_STATUSES = (400, 404, 409)
 # Actions whose repetition would show (a second invite, a second close): done at most once.
-ONCE_ONLY_ACTIONS = (t.CreateInvite, t.CloseSender)
+ONCE_ONLY_ACTIONS = (t.CreateInvite, t.CloseSender, t.NotifyCustomer)
+# How far back a repeated customer notice looks for the one a previous try may have posted.
+NOTICE_LOOKBACK = 20
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
@@ -100,6 +104,7 @@ class TransferEngine:
         self.gateway = gateway
         self.config = config
         self.clock = clock
+        self.summarizer = summarizer_for(config)
 
     # entry points (one per Celery task)
 
@@ -208,7 +213,7 @@ class TransferEngine:
                 record = dataclasses.replace(record, head_attempts=attempts)
                 self.store.save(record)
             try:
-                follow_up = self._perform(action, record.transfer, attempts)
+                follow_up = self._perform(action, record.transfer, attempts, settings)
             except RetryableTwilioError as exc:
                 if attempts < MAX_ACTION_ATTEMPTS:
                     self.store.save(dataclasses.replace(record, head_attempts=attempts))
@@ -227,9 +232,9 @@ class TransferEngine:
 
     # actions
 
-    def _perform(self, action: t.Action, transfer: t.Transfer, attempts: int) -> t.Event | None:
+    def _perform(self, action: t.Action, transfer: t.Transfer, attempts: int, settings: Settings) -> t.Event | None:
         if isinstance(action, t.Prepare):
-            return self._prepare(transfer)
+            return self._prepare(transfer, settings)
         if isinstance(action, t.CreateInvite):
             return self._create_invite(action, transfer, look_first=attempts > 1)
         if isinstance(action, t.Reroute):
@@ -244,7 +249,20 @@ class TransferEngine:
             return t.SenderClosed()
         if isinstance(action, t.CancelNewTask):
             return self._tolerating_gone(lambda: self.gateway.cancel_task(transfer.new_task_sid, action.reason))
+        if isinstance(action, t.NotifyCustomer):
+            if attempts == 1 or not self._notice_posted(transfer):
+                self.gateway.post_message(transfer.conversation_sid, action.text,
+                                          {"baton": {"transfer_id": transfer.id}})
+            return None
         raise TypeError(f"unknown action {action!r}")
+
+    def _notice_posted(self, transfer: t.Transfer) -> bool:
+        """Whether this transfer's notice is among the newest messages (a try before went through)."""
+        for _, message in zip(range(NOTICE_LOOKBACK), self.gateway.recent_messages(transfer.conversation_sid,
+                                                                                    NOTICE_LOOKBACK), strict=False):
+            if (message.attributes.get("baton") or {}).get("transfer_id") == transfer.id:
+                return True
+        return False
 
     def _sender_task_open(self, transfer: t.Transfer) -> bool:
         """Whether the sender still holds their task: a close tried before may have gone through."""
@@ -253,7 +271,7 @@ class TransferEngine:
         except PermanentTwilioError:
             return False
 
-    def _prepare(self, transfer: t.Transfer) -> t.Event:
+    def _prepare(self, transfer: t.Transfer, settings: Settings) -> t.Event:
         task = self.gateway.fetch_task(transfer.from_task_sid)
         interaction_sid = task.attributes.get("flexInteractionSid")
         channel_sid = task.attributes.get("flexInteractionChannelSid")
@@ -270,10 +288,18 @@ class TransferEngine:
             target_available = self.gateway.fetch_worker(transfer.target_sid).available
         agent_identities = {sid: flex_identity(self.gateway.fetch_worker(sid))
                             for sid in dict.fromkeys(p.worker_sid for p in agents if p.worker_sid)}
-        customers = tuple(participant.identity or participant.address
-                          for participant in self.gateway.list_conversation_participants(conversation_sid)
-                          if participant.identity not in agent_identities.values()) if conversation_sid else ()
+        participants = self.gateway.list_conversation_participants(conversation_sid) if conversation_sid else []
+        customers = tuple(participant.identity or participant.address for participant in participants
+                          if participant.identity not in agent_identities.values())
         previous = task.attributes.get("transfer") if isinstance(task.attributes.get("transfer"), dict) else {}
+        earlier = previous.get("earlier_transfers", 0) + 1 if previous.get("id") else 0
+        context = collect_context(
+            self.gateway, conversation_sid, channel=task.task_channel_unique_name or "", participants=participants,
+            agent_identities=set(agent_identities.values()), redact_pii=settings.redact_pii,
+            earlier_transfers=earlier) if conversation_sid else None
+        # Last, so that a Twilio error above never makes the LLM summarize twice.
+        summary = self.summarizer.summarize(context, notes=transfer.notes) if (
+            context is not None and transfer.summary_requested) else None
         return t.Prepared(
             original_attributes=task.attributes,
             original_queue_sid=task.task_queue_sid,
@@ -288,7 +314,10 @@ class TransferEngine:
             sender_identity=agent_identities.get(transfer.from_worker_sid),
             customer_identities=tuple(customer for customer in customers if customer),
             previous_transfer_id=previous.get("id"),
-            earlier_transfers=previous.get("earlier_transfers", 0) + 1 if previous.get("id") else 0,
+            earlier_transfers=earlier,
+            context=context.to_dict() if context is not None else None,
+            summary=summary.text if summary else None,
+            summary_fallback=summary.fallback_reason if summary else None,
         )
 
     def _create_invite(self, action: t.CreateInvite, transfer: t.Transfer, look_first: bool) -> t.Event:
@@ -310,7 +339,9 @@ class TransferEngine:
             if task.assignment_status not in ROUTABLE_TASK_STATES:
                 return None
             transfer_attribute = {**(task.attributes.get("transfer") or {}), "attempt": action.attempt}
-            attributes = {**task.attributes, **action.routing, "transfer": transfer_attribute}
+            base = {key: value for key, value in task.attributes.items() if key != "transfer"}
+            # The exclusions grow with each declined offer: fit again, shedding context if need be.
+            attributes = fit_attributes({**base, **action.routing}, transfer_attribute)
             if attributes == task.attributes:
                 return None
             try:

@@ -28,6 +28,8 @@ class Settings:
         its queue (Flex's native behaviour).
     sender_wrapup: put the sender in wrap-up instead of closing their task.
     redact_pii: card numbers, security codes and SSNs are redacted from every copy Baton makes.
+    customer_notice_enabled/customer_notice_text: post this message into the conversation when a
+        transfer starts. It is all the customer sees of a transfer: never notes, summary or context.
     """
 
     transfers_enabled: bool = True
@@ -39,6 +41,8 @@ class Settings:
     close_sender_on: str = "accepted"
     sender_wrapup: bool = False
     redact_pii: bool = True
+    customer_notice_enabled: bool = False
+    customer_notice_text: str = "Connecting you with a specialist…"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +60,8 @@ class SettingsSchema(Schema):
     close_sender_on = f.String(validate=validate.OneOf(CLOSE_SENDER_ON))
     sender_wrapup = f.Boolean()
     redact_pii = f.Boolean()
+    customer_notice_enabled = f.Boolean()
+    customer_notice_text = f.String(validate=validate.Length(1, 320))
 
     @validates_schema
     def _offer_fits_in_transfer(self, data: dict[str, Any], **_: Any) -> None:

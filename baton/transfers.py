@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from baton.context import INVITE_ATTRIBUTES_LIMIT, AttributesTooLarge, fit_attributes
 from baton.settings import Settings
 
 REQUESTED, ROUTING, OFFERED, ACCEPTED = "requested", "routing", "offered", "accepted"
@@ -57,6 +58,8 @@ class Transfer:
         tell the sender leaving from the customer leaving.
     previous_transfer_id/earlier_transfers: the transfer that brought the task to its sender, and
         how many transfers this conversation went through before this one.
+    context/summary: the conversation's context and the summary, whole (redacted when the setting
+        says so); the new task carries them fitted to TaskRouter's limit.
     """
 
     id: str
@@ -83,6 +86,8 @@ class Transfer:
     customer_identities: tuple[str, ...] = ()
     previous_transfer_id: str | None = None
     earlier_transfers: int = 0
+    context: dict[str, Any] | None = None
+    summary: str | None = None
     new_task_sid: str | None = None
     invite_sid: str | None = None
     reservation_sid: str | None = None
@@ -137,6 +142,9 @@ class Prepared:
     customer_identities: tuple[str, ...] = ()
     previous_transfer_id: str | None = None
     earlier_transfers: int = 0
+    context: dict[str, Any] | None = None
+    summary: str | None = None
+    summary_fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,9 +286,16 @@ class CancelNewTask:
     reason: str
 
 
-Action = Prepare | CreateInvite | Reroute | RejectReservation | CloseSender | CancelNewTask
-ACTION_TYPES: dict[str, type] = {cls.__name__: cls for cls in
-                                 (Prepare, CreateInvite, Reroute, RejectReservation, CloseSender, CancelNewTask)}
+@dataclass(frozen=True)
+class NotifyCustomer:
+    """Tell the customer, in the conversation, that a transfer has started (no internal content)."""
+
+    text: str
+
+
+Action = Prepare | CreateInvite | Reroute | RejectReservation | CloseSender | CancelNewTask | NotifyCustomer
+ACTION_TYPES: dict[str, type] = {cls.__name__: cls for cls in (Prepare, CreateInvite, Reroute, RejectReservation,
+                                                               CloseSender, CancelNewTask, NotifyCustomer)}
 
 
 @dataclass(frozen=True)
@@ -322,15 +337,17 @@ def transfer_object(transfer: Transfer) -> dict[str, Any]:
         "notes": transfer.notes,
         "previous_transfer_id": transfer.previous_transfer_id,
         "earlier_transfers": transfer.earlier_transfers,
+        "summary": transfer.summary,
+        "context": transfer.context,
     }
 
 
 def new_task_attributes(transfer: Transfer, original: dict[str, Any]) -> dict[str, Any]:
-    """The original task's attributes, minus its invite keys, plus the routing keys and ``transfer``."""
-    attributes = {key: value for key, value in original.items() if key not in INVITE_KEYS}
-    attributes.update(routing_keys(transfer))
-    attributes["transfer"] = transfer_object(transfer)
-    return attributes
+    """The original task's attributes, minus its invite keys, plus the routing keys and ``transfer``,
+    fitted to TaskRouter's limit (raises AttributesTooLarge when even the routing keys do not fit)."""
+    base = {key: value for key, value in original.items() if key not in INVITE_KEYS}
+    base.update(routing_keys(transfer))
+    return fit_attributes(base, transfer_object(transfer), limit=INVITE_ATTRIBUTES_LIMIT)
 
 
 def _entry(transfer: Transfer, now: float, event: str, **details: Any) -> Transfer:
@@ -387,10 +404,17 @@ def _prepared(transfer: Transfer, event: Prepared, settings: Settings, now: floa
         channel_sid=event.channel_sid, conversation_sid=event.conversation_sid, task_channel=event.task_channel,
         sender_participant_sid=event.sender_participant_sid, sender_identity=event.sender_identity,
         customer_identities=event.customer_identities, previous_transfer_id=event.previous_transfer_id,
-        earlier_transfers=event.earlier_transfers,
+        earlier_transfers=event.earlier_transfers, context=event.context, summary=event.summary,
     )
+    if event.summary_fallback:
+        routed = _entry(routed, now, "summary by the extractive summarizer", reason=event.summary_fallback)
+    try:
+        attributes = new_task_attributes(routed, event.original_attributes)
+    except AttributesTooLarge as exc:
+        return _fail(routed, now, "attributes too large", str(exc))
     workflow = transfer.target_sid if route == ROUTE_WORKFLOW else None
-    return Step(routed, (CreateInvite(new_task_attributes(routed, event.original_attributes), workflow),))
+    notice = (NotifyCustomer(settings.customer_notice_text),) if settings.customer_notice_enabled else ()
+    return Step(routed, (CreateInvite(attributes, workflow), *notice))
 
 
 def _invite_created(transfer: Transfer, event: InviteCreated, settings: Settings, now: float) -> Step:

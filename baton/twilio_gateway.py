@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -175,6 +175,7 @@ class Message:
     body: str | None
     participant_sid: str | None
     date_created: datetime | None
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,17 @@ class FlexToken:
     identity: str | None = None
     roles: tuple[str, ...] = ()
     expires_at: datetime | None = None
+
+
+def serialize_attributes(attributes: Mapping[str, Any]) -> str:
+    """Task attributes as Baton sends them to TaskRouter: compact JSON with non-ASCII escaped.
+
+    TaskRouter counts the characters of the JSON text it receives, whitespace included. With
+    ``ensure_ascii`` (json's default) an accented letter takes 6 characters and an emoji 12, which
+    is what goes over the wire, and never less than any other way of counting (code points,
+    UTF-16 units, UTF-8 bytes): what Baton measures (``baton.context``) is what TaskRouter counts.
+    """
+    return json.dumps(attributes, separators=(",", ":"))
 
 
 def _json_object(value: Any) -> dict[str, Any]:
@@ -262,7 +274,7 @@ class TwilioGateway:
         A pending task is re-driven through its workflow by TaskRouter when its attributes change.
         A 412 (someone changed the task since ``etag``) is a PermanentTwilioError with status 412.
         """
-        body = json.dumps(attributes, separators=(",", ":"))
+        body = serialize_attributes(attributes)
         answer = self._call("tasks.update", lambda: self._workspace.tasks(task_sid).update_with_http_info(
             attributes=body, if_match=etag))
         return self._task_snapshot(answer)
@@ -293,8 +305,11 @@ class TwilioGateway:
     def create_invite(self, interaction_sid: str, channel_sid: str, routing_properties: Mapping[str, Any]) -> Invite:
         """POST /v1/Interactions/{KD}/Channels/{UO}/Invites: a new task for the same conversation."""
         channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
-        record = self._call("invites.create", lambda: channel.invites.create(
-            routing={"properties": dict(routing_properties)}))
+        properties = dict(routing_properties)
+        if isinstance(properties.get("attributes"), Mapping):
+            # Sent as text, so that TaskRouter stores (and counts) exactly what Baton measured.
+            properties["attributes"] = serialize_attributes(properties["attributes"])
+        record = self._call("invites.create", lambda: channel.invites.create(routing={"properties": properties}))
         return self._invite(record)
 
     def list_invites(self, interaction_sid: str, channel_sid: str) -> list[Invite]:
@@ -335,8 +350,14 @@ class TwilioGateway:
         while page is not None:
             for record in page:
                 yield Message(record.sid, record.index, record.author, record.body, record.participant_sid,
-                              record.date_created)
+                              record.date_created, _json_object(record.attributes))
             page = self._call("messages.list", page.next_page)
+
+    def post_message(self, conversation_sid: str, body: str, attributes: Mapping[str, Any]) -> None:
+        """POST /v1/Conversations/{CH}/Messages as ``system``, with ``X-Twilio-Webhook-Enabled: false``."""
+        messages = self.client.conversations.v1.conversations(conversation_sid).messages
+        self._call("messages.create", lambda: messages.create(
+            author="system", body=body, attributes=json.dumps(attributes), x_twilio_webhook_enabled="false"))
 
     def list_conversation_participants(self, conversation_sid: str) -> list[ConversationParticipant]:
         """GET /v1/Conversations/{CH}/Participants."""

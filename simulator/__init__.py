@@ -6,6 +6,7 @@ dispatcher, and serves them over HTTP under the ``TWILIO_API_BASE`` layout (see 
     with Simulator(time_scale=0.01) as sim:
         base_url = sim.serve()      # http://127.0.0.1:PORT
         sim.agents.set_policy(worker_sid, [{"action": "accept"}])
+        sim.faults.add(method="POST", path="/Invites", kind=429, rate=0.2)   # see simulator.faults
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from simulator.agents import ScriptedAgents
 from simulator.conversations import Conversations
 from simulator.core import Clock, WebhookDispatcher
+from simulator.faults import Faults
 from simulator.flex import Flex
 from simulator.iam import Iam
 from simulator.server import RequestLog, SimulatorApp
@@ -57,6 +59,7 @@ class Simulator:
         self.iam = Iam(account_sid, self.clock)
         self.agents = ScriptedAgents(self.taskrouter, self.clock)
         self.requests = RequestLog()
+        self.faults = Faults()
         self.url: str | None = None
         self._server = None
         self._thread: threading.Thread | None = None
@@ -82,6 +85,7 @@ class Simulator:
         if self._stopped:
             return
         self._stopped = True
+        self.faults.close()  # held or delayed requests answer now
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

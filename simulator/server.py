@@ -17,23 +17,34 @@ in another process:
 - ``GET /_sim/health`` → ``{"status": "ok", "account_sid"}``
 - ``POST /_sim/tokens`` ``{"worker_sid", "roles"?, "ttl"?, "identity"?}`` → 201 ``{"token"}``
 - ``PUT /_sim/agents/{WK}/policy`` ``[steps]`` → ``{"worker_sid", "steps"}``; ``GET`` the same
-- ``GET /_sim/requests?path_contains=&method=`` → ``{"requests": [{method, product, path, params, status, time}]}``
+- ``GET /_sim/requests?path_contains=&method=`` →
+  ``{"requests": [{method, product, path, params, status, time, fault}]}``
 - ``GET /_sim/deliveries?wait=true`` → ``{"deliveries": [{url, event_type, status, dropped, params}]}``
   (``wait`` first lets queued webhooks go out)
 - ``POST /_sim/conversations/{CH}/messages`` ``{"author", "body", "attributes"?}`` → 201 the message,
   sent as from an SDK client (fires ``onMessageAdded`` with ``Source=SDK``)
+- ``POST /_sim/faults`` a rule (the arguments of `Faults.add`, ``path_regex`` for a regex) → 201
+  ``{"id", "rule"}``; ``GET /_sim/faults`` → ``{"rules", "counts", "total"}``; ``DELETE /_sim/faults``
+  removes every rule; ``GET``/``DELETE /_sim/faults/{id}``; ``POST /_sim/faults/{id}/release`` lets
+  a ``hold`` go
+- ``POST /_sim/webhooks/drop`` ``{"event_types"?, "rate"?, "seed"?}`` loses that share of those webhooks
+  (all types when none are named); ``DELETE`` stops dropping; ``GET`` the setting
+- ``POST /_sim/webhooks/delivery`` ``{"copies"?, "jitter_s"?}`` sends every webhook ``copies`` times,
+  each after up to ``jitter_s`` s; ``GET`` the setting
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import secrets
+import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -41,6 +52,7 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Request, Response
 
 from simulator.core import ApiRequest, ApiResult, SimError
+from simulator.faults import DroppedConnection, WebhookDrop
 from simulator.spec import Operation, Spec, SpecError
 
 if TYPE_CHECKING:
@@ -65,14 +77,19 @@ _PAGING_PARAMS = ("PageSize", "Page", "PageToken")
 
 @dataclass(frozen=True)
 class LoggedRequest:
-    """One REST request the simulator answered. ``path`` is under the product's host."""
+    """One REST request the simulator answered. ``path`` is under the product's host.
+
+    ``status`` is None for a dropped connection; ``fault`` names the injected fault, if any (a
+    ``429``, ``500``, ``503`` or ``drop`` was not applied; ``timeout``, ``delay`` and ``hold`` were).
+    """
 
     method: str
     product: str
     path: str
     params: Mapping[str, Any]
-    status: int
+    status: int | None
     time: float
+    fault: str | None = None
 
 
 class RequestLog:
@@ -128,10 +145,25 @@ class SimulatorApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
-        return self.dispatch(request)(environ, start_response)
+        try:
+            response = self.dispatch(request)
+        except DroppedConnection:
+            # Werkzeug's server takes a ConnectionError from the app for a client that went away and
+            # writes nothing. Its HTTP/1.1 handler would then wait on this connection for a next
+            # request while the client waits for an answer, so shut the socket down first.
+            connection = environ.get("werkzeug.socket")
+            if connection is not None:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            raise
+        return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
-        """Route one request to the control API, IAM or a spec-described product."""
+        """Route one request to the control API, IAM or a spec-described product.
+
+        A fault rule (`simulator.faults`) is consulted only for a request that passed authentication,
+        matching and validation, so faults always hit requests Twilio would have accepted.
+        """
         product, _, rest = request.path.lstrip("/").partition("/")
         path = "/" + rest
         if product == "_sim":
@@ -139,20 +171,48 @@ class SimulatorApp:
         if product not in SPEC_PRODUCTS and product != "iam":
             return _error_response(SimError(404, 20404, f"The requested resource {request.path} was not found"))
         params: dict[str, Any] = {}
+        fault = None
         try:
             self._authenticate(request)
             if product == "iam":
-                response = _json_response(self.simulator.iam.handle(request.method, path, request.get_data()))
+                apply = self._guarded(request, lambda: _json_response(
+                    self.simulator.iam.handle(request.method, path, request.get_data())))
             else:
-                response, params = self._serve(request, product, path)
+                apply, params = self._prepare(request, product, path)
         except (SimError, SpecError) as exc:
             response = _error_response(exc)
         except Exception:  # answer like Twilio's 500 and keep serving
             log.exception("simulator failed on %s %s", request.method, request.path)
             response = _json_response(SimError(500, 20500, "Internal Server Error").to_body(), 500)
-        self.simulator.requests.record(
-            LoggedRequest(request.method, product, path, params, response.status_code, time.time()))
+        else:
+            fault = self.simulator.faults.pick(request.method, product, path)
+            if fault is None:
+                response = apply()
+            else:
+                try:
+                    response = self.simulator.faults.perform(fault, apply)
+                except DroppedConnection:
+                    self.simulator.requests.record(
+                        LoggedRequest(request.method, product, path, params, None, time.time(), fault.kind))
+                    raise
+        self.simulator.requests.record(LoggedRequest(request.method, product, path, params, response.status_code,
+                                                     time.time(), fault.kind if fault else None))
         return response
+
+    @staticmethod
+    def _guarded(request: Request, call: Callable[[], Response]) -> Callable[[], Response]:
+        """``call``, answering Twilio's error document for whatever it raises."""
+
+        def answer() -> Response:
+            try:
+                return call()
+            except (SimError, SpecError) as exc:
+                return _error_response(exc)
+            except Exception:  # answer like Twilio's 500 and keep serving
+                log.exception("simulator failed on %s %s", request.method, request.path)
+                return _json_response(SimError(500, 20500, "Internal Server Error").to_body(), 500)
+
+        return answer
 
     def _authenticate(self, request: Request) -> None:
         auth = request.authorization
@@ -162,7 +222,8 @@ class SimulatorApp:
                 and secrets.compare_digest(auth.password or "", self.simulator.auth_token)):
             raise SimError(401, 20003, "Authentication Error - invalid username")
 
-    def _serve(self, request: Request, product: str, path: str) -> tuple[Response, dict[str, Any]]:
+    def _prepare(self, request: Request, product: str, path: str) -> tuple[Callable[[], Response], dict[str, Any]]:
+        """Match and validate a request; returns what applies it and answers, and its parameters."""
         operation = self.spec.match(product, request.method, path)
         raw = (request.form if request.method == "POST" else request.args).to_dict(flat=False)
         operation.validate(raw)
@@ -175,11 +236,14 @@ class SimulatorApp:
         if handler is None:
             raise SimError(405, 20004, f"Method not allowed: the simulator does not serve {operation.operation_id}")
         api_request = ApiRequest(request.method, path, operation.path_params, params, request.headers)
-        with self.simulator.lock:
-            result = handler(api_request)
-            # Paging reads live state (a lazy message view), so it happens under the lock too.
-            response = self._render(operation, result, path, raw, params)
-        return response, params
+
+        def apply() -> Response:
+            with self.simulator.lock:
+                result = handler(api_request)
+                # Paging reads live state (a lazy message view), so it happens under the lock too.
+                return self._render(operation, result, path, raw, params)
+
+        return self._guarded(request, apply), params
 
     def _render(self, operation: Operation, result: Any, path: str, raw: Mapping[str, list[str]],
                 params: Mapping[str, Any]) -> Response:
@@ -256,6 +320,10 @@ class SimulatorApp:
                      "dropped": d.dropped, "params": dict(d.params)}
                     for d in list(simulator.dispatcher.deliveries)
                 ]})
+            if path == "/faults" or path.startswith("/faults/"):
+                return self._faults(request, path)
+            if path in ("/webhooks/drop", "/webhooks/delivery"):
+                return self._webhooks(request, path)
             if match := re.fullmatch(r"/agents/([^/]+)/policy", path):
                 return self._policy(request, match[1])
             if (match := re.fullmatch(r"/conversations/([^/]+)/messages", path)) and method == "POST":
@@ -267,7 +335,7 @@ class SimulatorApp:
                 return _json_response(message.to_resource(), 201)
         except SimError as exc:
             return _error_response(exc)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             return _json_response({"error": str(exc)}, 400)
         return _json_response({"error": f"no control endpoint {method} /_sim{path}"}, 404)
 
@@ -279,6 +347,60 @@ class SimulatorApp:
         token = simulator.iam.mint_token(body["worker_sid"], identity, roles=body.get("roles") or ("agent",),
                                          ttl_seconds=float(body.get("ttl", 3600)))
         return _json_response({"token": token}, 201)
+
+    def _faults(self, request: Request, path: str) -> Response:
+        faults, method = self.simulator.faults, request.method
+        if path == "/faults":
+            if method == "GET":
+                return _json_response(faults.describe())
+            if method == "POST":
+                rule = faults.add_from_json(_json_body(request))
+                return _json_response({"id": rule.id, "rule": rule.describe()}, 201)
+            if method == "DELETE":
+                faults.clear()
+                return Response(status=204)
+            return _json_response({"error": "use GET, POST or DELETE"}, 405)
+        match = re.fullmatch(r"/faults/(\d+)(/release)?", path)
+        rule = faults.get(int(match[1])) if match else None
+        if rule is None:
+            return _json_response({"error": f"no fault rule {path.removeprefix('/faults/')}"}, 404)
+        if match[2] and method == "POST":
+            rule.release()
+            return _json_response(rule.describe())
+        if not match[2] and method == "GET":
+            return _json_response(rule.describe())
+        if not match[2] and method == "DELETE":
+            rule.remove()
+            return Response(status=204)
+        return _json_response({"error": f"{method} is not served on /_sim{path}"}, 405)
+
+    def _webhooks(self, request: Request, path: str) -> Response:
+        dispatcher, method = self.simulator.dispatcher, request.method
+        if path == "/webhooks/drop":
+            if method == "POST":
+                body = _json_body(request)
+                if not isinstance(body, dict) or not set(body) <= {"event_types", "rate", "seed"}:
+                    raise ValueError('expected {"event_types"?, "rate"?, "seed"?}')
+                dispatcher.drop = WebhookDrop(body.get("event_types") or (), float(body.get("rate", 1.0)),
+                                              int(body.get("seed", 0)))
+            elif method == "DELETE":
+                dispatcher.drop = lambda url, params: False
+            elif method != "GET":
+                return _json_response({"error": "use GET, POST or DELETE"}, 405)
+            drop = dispatcher.drop
+            return _json_response(drop.describe() if isinstance(drop, WebhookDrop) else {"event_types": [], "rate": 0})
+        if method == "POST":
+            body = _json_body(request)
+            if not isinstance(body, dict) or not set(body) <= {"copies", "jitter_s"}:
+                raise ValueError('expected {"copies"?, "jitter_s"?}')
+            copies = int(body.get("copies", dispatcher.copies))
+            jitter_s = float(body.get("jitter_s", dispatcher.jitter_s))
+            if copies < 1 or jitter_s < 0:
+                raise ValueError("copies must be at least 1 and jitter_s not negative")
+            dispatcher.copies, dispatcher.jitter_s = copies, jitter_s
+        elif method != "GET":
+            return _json_response({"error": "use GET or POST"}, 405)
+        return _json_response({"copies": dispatcher.copies, "jitter_s": dispatcher.jitter_s})
 
     def _policy(self, request: Request, worker_sid: str) -> Response:
         agents = self.simulator.agents

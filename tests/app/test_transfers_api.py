@@ -150,6 +150,14 @@ def test_empty_notes_pass_when_notes_are_turned_off(client, alice, request_body)
     assert response.status_code == 202 and response.get_json()["notes"] is None
 
 
+def test_notes_are_redacted_before_they_are_kept(client, alice, request_body, store):
+    """Card numbers and security codes in notes are redacted before the record keeps them."""
+    notes = "card 4111 1111 1111 1111 cvv 123, order 4417"
+    response = client.post("/v1/transfers", json={**request_body, "notes": notes}, headers=alice)
+    assert response.get_json()["notes"] == "card [redacted] cvv [redacted], order 4417"
+    assert "4111" not in store.redis.get(f"baton:transfer:{response.get_json()['id']}")
+
+
 def test_a_summary_is_refused_when_summaries_are_turned_off(client, alice, request_body, nothing_recorded):
     """Summaries are off by default, so asking for one is a 422 summary_disabled on the summary field."""
     response = client.post("/v1/transfers", json={**request_body, "summary": True}, headers=alice)

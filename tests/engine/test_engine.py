@@ -5,6 +5,7 @@ A gateway subclass injects the failures; everything else is the real thing.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from baton import transfers as t
 from baton.config import Config
 from baton.engine import MAX_ACTION_ATTEMPTS, TransferEngine, retry_delay
+from baton.settings import Settings
 from baton.store import Record, Store, connect_redis
 from baton.twilio_gateway import RetryableTwilioError, TwilioGateway, build_twilio_client
 from simulator import Simulator
@@ -168,3 +170,56 @@ def test_retry_delay_backs_off_with_jitter_and_honours_retry_after():
     assert retry_delay(30, None) <= 60.0
     assert retry_delay(1, 12.0) == 12.0
     assert retry_delay(1, 10_000.0) == 300.0
+
+
+def test_a_long_conversation_costs_no_more_requests_than_a_short_one(world):
+    """Transferring a 100,000-message conversation reads at most 2 pages, and the context is its newest messages."""
+    sim, scenario, store, _, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    for n in range(100_000):
+        sim.conversations.add_message(conversation.conversation_sid, "alice", f"message {n}", webhooks=False)
+    before = len(sim.requests.find("GET", "/Messages"))
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    engine.run(transfer_id)
+
+    assert len(sim.requests.find("GET", "/Messages")) - before <= 2
+    attributes = sim.taskrouter.task(store.load(transfer_id).transfer.new_task_sid).attributes
+    context = attributes["transfer"]["context"]
+    assert context["message_count"] == 100_002
+    assert context["messages"][-1]["body"] == "message 99999"
+    assert len(json.dumps(attributes, separators=(",", ":"))) <= 4096
+
+
+def test_email_context_keeps_the_subject(world):
+    """An email conversation's new task carries the subject and the text of the emails."""
+    sim, scenario, store, _, engine = world
+    email = open_conversation(sim, scenario, "alice", channel_type="email", messages=())
+    sim.conversations.add_message(email.conversation_sid, "alice", "<p>We are on it.</p>",
+                                  attributes={"subject": "Re: Refund for order 4417"}, webhooks=False)
+    transfer_id = request_transfer(store, email, scenario.agents["carol"])
+    engine.run(transfer_id)
+
+    transfer = store.load(transfer_id).transfer
+    assert transfer.context["subject"] == "Re: Refund for order 4417"
+    new_task = sim.taskrouter.task(transfer.new_task_sid)
+    assert new_task.attributes["transfer"]["context"]["messages"][-1]["body"] == "We are on it."
+    assert new_task.task_channel.unique_name == "email"
+
+
+def test_customer_notice_is_posted_once_and_says_nothing_internal(world):
+    """With the notice on, one message reaches the conversation, without notes, summary or context."""
+    sim, scenario, store, _, engine = world
+    store.save_settings(Settings(customer_notice_enabled=True))
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer = t.Transfer(id=t.new_transfer_id(), from_task_sid=conversation.task_sid,
+                          from_worker_sid=conversation.worker_sid, target_type="worker",
+                          target_sid=scenario.agents["carol"], notes="angry about order 4417")
+    step = t.start(transfer, time.time())
+    store.create(Record(step.transfer, step.actions))
+    engine.run(transfer.id)
+    engine.run(transfer.id)
+
+    posted = sim.requests.find("POST", f"/Conversations/{conversation.conversation_sid}/Messages")
+    assert len(posted) == 1
+    assert posted[0].params["Body"] == "Connecting you with a specialist…"
+    assert "4417" not in json.dumps(posted[0].params)

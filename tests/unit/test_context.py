@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -32,7 +31,7 @@ from baton.context import (
     serialize_attributes,
     serialized_length,
 )
-from baton.twilio_gateway import Message, TwilioGateway, build_twilio_client
+from baton.twilio_gateway import TwilioGateway, build_twilio_client
 from simulator import Simulator
 from simulator.scenario import build_default_scenario
 
@@ -270,11 +269,11 @@ def sim():
         yield sim
 
 
-def gateway_for(sim: Simulator, gateway_class: type[TwilioGateway] = TwilioGateway) -> TwilioGateway:
+def gateway_for(sim: Simulator) -> TwilioGateway:
     config = Config(twilio_account_sid=sim.account_sid, twilio_auth_token=sim.auth_token,
                     twilio_workspace_sid="WS" + "0" * 32, transfer_workflow_sid="WW" + "0" * 32,
                     public_base_url="https://baton.example.com", twilio_api_base=sim.url)
-    return gateway_class(build_twilio_client(config), config.twilio_workspace_sid)
+    return TwilioGateway(build_twilio_client(config), config.twilio_workspace_sid)
 
 
 def chat(sim: Simulator, count: int) -> str:
@@ -373,25 +372,6 @@ def test_card_numbers_are_redacted_in_the_context(sim):
     assert kept.messages[0].body == "card 4111 1111 1111 1111 cvv 123, order 4417"
 
 
-@dataclass(frozen=True)
-class AttributedMessage(Message):
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-
-class AttributesGateway(TwilioGateway):
-    """The gateway as the integration leaves it: its Message carries the message attributes.
-
-    Until then the attributes are read from the simulator's own record of each message listed.
-    """
-
-    sim: Simulator
-
-    def recent_messages(self, conversation_sid, page_size=50):
-        for listed in super().recent_messages(conversation_sid, page_size):
-            stored = self.sim.conversations.message(conversation_sid, listed.sid)
-            yield AttributedMessage(**{**vars(listed), "attributes": json.loads(stored.attributes)})
-
-
 def test_email_context_keeps_the_subject_and_strips_quoted_history(sim):
     """An email conversation's context has the subject and each reply without the history it quotes."""
     conversation = sim.conversations.create_conversation()
@@ -407,8 +387,7 @@ def test_email_context_keeps_the_subject_and_strips_quoted_history(sim):
         conversation.sid, "chloe@example.com",
         "<div>Still nothing, card 4111-1111-1111-1111.</div><div class=\"gmail_quote\">On Mon … wrote:"
         "<blockquote>We are sorry.</blockquote></div>", attributes={"subject": "Re: Refund for order 4417"})
-    gateway = gateway_for(sim, AttributesGateway)
-    gateway.sim = sim
+    gateway = gateway_for(sim)
 
     context = collect_context(gateway, conversation.sid, channel="email", redact_pii=True, earlier_transfers=0)
     assert context.subject == "Re: Refund for order 4417"

@@ -184,7 +184,8 @@ def test_prepared_builds_the_new_task_attributes():
         "transferTargetType": "worker", "transferTargetSid": TARGET, "transferQueueSid": FALLBACK,
         "transferExcludedWorkers": [SENDER],
         "transfer": {"id": "tr1", "mode": "cold", "from_worker_sid": SENDER, "from_task_sid": "WT" + "0" * 32,
-                     "attempt": 0, "notes": "be kind", "previous_transfer_id": None, "earlier_transfers": 0},
+                     "attempt": 0, "notes": "be kind", "previous_transfer_id": None, "earlier_transfers": 0,
+                     "summary": None, "context": None},
     }
 
 
