@@ -3,40 +3,65 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
-from flask import Flask, current_app
+from flask import Flask, current_app, request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from baton.config import Config, load_config
-from baton.store import Store, connect_redis
+from baton.store import Store
 from baton.twilio_gateway import TwilioGateway
 from workers.celery_app import create_celery
 
-# Twilio's largest webhook form (4 KiB of task attributes, worker attributes, …) fits with room to spare.
-MAX_BODY_BYTES = 256 * 1024
+# Twilio's largest webhook form (4 KiB of task attributes, worker attributes, …) fits with room to spare;
+# the API's largest body (a transfer request with 1000 characters of notes) is far smaller.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, with a body nested too deeply for the parser refused like any other bad JSON."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            # Werkzeug turns a ValueError into a 400 (or None, silently); a RecursionError would be a 500.
+            raise ValueError("JSON nested too deeply") from None
 
 
 def create_app(config: Config | None = None) -> Flask:
     """The Flask application; without ``config`` it is read from the environment (gunicorn, Procfile)."""
     config = config or load_config(os.environ)
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.config["BATON"] = config
+    # Bodies read (forms, JSON) are cut off at this size; _refuse_large_bodies refuses the others.
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if config.secret_key:
         app.secret_key = config.secret_key
-    app.extensions["baton.store"] = Store(connect_redis(config.redis_url))
+    app.extensions["baton.store"] = Store.from_config(config)
     app.extensions["baton.gateway"] = TwilioGateway.from_config(config)
     # Used only to enqueue: the web process never imports or runs the workers' tasks.
     app.extensions["baton.celery"] = create_celery(config)
 
-    from app import api, health, webhooks
+    from app import admin, api, health, webhooks
     from app.errors import register_error_handlers
 
     register_error_handlers(app)
+    app.before_request(_refuse_large_bodies)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(admin.blueprint)
     return app
+
+
+def _refuse_large_bodies() -> None:
+    """413 for a body announced larger than MAX_BODY_BYTES, even where the view would not read it."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
 
 
 # The current application's services, for the views.

@@ -38,6 +38,8 @@ class Config:
     fallback_queue_sid: the queue re-routed transfers go to; None means the original task's queue.
     redis_url: the Celery broker and Baton's store.
     retention_days: how long a finished transfer's record is kept.
+    lock_timeout_s: how long a transfer's lock outlives a worker that died holding it (its holder
+        renews it before each Twilio call, which the gateway's read timeout bounds).
     reconcile_every_s/reconcile_after_s: how often the reconciliation looks for transfers that stopped
         moving, and after how long without progress a transfer is caught up from Twilio.
     settings: the transfer settings until an administrator changes them (they then live in Redis).
@@ -62,6 +64,7 @@ class Config:
     port: int = 5000
     worker_soft_shutdown_s: float = 20.0
     retention_days: int = 30
+    lock_timeout_s: float = 15.0
     reconcile_every_s: float = 30.0
     reconcile_after_s: float = 60.0
     settings: Settings = Settings()
@@ -131,6 +134,14 @@ def parse_interval(value: str) -> float:
     return seconds
 
 
+def parse_lock_timeout(value: str) -> float:
+    seconds = float(value)
+    # Above the gateway's read timeout, so one Twilio call never outlives the lock.
+    if not 11 <= seconds <= 300:
+        raise ValueError("must be a number of seconds between 11 and 300")
+    return seconds
+
+
 def parse_summary_provider(value: str) -> str:
     if value not in SUMMARY_PROVIDERS:
         raise ValueError(f"must be one of: {', '.join(SUMMARY_PROVIDERS)}")
@@ -165,6 +176,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "PORT": ("port", parse_port, False),
     "WORKER_SOFT_SHUTDOWN_S": ("worker_soft_shutdown_s", parse_shutdown_seconds, False),
     "RETENTION_DAYS": ("retention_days", parse_retention_days, False),
+    "LOCK_TIMEOUT_S": ("lock_timeout_s", parse_lock_timeout, False),
     "RECONCILE_EVERY_S": ("reconcile_every_s", parse_interval, False),
     "RECONCILE_AFTER_S": ("reconcile_after_s", parse_interval, False),
 }

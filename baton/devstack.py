@@ -94,14 +94,22 @@ class Process:
     def __init__(self, name: str, command: str, env: Mapping[str, str], log_dir: Path):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
-        self._log = self.log_path.open("wb")
+        # Appended to: a process started again after a kill writes after its predecessor.
+        self.log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._log = self.log_path.open("ab")
         # The venv's bin directory first, so the Procfile's gunicorn and celery are this install's.
         path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         self.popen = subprocess.Popen(["bash", "-c", command], env={**env, "PATH": path},
                                       stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def log(self) -> str:
+        """What this process has written so far."""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_start)
+            return log.read().decode(errors="replace")
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -111,6 +119,12 @@ class Process:
             os.killpg(self.popen.pid, signum)
         except ProcessLookupError:
             pass
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once."""
+        self.signal(signal.SIGKILL)
+        self.popen.wait()
+        self._log.close()
 
     def stop(self, timeout: float = 25.0) -> None:
         """SIGTERM the process group, as Heroku does; SIGKILL what is left after ``timeout``."""
@@ -159,19 +173,25 @@ class DevStack:
         self.simulator = Simulator(time_scale=self.time_scale)
         self.simulator.serve()
         self.scenario = build_default_scenario(self.simulator)
-        procfile = read_procfile()
-        env = self.environment()
         for name in processes:
-            self.processes[name] = Process(name, procfile[name], env, self.log_dir)
-        deadline = time.monotonic() + timeout
-        if "web" in processes:
-            self._wait(lambda: self._web_ready(), "web", deadline)
-        if "worker" in processes:
-            self._wait(lambda: " ready." in self.processes["worker"].log_path.read_text(errors="replace"),
-                       "worker", deadline)
+            self.launch(name, timeout)
         # Only now: events sent before Baton listens would be lost, as they would with Twilio.
         connect_baton(self.simulator, self.scenario, self.web_url)
         return self
+
+    def launch(self, name: str, timeout: float = 30.0) -> Process:
+        """Start the Procfile process ``name`` (again, after a kill) and wait until it is ready."""
+        process = self.processes[name] = Process(name, read_procfile()[name], self.environment(), self.log_dir)
+        deadline = time.monotonic() + timeout
+        if name == "web":
+            self._wait(self._web_ready, name, deadline)
+        elif name == "worker":
+            self._wait(lambda: " ready." in process.log(), name, deadline)
+        return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process's whole group, as a crashed dyno would go."""
+        self.processes.pop(name).kill()
 
     def stop(self) -> None:
         for process in self.processes.values():

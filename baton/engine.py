@@ -105,6 +105,7 @@ class TransferEngine:
         self.config = config
         self.clock = clock
         self.summarizer = summarizer_for(config)
+        self._lock: Lock | None = None  # the lock of the transfer being worked on, renewed between long steps
 
     # entry points (one per Celery task)
 
@@ -203,6 +204,7 @@ class TransferEngine:
         return updated
 
     def _drain(self, record: Record, settings: Settings, lock: Lock) -> Outcome:
+        self._lock = lock
         while record.outbox:
             lock.reacquire()
             action = record.outbox[0]
@@ -293,11 +295,13 @@ class TransferEngine:
                           if participant.identity not in agent_identities.values())
         previous = task.attributes.get("transfer") if isinstance(task.attributes.get("transfer"), dict) else {}
         earlier = previous.get("earlier_transfers", 0) + 1 if previous.get("id") else 0
+        self._lock.reacquire()
         context = collect_context(
             self.gateway, conversation_sid, channel=task.task_channel_unique_name or "", participants=participants,
             agent_identities=set(agent_identities.values()), redact_pii=settings.redact_pii,
             earlier_transfers=earlier) if conversation_sid else None
         # Last, so that a Twilio error above never makes the LLM summarize twice.
+        self._lock.reacquire()
         summary = self.summarizer.summarize(context, notes=transfer.notes) if (
             context is not None and transfer.summary_requested) else None
         return t.Prepared(

@@ -26,6 +26,7 @@ from typing import Any
 import redis
 from redis.lock import Lock
 
+from baton.config import Config
 from baton.settings import Settings
 from baton.transfers import ACTION_TYPES, Action, Transfer
 
@@ -34,7 +35,7 @@ SOCKET_TIMEOUT_S = 2.0
 EVENT_DEDUPE_TTL_S = 3 * 24 * 3600
 IDEMPOTENCY_TTL_S = 24 * 3600
 DEFAULT_RETENTION_S = 30 * 24 * 3600
-LOCK_TIMEOUT_S = 30  # renewed before each Twilio call: a request never outlives it (10 s read timeout)
+DEFAULT_LOCK_TIMEOUT_S = 15
 LOCK_WAIT_S = 30
 
 
@@ -102,9 +103,16 @@ class Store:
 
     prefix = "baton:"
 
-    def __init__(self, client: redis.Redis, retention_s: int = DEFAULT_RETENTION_S):
+    @classmethod
+    def from_config(cls, config: Config) -> "Store":
+        return cls(connect_redis(config.redis_url), retention_s=config.retention_days * 86400,
+                   lock_timeout_s=config.lock_timeout_s)
+
+    def __init__(self, client: redis.Redis, retention_s: int = DEFAULT_RETENTION_S,
+                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S):
         self.redis = client
         self.retention_s = retention_s
+        self.lock_timeout_s = lock_timeout_s
         self._create = client.register_script(_CREATE)
         self._release = client.register_script(_RELEASE)
 
@@ -192,10 +200,10 @@ class Store:
     def lock(self, transfer_id: str) -> Iterator[Lock]:
         """Serialize all work on one transfer across worker processes.
 
-        The lock expires after LOCK_TIMEOUT_S so that a worker killed while holding it blocks no one
-        for long; a holder doing more than that calls ``reacquire()`` on it between steps.
+        The lock expires after ``lock_timeout_s`` so that a worker killed while holding it blocks no
+        one for long; the holder calls ``reacquire()`` on it before each Twilio call.
         """
-        with self.redis.lock(self._key("lock", transfer_id), timeout=LOCK_TIMEOUT_S,
+        with self.redis.lock(self._key("lock", transfer_id), timeout=self.lock_timeout_s,
                              blocking_timeout=LOCK_WAIT_S) as lock:
             yield lock
 

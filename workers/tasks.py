@@ -15,7 +15,7 @@ import redis
 from celery import Task, shared_task
 
 from baton.engine import Outcome, TransferEngine
-from baton.store import Store, connect_redis
+from baton.store import Store
 from baton.twilio_gateway import TwilioGateway
 from workers.celery_app import (
     CANCEL_TRANSFER,
@@ -39,8 +39,7 @@ def engine() -> TransferEngine:
     from celery import current_app
 
     config = current_app.baton_config
-    return TransferEngine(Store(connect_redis(config.redis_url), retention_s=config.retention_days * 86400),
-                          TwilioGateway.from_config(config), config)
+    return TransferEngine(Store.from_config(config), TwilioGateway.from_config(config), config)
 
 
 def _follow(task: Task, transfer_id: str, outcome: Outcome) -> None:

@@ -43,7 +43,9 @@ def stack(stack_redis):
     devstack = DevStack(stack_redis, time_scale=TIME_SCALE,
                         extra_env={"ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": "e2e-secret-key-0123456789",
                                    # Reconciliation runs all along, as in production, only faster.
-                                   "RECONCILE_EVERY_S": "1", "RECONCILE_AFTER_S": "3"})
+                                   "RECONCILE_EVERY_S": "1", "RECONCILE_AFTER_S": "3",
+                                   # The shortest: a killed worker's lock blocks its transfer this long.
+                                   "LOCK_TIMEOUT_S": "11"})
     devstack.start()
     yield devstack
     devstack.stop()
