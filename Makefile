@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo sim extract-oai clean
+.PHONY: test lint browser demo sim extract-oai clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,24 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 ## test: lint, then the whole suite against real Redis (a private redis-server is started when none answers)
-test: lint
+test: lint browser
 	scripts/with-redis $(PY) -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff over the code and the tests
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app baton workers simulator tests scripts
+
+## browser: Debian's chromium for the admin page's browser test, installed only when missing and only as root
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "$(CHROMIUM) is missing: apt-get update && apt-get install -y chromium (for the browser test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    || echo "Could not install chromium: the browser test will be skipped"; \
+	else \
+	  echo "$(CHROMIUM) is missing and cannot be installed here (needs root and apt-get): the browser test will be skipped"; \
+	fi
 
 ## demo: Baton (web + worker) against the built-in Twilio simulator with scripted agents
 demo: $(STAMP)

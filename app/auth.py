@@ -5,12 +5,18 @@ at most ``TOKEN_CACHE_S``, and never past the token's own expiry, so an agent's 
 one call every few minutes. A refused token is remembered for ``INVALID_TOKEN_CACHE_S``: a client
 stuck retrying with an expired token then costs IAM one call every half minute, and a token cannot
 turn valid later.
+
+Requests of the agent API that change something (start, cancel or leave a transfer: each costs
+Twilio calls and enqueues work) are limited per worker to ``RATE_LIMIT_REQUESTS`` in a fixed window
+of ``RATE_LIMIT_WINDOW_S``; reads are answered from Redis and polled by the Flex UI, so they are not
+counted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +29,8 @@ from baton.twilio_gateway import FlexToken
 
 TOKEN_CACHE_S = 300
 INVALID_TOKEN_CACHE_S = 30
+RATE_LIMIT_REQUESTS = 20
+RATE_LIMIT_WINDOW_S = 10
 # Roles that may act on any agent's task and transfer.
 PRIVILEGED_ROLES = ("supervisor", "admin")
 
@@ -72,6 +80,18 @@ def authenticate_admin() -> Caller:
     if "admin" not in caller.roles:
         raise ApiError(403, "admin_only", "Only an administrator may do this")
     return caller
+
+
+def limit_rate(caller: Caller) -> None:
+    """429 ``rate_limited``, with ``Retry-After``, for a caller past its requests of the current window."""
+    # A Flex user without a worker (IAM always names one for an agent) is counted by identity.
+    subject = caller.worker_sid or f"identity:{caller.identity}"
+    count, remaining_s = current_store().count_request(subject, RATE_LIMIT_WINDOW_S)
+    if count > RATE_LIMIT_REQUESTS:
+        retry_after = max(1, math.ceil(remaining_s))
+        raise ApiError(429, "rate_limited", f"Too many requests: at most {RATE_LIMIT_REQUESTS} every "
+                                            f"{RATE_LIMIT_WINDOW_S} s; try again in {retry_after} s",
+                       headers={"Retry-After": str(retry_after)})
 
 
 def _flex_caller(token: str) -> Caller:

@@ -27,14 +27,17 @@ class ApiError(Exception):
 
     status: the HTTP status. code: stable and machine-readable (``not_your_task``).
     field: the request field at fault (a body field, a query parameter or a header), if one is.
+    headers: headers of the answer (``Retry-After`` on a 429).
     """
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.headers = headers or {}
 
     def to_body(self) -> dict[str, Any]:
         error = {"code": self.code, "message": self.message}
@@ -46,7 +49,7 @@ class ApiError(Exception):
 def error_response(error: ApiError, headers: dict[str, str] | None = None) -> tuple[Response, int]:
     """The JSON answer for ``error``."""
     response = jsonify(error.to_body())
-    response.headers.update(headers or {})
+    response.headers.update({**error.headers, **(headers or {})})
     return response, error.status
 
 

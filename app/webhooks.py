@@ -7,14 +7,19 @@ event is about a Baton transfer shows in its ``TaskAttributes`` (the new task of
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from flask import Blueprint, Response, jsonify, request
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, add_port, remove_port
 
 from app import current_celery, current_config, current_store
 from app.errors import ApiError
-from app.schemas import ConversationEventSchema, TaskRouterEventSchema, load_object
+from app.schemas import ConversationEventSchema, TaskRouterEventSchema, json_object, load_object
 from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -46,8 +51,7 @@ _conversation_schema = ConversationEventSchema()
 @blueprint.post("/taskrouter")
 def taskrouter_event():
     """A TaskRouter event callback: 204 for every valid event; one about a transfer is enqueued once."""
-    _verify_signature()
-    event = load_object(_taskrouter_schema, request.form)
+    event = load_object(_taskrouter_schema, signed_fields())
     transfer_id = transfer_id_of(event.get("TaskAttributes")) if event["EventType"] in TRANSFER_EVENTS else None
     if transfer_id is not None and current_store().claim_event(event["Sid"]):
         fields = {name: event[name] for name in FORWARDED_FIELDS if name in event}
@@ -65,10 +69,11 @@ def taskrouter_event():
 def conversation_event():
     """A Conversations post-event webhook: 200 ``{}`` for every valid event; one that can end a
     transfer in progress (the conversation closed, someone left) is enqueued for each such transfer."""
-    _verify_signature()
-    event = load_object(_conversation_schema, request.form)
+    signed = signed_fields()
+    event = load_object(_conversation_schema, signed)
     if _may_end_a_transfer(event):
-        fields = {name: request.form[name] for name in CONVERSATION_FIELDS if request.form.get(name)}
+        # Every one of these fields is a string: the schema checked them.
+        fields = {name: signed[name] for name in CONVERSATION_FIELDS if signed.get(name)}
         for transfer_id in current_store().active_transfers_of_conversation(event["ConversationSid"]):
             # Not deduplicated: Conversations events carry no event sid, and these two are idempotent.
             send_job(current_celery(), CONVERSATION_EVENT, transfer_id, fields)
@@ -86,19 +91,57 @@ def transfer_id_of(task_attributes: str | None) -> str | None:
     """The id of the Baton transfer whose new task has these attributes, or None for any other task."""
     try:
         attributes = json.loads(task_attributes or "null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply (any agent may set attributes)
         return None
     transfer = attributes.get("transfer") if isinstance(attributes, dict) else None
     transfer_id = transfer.get("id") if isinstance(transfer, dict) else None
     return transfer_id if isinstance(transfer_id, str) and transfer_id else None
 
 
-def _verify_signature() -> None:
-    """403 unless ``X-Twilio-Signature`` signs the URL Twilio called and the form it posted."""
+def signed_fields() -> Mapping[str, Any]:
+    """The fields of the event, once ``X-Twilio-Signature`` proves Twilio sent them; 403 otherwise.
+
+    A form is signed with its parameters. A JSON body is signed through the ``bodySHA256`` query
+    parameter Twilio adds to the URL (twilio-facts §5); its object's members are the event's fields.
+    """
     config = current_config()
-    signature = request.headers.get("X-Twilio-Signature")
     # Twilio signs the public URL it was given; behind TLS termination and proxies request.url differs.
-    path = request.full_path if request.query_string else request.path
-    if not signature or not RequestValidator(config.twilio_auth_token).validate(
-            config.public_base_url + path, request.form, signature):
-        raise ApiError(403, "invalid_signature", "X-Twilio-Signature is missing or does not match the request")
+    url = config.public_base_url + (request.full_path if request.query_string else request.path)
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if "bodySHA256" in request.args:
+        body = request.get_data()
+        if signature_matches(config.twilio_auth_token, url, body, signature):
+            try:
+                return json_object(json.loads(body))
+            except (ValueError, RecursionError):
+                raise ApiError(400, "invalid_json", "The body must be a JSON object") from None
+    # A body in any other form than a form is covered by no signature: its content is not trusted.
+    elif not request.is_json and signature_matches(config.twilio_auth_token, url, request.form, signature):
+        return request.form
+    raise ApiError(403, "invalid_signature", "X-Twilio-Signature is missing or does not match the request")
+
+
+def signature_matches(auth_token: str, url: str, params: Mapping[str, Any] | bytes, signature: str) -> bool:
+    """Whether ``signature`` is Twilio's for ``params`` (a form, or a raw body) posted to ``url``.
+
+    Twilio's algorithm as the SDK's ``RequestValidator.validate`` applies it, with the standard
+    library's constant-time comparison: the URL is tried without and with its default port (Twilio
+    signs either way); a raw body must hash (SHA-256, hex) to the URL's ``bodySHA256`` parameter,
+    and the URL alone is then signed.
+    """
+    parsed = urlparse(url)
+    if isinstance(params, bytes):
+        claimed = parse_qs(parsed.query).get("bodySHA256", [""])[0]
+        if not _same(hashlib.sha256(params).hexdigest(), claimed):
+            return False
+        params = {}
+    validator = RequestValidator(auth_token)
+    # Both are computed and compared, whichever matches.
+    matches = [_same(validator.compute_signature(candidate, params), signature)
+               for candidate in (remove_port(parsed), add_port(parsed))]
+    return any(matches)
+
+
+def _same(expected: str, given: str) -> bool:
+    # compare_digest takes str only when it is ASCII; a header may hold any Latin-1 character.
+    return hmac.compare_digest(expected.encode(), given.encode())

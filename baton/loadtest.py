@@ -25,6 +25,7 @@ from baton.workflow import transfer_workflow_configuration
 from simulator.scenario import OFFER_TIMEOUT_S, TASK_CHANNELS
 
 SCRIPTS = {"accept": 0.4, "reject": 0.25, "ignore": 0.15, "unanswerable": 0.2}
+FAULT_KINDS = (429, 500, 503, "drop")
 EXPECTED = {"accept": "completed", "reject": "completed", "ignore": "completed", "unanswerable": "failed"}
 ADMIN_TOKEN = "load-test-admin-token-0123"
 MAX_ATTEMPTS = 3
@@ -43,7 +44,9 @@ class LoadResult:
     stuck: int = 0
     duplicate_invites: int = 0
     duplicate_closes: int = 0
+    twilio_faults: int = 0
     wrong: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -52,10 +55,11 @@ class LoadResult:
     def report(self) -> str:
         lines = [f"{self.transfers} transfers in {self.seconds:.1f} s"]
         lines += [f"  {script:<13} -> {status:<9} {count}" for (script, status), count in sorted(self.outcomes.items())]
-        lines += [f"  stuck: {self.stuck}", f"  transfers with more than one invite: {self.duplicate_invites}",
+        lines += [f"  Twilio requests failed on purpose: {self.twilio_faults}", f"  stuck: {self.stuck}",
+                  f"  transfers with more than one invite: {self.duplicate_invites}",
                   f"  transfers with more than one close: {self.duplicate_closes}",
                   f"  not as scripted: {len(self.wrong)}"]
-        return "\n".join(lines)
+        return "\n".join(lines + self.details)
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,13 @@ class _Planned:
     target_sid: str
 
 
-def run_load(transfers: int, redis_url: str, *, seed: int = 7, copies: int = 2, time_scale: float = 0.05,
-             timeout: float = 300.0) -> LoadResult:
-    """Run ``transfers`` scripted transfers at once on a fresh stack and count the outcomes."""
+def run_load(transfers: int, redis_url: str, *, seed: int = 7, copies: int = 2, fault_rate: float = 0.0,
+             time_scale: float = 0.05, timeout: float = 300.0) -> LoadResult:
+    """Run ``transfers`` scripted transfers at once on a fresh stack and count the outcomes.
+
+    ``fault_rate``: the share of Twilio requests (Baton's web and worker alike) that fail, evenly
+    429 with Retry-After, 500, 503 and dropped connections.
+    """
     rng = random.Random(seed)
     stack = DevStack(redis_url, time_scale=time_scale, extra_env={
         "ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": "load-test-secret-key-0123", "MAX_ATTEMPTS": str(MAX_ATTEMPTS),
@@ -78,11 +86,17 @@ def run_load(transfers: int, redis_url: str, *, seed: int = 7, copies: int = 2, 
     try:
         plan = _provision(stack, transfers, rng)
         stack.simulator.dispatcher.copies, stack.simulator.dispatcher.jitter_s = copies, 0.01
+        for number, kind in enumerate(FAULT_KINDS):
+            if fault_rate:
+                stack.simulator.faults.add(kind=kind, rate=fault_rate / len(FAULT_KINDS), seed=seed + number,
+                                           retry_after=1)
         started = time.monotonic()
         ids = _submit(stack, plan)
         store = Store(connect_redis(redis_url))
         finals = _wait(store, ids, deadline=started + timeout)
-        return _count(stack, plan, ids, finals, time.monotonic() - started)
+        result = _count(stack, plan, ids, finals, time.monotonic() - started)
+        result.twilio_faults = stack.simulator.faults.count()
+        return result
     finally:
         stack.stop()
 
@@ -145,9 +159,14 @@ def _submit(stack: DevStack, plan: list[_Planned]) -> list[str]:
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=16))
 
     def post(planned: _Planned) -> str:
-        response = session.post(f"{stack.web_url}/v1/transfers", timeout=30,
-                                headers={"Authorization": f"Bearer {tokens[planned.sender_sid]}"},
-                                json={"task_sid": planned.task_sid, "to": planned.target_sid})
+        # As a Flex plugin would: a 503 (Twilio or Redis away) is retried with the same Idempotency-Key.
+        headers = {"Authorization": f"Bearer {tokens[planned.sender_sid]}", "Idempotency-Key": planned.task_sid}
+        for _ in range(20):
+            response = session.post(f"{stack.web_url}/v1/transfers", timeout=30, headers=headers,
+                                    json={"task_sid": planned.task_sid, "to": planned.target_sid})
+            if response.status_code != 503:
+                break
+            time.sleep(float(response.headers.get("Retry-After", 0.2)))
         response.raise_for_status()
         return response.json()["id"]
 
@@ -171,9 +190,9 @@ def _count(stack: DevStack, plan: list[_Planned], ids: list[str], finals: dict, 
     result = LoadResult(transfers=len(plan), seconds=seconds)
     requests_log = stack.simulator.requests
     invites = Counter(r.path.split("/Channels/")[1].split("/")[0] for r in requests_log.find("POST", "/Invites")
-                      if r.status < 300)
+                      if r.status is not None and r.status < 300)
     closes = Counter(r.path.split("/Channels/")[1].split("/")[0]
-                     for r in requests_log.find("POST", "/Participants/") if r.status < 300)
+                     for r in requests_log.find("POST", "/Participants/") if r.status is not None and r.status < 300)
     for planned, transfer_id in zip(plan, ids, strict=True):
         transfer = finals.get(transfer_id)
         if transfer is None:
@@ -186,4 +205,6 @@ def _count(stack: DevStack, plan: list[_Planned], ids: list[str], finals: dict, 
         right_agent = (transfer.accepted_worker_sid == planned.target_sid) == (planned.script == "accept")
         if transfer.status != EXPECTED[planned.script] or (transfer.status == "completed" and not right_agent):
             result.wrong.append(transfer_id)
+            steps = ", ".join(f"{e.event}" + (f" ({e.reason})" if e.reason else "") for e in transfer.timeline[-4:])
+            result.details.append(f"  {transfer_id} ({planned.script}): {transfer.status}: … {steps}")
     return result

@@ -16,9 +16,11 @@ def main() -> int:
     parser.add_argument("--transfers", type=int, default=500)
     parser.add_argument("--copies", type=int, default=2, help="how many times every webhook is delivered")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--fault-rate", type=float, default=0.0,
+                        help="share of Twilio requests that fail (429, 500, 503, dropped connections)")
     args = parser.parse_args()
     result = run_load(args.transfers, os.environ.get("REDIS_URL", "redis://localhost:6379/0"), seed=args.seed,
-                      copies=args.copies)
+                      copies=args.copies, fault_rate=args.fault_rate)
     print(result.report())
     return 0 if result.ok else 1
 

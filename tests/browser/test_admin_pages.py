@@ -1,0 +1,192 @@
+"""The admin page without a browser: sign-in, sessions, CSRF, the settings form and the transfers' JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from admin_support import ADMIN_TOKEN, csrf_of
+
+from app import create_app
+from app.admin import time_to_accept
+from baton import transfers as t
+from baton.store import Record
+
+SENDER = "WK" + "1" * 32
+TARGET = "WK" + "2" * 32
+
+
+def a_transfer(transfer_id: str, task: str, status: str = t.REQUESTED, updated_at: float = 1.0) -> t.Transfer:
+    return t.Transfer(id=transfer_id, from_task_sid=task, from_worker_sid=SENDER, target_type="worker",
+                      target_sid=TARGET, status=status, created_at=1.0, updated_at=updated_at)
+
+
+def test_admin_page_is_404_without_an_admin_token(config, redis_url):
+    """Without ADMIN_TOKEN, /admin answers 404 and says how to turn it on."""
+    client = create_app(dataclasses.replace(config, admin_token=None)).test_client()
+    for path in ("/admin/", "/admin/sign-in", "/admin/settings", "/admin/transfers.json"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert "Set ADMIN_TOKEN" in response.text
+
+
+def test_pages_send_a_visitor_to_sign_in_and_json_answers_401(client):
+    """Without a session, pages redirect to the sign-in form (coming back after) and the JSON endpoints say 401."""
+    response = client.get("/admin/settings")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/sign-in?next=/admin/settings"
+    response = client.get("/admin/transfers.json")
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "signed_out"
+
+
+def test_wrong_token_is_refused(client):
+    """A wrong admin token gets the form back with an error, and no session."""
+    page = client.get("/admin/sign-in")
+    response = client.post("/admin/sign-in", data={"token": "not-the-token", "csrf_token": csrf_of(page.text)})
+    assert response.status_code == 401
+    assert "That is not the admin token." in response.text
+    assert client.get("/admin/").status_code == 302
+
+
+def test_sign_in_without_the_csrf_token_is_refused(client):
+    """Even the right token is refused from a form without the session's CSRF token."""
+    client.get("/admin/sign-in")
+    response = client.post("/admin/sign-in", data={"token": ADMIN_TOKEN, "csrf_token": "forged"})
+    assert response.status_code == 400
+    assert client.get("/admin/").status_code == 302
+
+
+def test_sign_in_goes_to_next_but_never_off_the_admin_page(client):
+    """After signing in the admin lands on the page asked for; a ``next`` elsewhere is ignored."""
+    page = client.get("/admin/sign-in")
+    response = client.post("/admin/sign-in", data={"token": ADMIN_TOKEN, "csrf_token": csrf_of(page.text),
+                                                   "next": "//evil.example/admin"})
+    assert response.headers["Location"] == "/admin/"
+    assert client.get("/admin/sign-in?next=/admin/settings").headers["Location"] == "/admin/settings"
+
+
+def test_session_cookie_is_httponly_lax_and_limited_to_the_admin_page(client, config):
+    """The session cookie is HttpOnly, SameSite=Lax, scoped to /admin, and Secure behind https."""
+    page = client.get("/admin/sign-in")
+    cookie = page.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/admin" in cookie
+    assert "Secure" not in cookie
+    https = create_app(dataclasses.replace(config, public_base_url="https://baton.example.com")).test_client()
+    assert "Secure" in https.get("/admin/sign-in").headers["Set-Cookie"]
+
+
+def test_signing_out_ends_the_session(signed_in):
+    """Sign-out (a CSRF-protected POST) clears the session."""
+    page = signed_in.get("/admin/")
+    assert page.status_code == 200
+    response = signed_in.post("/admin/sign-out", data={"csrf_token": csrf_of(page.text)})
+    assert response.headers["Location"] == "/admin/sign-in"
+    assert signed_in.get("/admin/").status_code == 302
+
+
+def test_a_new_admin_token_signs_every_session_out(signed_in, app):
+    """Sessions are bound to the admin token: after a change of ADMIN_TOKEN, old cookies no longer sign in."""
+    assert signed_in.get("/admin/").status_code == 200
+    app.config["BATON"] = dataclasses.replace(app.config["BATON"], admin_token="a-brand-new-admin-token")
+    assert signed_in.get("/admin/").status_code == 302
+
+
+def test_settings_form_without_the_csrf_token_changes_nothing(signed_in, store):
+    """A settings POST without the session's CSRF token is refused and stores nothing."""
+    response = signed_in.post("/admin/settings", data={"transfers_enabled": "on", "max_attempts": "3"})
+    assert response.status_code == 400
+    assert store.redis.get("baton:settings") is None
+
+
+def form_of(settings: dict, csrf: str) -> dict:
+    """The settings form as a browser posts it: unchecked switches are left out."""
+    form = {name: str(value) for name, value in settings.items() if not isinstance(value, bool)}
+    form.update({name: "on" for name, value in settings.items() if value is True})
+    return {**form, "csrf_token": csrf}
+
+
+def test_settings_form_saves_switches_and_numbers(signed_in, store, config):
+    """Turning notes off and changing max attempts stores both; the others keep their values."""
+    page = signed_in.get("/admin/settings")
+    settings = {**config.settings.to_dict(), "notes_enabled": False, "max_attempts": 3}
+    response = signed_in.post("/admin/settings", data=form_of(settings, csrf_of(page.text)))
+    assert response.status_code == 302
+    saved = store.settings(config.settings)
+    assert (saved.notes_enabled, saved.max_attempts, saved.transfers_enabled) == (False, 3, True)
+    assert "Settings saved." in signed_in.get("/admin/settings").text
+
+
+def test_settings_form_unchanged_stores_nothing(signed_in, store, config):
+    """Saving the form as it is stores nothing, so the environment's values keep applying."""
+    page = signed_in.get("/admin/settings")
+    response = signed_in.post("/admin/settings", data=form_of(config.settings.to_dict(), csrf_of(page.text)))
+    assert response.status_code == 302
+    assert store.redis.get("baton:settings") is None
+    assert "Nothing changed." in signed_in.get("/admin/settings").text
+
+
+def test_settings_errors_are_shown_next_to_their_fields(signed_in, store, config):
+    """Invalid values come back with each error beside its field, and nothing is stored."""
+    csrf = csrf_of(signed_in.get("/admin/settings").text)
+    settings = {**config.settings.to_dict(), "max_attempts": 0, "offer_timeout_s": ""}
+    response = signed_in.post("/admin/settings", data=form_of(settings, csrf))
+    assert response.status_code == 422
+    assert 'id="max_attempts-error">Must be greater than or equal to 1' in response.text
+    assert 'id="offer_timeout_s-error">Not a valid integer.' in response.text
+    assert 'value="0"' in response.text  # what the admin typed is kept
+
+    settings = {**config.settings.to_dict(), "offer_timeout_s": 900, "transfer_timeout_s": 600}
+    response = signed_in.post("/admin/settings", data=form_of(settings, csrf))
+    assert 'id="transfer_timeout_s-error">must be longer than offer_timeout_s' in response.text
+    assert store.redis.get("baton:settings") is None
+
+
+def test_recent_transfers_are_newest_first_filtered_and_skip_expired(store):
+    """The store lists recent transfers newest first, by status, without the ones whose record expired."""
+    for number, status in enumerate((t.COMPLETED, t.OFFERED, t.FAILED, t.COMPLETED)):
+        store.create(Record(a_transfer(f"tr{number}", f"WT{number}", status, updated_at=10.0 + number)))
+    store.redis.delete("baton:transfer:tr3")  # as if its retention had run out
+
+    assert [x.id for x in store.recent_transfers()] == ["tr2", "tr1", "tr0"]
+    assert [x.id for x in store.recent_transfers(limit=2)] == ["tr2", "tr1"]
+    assert [x.id for x in store.recent_transfers(status=t.COMPLETED)] == ["tr0"]
+    assert [x.id for x in store.recent_transfers(status=t.PENDING_STATES)] == ["tr1"]
+    assert store.redis.zscore("baton:recent", "tr3") is None
+
+
+def test_time_to_accept_runs_from_the_request_to_the_first_acceptance():
+    """Time to accept is read from the timeline; none until an agent accepts."""
+    timeline = (t.TimelineEntry(100.0, t.REQUESTED, "requested"), t.TimelineEntry(101.0, t.OFFERED, "offered"),
+                t.TimelineEntry(112.5, t.ACCEPTED, "accepted"))
+    transfer = dataclasses.replace(a_transfer("tr1", "WT1"), timeline=timeline)
+    assert time_to_accept(transfer) == pytest.approx(12.5)
+    assert time_to_accept(dataclasses.replace(transfer, timeline=timeline[:2])) is None
+
+
+def test_list_and_timeline_json_show_what_the_pages_show(signed_in, store):
+    """The JSON endpoints the page polls give the rows, filtered by status, and one transfer's timeline."""
+    store.create(Record(a_transfer("tr_done", "WT1", t.COMPLETED, updated_at=20.0)))
+    store.create(Record(dataclasses.replace(a_transfer("tr_live", "WT2", t.OFFERED, updated_at=30.0), timeline=(
+        t.TimelineEntry(1.0, t.REQUESTED, "requested"),
+        t.TimelineEntry(2.0, t.OFFERED, "offered", worker_sid=TARGET, reservation_sid="WR" + "3" * 32)))))
+
+    rows = signed_in.get("/admin/transfers.json").json["transfers"]
+    assert [(row["id"], row["status"], row["from"], row["to"]) for row in rows] == [
+        ("tr_live", "offered", SENDER, TARGET), ("tr_done", "completed", SENDER, TARGET)]
+    assert [r["id"] for r in signed_in.get("/admin/transfers.json?status=in_progress").json["transfers"]] == ["tr_live"]
+    assert signed_in.get("/admin/transfers.json?status=nonsense").status_code == 404
+
+    detail = signed_in.get("/admin/transfers/tr_live.json").json
+    assert detail["final"] is False
+    assert [(row["event"], row["agent"]) for row in detail["timeline"]] == [("requested", ""), ("offered", TARGET)]
+    assert signed_in.get("/admin/transfers/tr_nope").status_code == 404
+
+
+def test_pages_forbid_framing_and_inline_script(signed_in):
+    """Admin pages are never cached or framed, and run only the page's own script."""
+    response = signed_in.get("/admin/")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "script-src" not in response.headers["Content-Security-Policy"]  # default-src 'self' covers it
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"

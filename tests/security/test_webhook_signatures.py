@@ -1,0 +1,195 @@
+"""Webhook signatures: Twilio's algorithm against PUBLIC_BASE_URL, compared in constant time, JSON bodies
+signed through ``bodySHA256``; and bodies over 64 KiB refused before anything reads them."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import pytest
+from edge_support import PUBLIC_BASE_URL, bearer, payload
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
+
+import app.webhooks
+from app import MAX_BODY_BYTES
+from app.webhooks import signature_matches
+from workers.celery_app import TASKROUTER_EVENT
+
+TRANSFER_ID = "tr_3f1c0e5a9b7d4c2e8a6f1b0d9c7e5a31"  # in the captured payloads' TaskAttributes
+
+
+def json_signed(auth_token: str, path: str, body: bytes, query: str = "") -> tuple[str, str]:
+    """The path with Twilio's ``bodySHA256`` added to its query, and the X-Twilio-Signature of that URL."""
+    separator = "&" if query else "?"
+    signed_path = f"{path}{query}{separator}bodySHA256={hashlib.sha256(body).hexdigest()}"
+    return signed_path, RequestValidator(auth_token).compute_signature(PUBLIC_BASE_URL + signed_path, {})
+
+
+@pytest.fixture
+def post_json(client, scenario):
+    """Post a raw JSON body to a webhook path as Twilio signs one (or with ``body_sent`` in its place)."""
+    def post(path: str, body: bytes, query: str = "", body_sent: bytes | None = None):
+        signed_path, signature = json_signed(scenario.auth_token, path, body, query)
+        return client.post(signed_path, data=body if body_sent is None else body_sent,
+                           content_type="application/json", headers={"X-Twilio-Signature": signature})
+    return post
+
+
+def test_a_taskrouter_event_with_a_signed_json_body_is_enqueued(post_json, jobs):
+    """A TaskRouter event posted as JSON with bodySHA256 is verified and enqueued exactly as its form would be."""
+    event = payload("taskrouter/reservation_created")
+    response = post_json("/webhooks/taskrouter", json.dumps(event).encode())
+    assert response.status_code == 204
+    (job,) = jobs()
+    assert (job.name, job.args[0], job.args[1]["Sid"]) == (TASKROUTER_EVENT, TRANSFER_ID, event["Sid"])
+
+
+def test_a_conversations_event_with_a_signed_json_body_is_acknowledged(post_json):
+    """A Conversations event posted as JSON with bodySHA256 (after a query of its own) is a 200 {}."""
+    body = json.dumps(payload("conversations/on_message_added")).encode()
+    response = post_json("/webhooks/conversations", body, query="?env=prod")
+    assert response.status_code == 200 and response.get_json() == {}
+
+
+def test_a_json_body_that_does_not_match_its_hash_is_refused(post_json, jobs):
+    """A JSON body changed after Twilio hashed it is a 403, although the URL's signature is right."""
+    event = payload("taskrouter/reservation_created")
+    tampered = json.dumps({**event, "EventType": "reservation.accepted"}).encode()
+    response = post_json("/webhooks/taskrouter", json.dumps(event).encode(), body_sent=tampered)
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "invalid_signature"
+    assert jobs() == []
+
+
+def test_a_json_body_signed_for_another_url_is_refused(client, scenario, jobs):
+    """A bodySHA256 signature computed for the URL the app sees, not PUBLIC_BASE_URL, is a 403."""
+    body = json.dumps(payload("taskrouter/reservation_created")).encode()
+    path = f"/webhooks/taskrouter?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    signature = RequestValidator(scenario.auth_token).compute_signature("http://localhost" + path, {})
+    response = client.post(path, data=body, content_type="application/json", headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 403 and jobs() == []
+
+
+def test_a_json_body_without_a_body_hash_is_refused(client, scenario, jobs):
+    """A JSON body is covered by no signature without bodySHA256: even a valid signature of the bare URL is a 403."""
+    signature = RequestValidator(scenario.auth_token).compute_signature(PUBLIC_BASE_URL + "/webhooks/taskrouter", {})
+    response = client.post("/webhooks/taskrouter", json=payload("taskrouter/reservation_created"),
+                           headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 403 and jobs() == []
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b"not json", b"\xff\xfe", b"[" * 5000 + b"]" * 5000])
+def test_a_signed_body_that_is_not_a_json_object_is_refused(post_json, body, jobs):
+    """A correctly signed bodySHA256 body that is not a JSON object (or is nested too deeply) is a 400 invalid_json."""
+    response = post_json("/webhooks/taskrouter", body)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_json"
+    assert jobs() == []
+
+
+def test_a_signature_with_characters_beyond_ascii_is_refused_not_an_error(client):
+    """An X-Twilio-Signature holding Latin-1 characters is a 403, not a 500 from the comparison."""
+    response = client.post("/webhooks/taskrouter", data=payload("taskrouter/reservation_created"),
+                           headers={"X-Twilio-Signature": "sïgnature=="})
+    assert response.status_code == 403
+
+
+def test_deeply_nested_task_attributes_are_not_an_error(client, scenario, store):
+    """A signed event whose TaskAttributes nest too deeply for the JSON parser is an event of no transfer: a 204."""
+    event = {**payload("taskrouter/reservation_created"), "TaskAttributes": "[" * 5000 + "]" * 5000}
+    signature = RequestValidator(scenario.auth_token).compute_signature(PUBLIC_BASE_URL + "/webhooks/taskrouter",
+                                                                        event)
+    response = client.post("/webhooks/taskrouter", data=event, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 204 and store.redis.dbsize() == 0
+
+
+def test_twilios_published_test_vector_validates():
+    """The request of Twilio's own validator tests validates, with and without the default port."""
+    params = {"CallSid": "CA1234567890ABCDE", "Caller": "+14158675309", "Digits": "1234", "From": "+14158675309",
+              "To": "+18005551212"}
+    for url in ("https://mycompany.com/myapp.php?foo=1&bar=2", "https://mycompany.com:443/myapp.php?foo=1&bar=2"):
+        assert signature_matches("12345", url, params, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    assert not signature_matches("12345", "https://mycompany.com/myapp.php?foo=1&bar=3", params,
+                                 "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+
+
+def test_signatures_are_compared_in_constant_time(post_json, monkeypatch):
+    """Both the body hash and the signature go through hmac.compare_digest, never ``==``."""
+    compared = []
+    real = app.webhooks.hmac.compare_digest
+
+    def spy(a, b):
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(app.webhooks.hmac, "compare_digest", spy)
+    body = json.dumps(payload("conversations/on_message_added")).encode()
+    assert post_json("/webhooks/conversations", body).status_code == 200
+    # The body's hash, then the URL signed without and with its port.
+    assert len(compared) == 3 and compared[0][0] == hashlib.sha256(body).hexdigest().encode()
+
+
+_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(form=st.dictionaries(_text, _text, max_size=5), port=st.sampled_from(["", ":443", ":8443"]),
+       query=st.sampled_from(["", "?a=1", "?b=2&a=1"]), path=st.sampled_from(["/webhooks/taskrouter", "/x"]),
+       tamper=st.booleans(), body=st.binary(max_size=200))
+def test_verification_agrees_with_twilios_request_validator(form, port, query, path, tamper, body):
+    """For forms and bodySHA256 bodies, signed or tampered, Baton's verification answers as the SDK's validator does."""
+    validator = RequestValidator("auth-token")
+    url = f"https://baton.example.com{port}{path}{query}"
+    signature = validator.compute_signature(url, form)
+    if tamper:
+        signature = signature[:-2] + ("A=" if signature[-2] != "A" else "B=")
+    assert signature_matches("auth-token", url, form, signature) == validator.validate(url, form, signature)
+
+    text = body.decode("latin-1")  # the SDK hashes a str's UTF-8: hash the same bytes on both sides
+    hashed = f"{url}{'&' if query else '?'}bodySHA256={hashlib.sha256(text.encode()).hexdigest()}"
+    signature = validator.compute_signature(hashed, {})
+    sent = text + "x" if tamper else text
+    assert signature_matches("auth-token", hashed, sent.encode(), signature) == validator.validate(hashed, sent,
+                                                                                                   signature)
+
+
+# Bodies over 64 KiB
+
+
+def test_a_webhook_form_over_64_kib_is_refused(client):
+    """A webhook body one byte over 64 KiB is a JSON 413; one of exactly 64 KiB reaches the signature check."""
+    over = client.post("/webhooks/taskrouter", data=b"a=" + b"x" * (MAX_BODY_BYTES - 1),
+                       content_type="application/x-www-form-urlencoded", headers={"X-Twilio-Signature": "s"})
+    assert over.status_code == 413 and over.get_json()["error"]["code"] == "request_entity_too_large"
+    at_limit = client.post("/webhooks/taskrouter", data=b"a=" + b"x" * (MAX_BODY_BYTES - 2),
+                           content_type="application/x-www-form-urlencoded", headers={"X-Twilio-Signature": "s"})
+    assert at_limit.status_code == 403
+
+
+def test_a_signed_json_body_over_64_kib_is_refused(post_json):
+    """A bodySHA256 webhook body over 64 KiB is a 413 although its signature is right."""
+    body = json.dumps({**payload("taskrouter/reservation_created"), "Padding": "x" * MAX_BODY_BYTES}).encode()
+    assert post_json("/webhooks/taskrouter", body).status_code == 413
+
+
+@pytest.mark.parametrize("method, path", [
+    ("POST", "/v1/transfers"),
+    ("PATCH", "/v1/settings"),
+    ("POST", "/v1/transfers/tr_1/cancel"),  # a view that never reads its body
+    ("GET", "/v1/transfers/tr_1"),
+])
+def test_an_api_body_over_64_kib_is_refused(client, scenario, store, method, path):
+    """Any API request with a body over 64 KiB is a 413 before authentication, and nothing is recorded."""
+    response = client.open(path, method=method, data=b"{" + b" " * MAX_BODY_BYTES + b"}",
+                           content_type="application/json", headers=bearer(scenario.tokens["alice"]))
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "request_entity_too_large"
+    assert store.redis.dbsize() == 0
+
+
+def test_a_chunked_body_over_64_kib_is_refused(client):
+    """A body without Content-Length (chunked) is cut off and refused with a 413 once it passes 64 KiB."""
+    response = client.post("/webhooks/taskrouter", input_stream=io.BytesIO(b"a=" + b"x" * MAX_BODY_BYTES),
+                           content_type="application/x-www-form-urlencoded", headers={"X-Twilio-Signature": "s"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413
