@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +31,8 @@ from baton.config import Config
 
 CONNECT_TIMEOUT_S = 3.05
 READ_TIMEOUT_S = 10.0
+# Pauses before the second and third try of a read that met a server or connection error.
+READ_RETRY_DELAYS_S = (0.05, 0.25)
 _TWILIO_URL = re.compile(r"^https://(?P<product>[a-z-]+)\.twilio\.com/")
 
 
@@ -244,6 +247,19 @@ class TwilioGateway:
     def from_config(cls, config: Config) -> "TwilioGateway":
         return cls(build_twilio_client(config), config.twilio_workspace_sid)
 
+    def _read(self, endpoint: str, operation):
+        """``_call`` for a request that changes nothing, tried again at once on a server or connection
+        error: repeating a read is harmless, and it spares the caller a whole retry of its work. A 429
+        is not retried here: its Retry-After is honoured by the caller, without blocking a worker."""
+        for delay in READ_RETRY_DELAYS_S:
+            try:
+                return self._call(endpoint, operation)
+            except RetryableTwilioError as exc:
+                if exc.status == 429:
+                    raise
+                time.sleep(delay)
+        return self._call(endpoint, operation)
+
     def _call(self, endpoint: str, operation):
         try:
             return operation()
@@ -265,7 +281,7 @@ class TwilioGateway:
 
     def fetch_task(self, task_sid: str) -> TaskSnapshot:
         """GET /v1/Workspaces/{WS}/Tasks/{WT}, with its ETag."""
-        answer = self._call("tasks.fetch", lambda: self._workspace.tasks(task_sid).fetch_with_http_info())
+        answer = self._read("tasks.fetch", lambda: self._workspace.tasks(task_sid).fetch_with_http_info())
         return self._task_snapshot(answer)
 
     def update_task_attributes(self, task_sid: str, attributes: Mapping[str, Any], etag: str | None) -> TaskSnapshot:
@@ -286,7 +302,7 @@ class TwilioGateway:
 
     def list_reservations(self, task_sid: str) -> list[Reservation]:
         """GET /v1/Workspaces/{WS}/Tasks/{WT}/Reservations."""
-        records = self._call("reservations.list", lambda: self._workspace.tasks(task_sid).reservations.list())
+        records = self._read("reservations.list", lambda: self._workspace.tasks(task_sid).reservations.list())
         return [Reservation(r.sid, r.worker_sid, r.reservation_status) for r in records]
 
     def update_reservation(self, task_sid: str, reservation_sid: str, status: str) -> Reservation:
@@ -297,7 +313,7 @@ class TwilioGateway:
 
     def fetch_worker(self, worker_sid: str) -> Worker:
         """GET /v1/Workspaces/{WS}/Workers/{WK}."""
-        worker = self._call("workers.fetch", lambda: self._workspace.workers(worker_sid).fetch())
+        worker = self._read("workers.fetch", lambda: self._workspace.workers(worker_sid).fetch())
         return Worker(worker.sid, worker.friendly_name, _json_object(worker.attributes), bool(worker.available))
 
     # Flex Interactions
@@ -315,12 +331,12 @@ class TwilioGateway:
     def list_invites(self, interaction_sid: str, channel_sid: str) -> list[Invite]:
         """GET /v1/Interactions/{KD}/Channels/{UO}/Invites."""
         channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
-        return [self._invite(r) for r in self._call("invites.list", lambda: channel.invites.list())]
+        return [self._invite(r) for r in self._read("invites.list", lambda: channel.invites.list())]
 
     def list_channel_participants(self, interaction_sid: str, channel_sid: str) -> list[ChannelParticipant]:
         """GET /v1/Interactions/{KD}/Channels/{UO}/Participants."""
         channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
-        records = self._call("participants.list", lambda: channel.participants.list())
+        records = self._read("participants.list", lambda: channel.participants.list())
         participants = []
         for record in records:
             routing = record.routing_properties or {}
@@ -346,12 +362,12 @@ class TwilioGateway:
         requests in proportion to what it read, not to the conversation's length.
         """
         messages = self.client.conversations.v1.conversations(conversation_sid).messages
-        page = self._call("messages.list", lambda: messages.page(order="desc", page_size=page_size))
+        page = self._read("messages.list", lambda: messages.page(order="desc", page_size=page_size))
         while page is not None:
             for record in page:
                 yield Message(record.sid, record.index, record.author, record.body, record.participant_sid,
                               record.date_created, _json_object(record.attributes))
-            page = self._call("messages.list", page.next_page)
+            page = self._read("messages.list", page.next_page)
 
     def post_message(self, conversation_sid: str, body: str, attributes: Mapping[str, Any]) -> None:
         """POST /v1/Conversations/{CH}/Messages as ``system``, with ``X-Twilio-Webhook-Enabled: false``."""
@@ -362,7 +378,7 @@ class TwilioGateway:
     def list_conversation_participants(self, conversation_sid: str) -> list[ConversationParticipant]:
         """GET /v1/Conversations/{CH}/Participants."""
         participants = self.client.conversations.v1.conversations(conversation_sid).participants
-        records = self._call("conversation_participants.list", lambda: participants.list())
+        records = self._read("conversation_participants.list", lambda: participants.list())
         return [ConversationParticipant(r.sid, r.identity, (r.messaging_binding or {}).get("address"),
                                         _json_object(r.attributes)) for r in records]
 
@@ -371,11 +387,17 @@ class TwilioGateway:
     def validate_flex_token(self, token: str) -> FlexToken:
         """POST https://iam.twilio.com/v1/Accounts/{AC}/Tokens/validate: who holds this Flex token."""
         url = f"https://iam.twilio.com/v1/Accounts/{self.client.account_sid}/Tokens/validate"
-        response = self._call("tokens.validate", lambda: self.client.request(
-            "POST", url, data=json.dumps({"token": token}), headers={"Content-Type": "application/json"}))
-        if response.status_code == 429 or response.status_code >= 500:
-            raise RetryableTwilioError("tokens.validate", "IAM unavailable", response.status_code,
-                                       retry_after=_retry_after(response))
+
+        def ask() -> Response:
+            response = self.client.request("POST", url, data=json.dumps({"token": token}),
+                                           headers={"Content-Type": "application/json"})
+            if response.status_code == 429 or response.status_code >= 500:
+                raise RetryableTwilioError("tokens.validate", "IAM unavailable", response.status_code,
+                                           retry_after=_retry_after(response))
+            return response
+
+        # Validating a token changes nothing: a read, whatever its method.
+        response = self._read("tokens.validate", ask)
         if response.status_code >= 400:
             raise PermanentTwilioError("tokens.validate", "IAM refused the request", response.status_code,
                                        _json_object(response.text).get("code"))
@@ -408,7 +430,7 @@ class TwilioGateway:
 
     def fetch_workspace(self) -> dict[str, Any]:
         """GET /v1/Workspaces/{WS}: ``sid``, ``friendly_name``, ``event_callback_url``, ``events_filter``."""
-        record = self._call("workspaces.fetch", lambda: self._workspace.fetch())
+        record = self._read("workspaces.fetch", lambda: self._workspace.fetch())
         return {"sid": record.sid, "friendly_name": record.friendly_name,
                 "event_callback_url": record.event_callback_url, "events_filter": record.events_filter}
 
@@ -419,7 +441,7 @@ class TwilioGateway:
 
     def list_task_queues(self) -> list[dict[str, Any]]:
         """GET /v1/Workspaces/{WS}/TaskQueues (all pages): ``sid``, ``friendly_name``, ``target_workers``."""
-        records = self._call("task_queues.list", lambda: self._workspace.task_queues.list())
+        records = self._read("task_queues.list", lambda: self._workspace.task_queues.list())
         return [{"sid": r.sid, "friendly_name": r.friendly_name, "target_workers": r.target_workers}
                 for r in records]
 
@@ -432,7 +454,7 @@ class TwilioGateway:
     def fetch_workflow(self, workflow_sid: str) -> dict[str, Any]:
         """GET /v1/Workspaces/{WS}/Workflows/{WW}: ``sid``, ``friendly_name``, ``configuration`` (JSON text as
         stored) and ``task_reservation_timeout``."""
-        record = self._call("workflows.fetch", lambda: self._workspace.workflows(workflow_sid).fetch())
+        record = self._read("workflows.fetch", lambda: self._workspace.workflows(workflow_sid).fetch())
         return {"sid": record.sid, "friendly_name": record.friendly_name, "configuration": record.configuration,
                 "task_reservation_timeout": record.task_reservation_timeout}
 
@@ -445,7 +467,7 @@ class TwilioGateway:
     def fetch_conversations_webhook(self) -> dict[str, Any]:
         """GET https://conversations.twilio.com/v1/Configuration/Webhooks, the account's global webhooks:
         ``post_webhook_url``, ``pre_webhook_url``, ``filters``, ``method``, ``target``."""
-        record = self._call("conversations_webhook.fetch",
+        record = self._read("conversations_webhook.fetch",
                             lambda: self.client.conversations.v1.configuration.webhooks().fetch())
         return {"post_webhook_url": record.post_webhook_url, "pre_webhook_url": record.pre_webhook_url,
                 "filters": list(record.filters or ()), "method": record.method, "target": record.target}

@@ -127,11 +127,31 @@ def test_rate_limit_is_retryable_with_retry_after(gateway, twilio):
 
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_server_errors_are_retryable(gateway, twilio, status):
-    """A 5xx is retryable."""
+    """A 5xx is retryable; a write is not tried again by the gateway."""
     twilio.script = [(status, {"code": 20500, "message": "Internal", "status": status}, {}, 0)]
     with pytest.raises(RetryableTwilioError) as caught:
-        gateway.fetch_task(TASK)
+        gateway.update_task_attributes(TASK, {"x": 1}, etag="3")
     assert caught.value.status == status
+    assert len(twilio.seen) == 1
+
+
+def test_reads_are_tried_three_times_on_server_errors(gateway, twilio):
+    """A read meeting 5xx answers is tried again at once, up to three times in all."""
+    error = (503, {"code": 20503, "message": "Unavailable", "status": 503}, {}, 0)
+    twilio.script = [error, error, (200, TASK_BODY, {"ETag": "4"}, 0)]
+    assert gateway.fetch_task(TASK).etag == "4"
+    twilio.script = [error, error, error]
+    with pytest.raises(RetryableTwilioError):
+        gateway.fetch_task(TASK)
+    assert len(twilio.seen) == 6
+
+
+def test_a_rate_limited_read_is_left_to_the_caller(gateway, twilio):
+    """A 429 on a read is not retried by the gateway: the caller honours its Retry-After."""
+    twilio.script = [(429, {"code": 20429, "message": "Too Many Requests", "status": 429}, {"Retry-After": "2"}, 0)]
+    with pytest.raises(RetryableTwilioError):
+        gateway.fetch_task(TASK)
+    assert len(twilio.seen) == 1
 
 
 @pytest.mark.parametrize(("status", "code"), [(400, 20001), (404, 20404), (412, 20412)])
@@ -152,7 +172,7 @@ def test_read_timeout_is_retryable(twilio):
     twilio.script = [(200, TASK_BODY, {}, 1.0)]
     started = time.monotonic()
     with pytest.raises(RetryableTwilioError) as caught:
-        TwilioGateway(client, WORKSPACE).fetch_task(TASK)
+        TwilioGateway(client, WORKSPACE).update_task_attributes(TASK, {"x": 1}, etag="3")
     assert time.monotonic() - started < 0.9
     assert caught.value.status is None
 
