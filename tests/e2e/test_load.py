@@ -1,4 +1,4 @@
-"""A smaller version of scripts/load_transfers.py: concurrent scripted transfers, duplicated events."""
+"""Smaller versions of scripts/load_transfers.py: concurrent scripted transfers, duplicated events, Twilio faults."""
 
 import shutil
 
@@ -10,15 +10,29 @@ from baton.loadtest import run_load
 pytestmark = pytest.mark.e2e
 
 
-def test_concurrent_transfers_end_as_scripted(request):
+@pytest.fixture
+def load(request):
+    """Run a load on a Redis of its own (a private server when one can be started)."""
+    def run(transfers: int, **options):
+        server = RedisServer().start() if shutil.which("redis-server") else None
+        try:
+            return run_load(transfers, server.url if server else request.config.getoption("--redis-url"), **options)
+        finally:
+            if server:
+                server.stop()
+    return run
+
+
+def test_concurrent_transfers_end_as_scripted(load):
     """40 concurrent transfers with rejections, timeouts and every webhook twice: all end as scripted, no duplicates."""
-    server = RedisServer().start() if shutil.which("redis-server") else None
-    try:
-        url = server.url if server else request.config.getoption("--redis-url")
-        result = run_load(40, url, seed=3, timeout=120)
-    finally:
-        if server:
-            server.stop()
+    result = load(40, seed=3, timeout=120)
     assert result.ok, result.report()
     assert sum(result.outcomes.values()) == 40
     assert {script for script, _ in result.outcomes} == {"accept", "reject", "ignore", "unanswerable"}
+
+
+def test_transfers_end_as_scripted_with_a_fifth_of_twilio_requests_failing(load):
+    """With 20 % of Twilio requests failing (429, 500, 503, dropped), every transfer still ends as scripted."""
+    result = load(40, seed=5, fault_rate=0.2, timeout=180)
+    assert result.ok, result.report()
+    assert result.twilio_faults > 0

@@ -45,3 +45,13 @@ def test_a_transfer_completes_from_reconciliation_alone(stack, baton, dropping, 
     assert transfer["accepted_worker_sid"] == sids["carol"]
     assert sids["bob"] in transfer["excluded_workers"]
     assert len(closes_of(stack, conversation)) == 1
+
+
+def test_a_permanent_twilio_error_fails_the_transfer_once(stack, baton, conversation):
+    """A target Twilio does not know ends the transfer failed with Twilio's 20404, after one request, no retry loop."""
+    ghost = "WK" + "0" * 32
+    transfer = baton.wait(baton.transfer("alice", conversation.task_sid, ghost).json()["id"])
+
+    assert (transfer["status"], transfer["failure"]["code"]) == ("failed", 20404)
+    assert len(stack.simulator.requests.find("GET", f"/Workers/{ghost}")) == 1
+    assert invites_of(stack, conversation) == []
