@@ -20,22 +20,11 @@ from twilio.request_validator import RequestValidator, add_port, remove_port
 from app import current_celery, current_config, current_store
 from app.errors import ApiError
 from app.schemas import ConversationEventSchema, TaskRouterEventSchema, json_object, load_object
+from baton.engine import TRANSFER_EVENTS
 from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-# The events of a transfer's new task that move the transfer; every other event is acknowledged and dropped.
-TRANSFER_EVENTS = frozenset({
-    "reservation.created",
-    "reservation.accepted",
-    "reservation.rejected",
-    "reservation.timeout",
-    "task.canceled",
-    "task.deleted",
-    "task.system-deleted",
-    "workflow.timeout",
-    "task-queue.entered",
-})
 # What the worker needs of an event; the rest (attributes of the task and the worker) stays out of the broker.
 FORWARDED_FIELDS = ("EventType", "Sid", "TaskSid", "ReservationSid", "WorkerSid", "TaskQueueSid", "TaskCanceledReason",
                     "TimestampMs")

@@ -14,9 +14,9 @@ from typing import Any, TextIO
 
 import redis
 
-from app.webhooks import TRANSFER_EVENTS
 from baton import setup
 from baton.config import Config
+from baton.engine import TRANSFER_EVENTS
 from baton.store import connect_redis
 from baton.twilio_gateway import TwilioError, TwilioGateway
 from workers.celery_app import create_celery

@@ -50,6 +50,21 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
     return random.uniform(0.5, 1.0) * min(MAX_RETRY_DELAY_S, 2.0 ** (attempt - 1))
 
 
+# The TaskRouter events of a transfer's new task that move the transfer (``baton setup`` subscribes
+# the workspace to exactly these); the edge acknowledges and drops every other event.
+TRANSFER_EVENTS = frozenset({
+    "reservation.created",
+    "reservation.accepted",
+    "reservation.rejected",
+    "reservation.timeout",
+    "task.canceled",
+    "task.deleted",
+    "task.system-deleted",
+    "workflow.timeout",
+    "task-queue.entered",
+})
+
+
 def event_from_taskrouter(fields: Mapping[str, str]) -> t.Event | None:
     """The state machine's event for a TaskRouter event of a transfer's new task, or None."""
     kind = fields.get("EventType")

@@ -26,8 +26,8 @@ from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit, urlunsplit
 
 import redis
 
-from app.webhooks import TRANSFER_EVENTS
 from baton.config import Config
+from baton.engine import TRANSFER_EVENTS
 from baton.store import Store, connect_redis
 from baton.twilio_gateway import TwilioError, TwilioGateway
 from baton.workflow import transfer_workflow_configuration
