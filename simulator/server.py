@@ -81,6 +81,7 @@ class LoggedRequest:
 
     ``status`` is None for a dropped connection; ``fault`` names the injected fault, if any (a
     ``429``, ``500``, ``503`` or ``drop`` was not applied; ``timeout``, ``delay`` and ``hold`` were).
+    ``time`` is when the answer was ready, ``received`` when the request arrived (epoch seconds).
     """
 
     method: str
@@ -90,6 +91,7 @@ class LoggedRequest:
     status: int | None
     time: float
     fault: str | None = None
+    received: float | None = None
 
 
 class RequestLog:
@@ -150,7 +152,9 @@ class SimulatorApp:
         except DroppedConnection:
             # Werkzeug's server takes a ConnectionError from the app for a client that went away and
             # writes nothing. Its HTTP/1.1 handler would then wait on this connection for a next
-            # request while the client waits for an answer, so shut the socket down first.
+            # request while the client waits for an answer, so shut the socket down first, after
+            # reading the body: left unread, the server would take it for that next request.
+            request.get_data()
             connection = environ.get("werkzeug.socket")
             if connection is not None:
                 with contextlib.suppress(OSError):
@@ -164,6 +168,7 @@ class SimulatorApp:
         A fault rule (`simulator.faults`) is consulted only for a request that passed authentication,
         matching and validation, so faults always hit requests Twilio would have accepted.
         """
+        received = time.time()
         product, _, rest = request.path.lstrip("/").partition("/")
         path = "/" + rest
         if product == "_sim":
@@ -193,10 +198,10 @@ class SimulatorApp:
                     response = self.simulator.faults.perform(fault, apply)
                 except DroppedConnection:
                     self.simulator.requests.record(
-                        LoggedRequest(request.method, product, path, params, None, time.time(), fault.kind))
+                        LoggedRequest(request.method, product, path, params, None, time.time(), fault.kind, received))
                     raise
         self.simulator.requests.record(LoggedRequest(request.method, product, path, params, response.status_code,
-                                                     time.time(), fault.kind if fault else None))
+                                                     time.time(), fault.kind if fault else None, received))
         return response
 
     @staticmethod
