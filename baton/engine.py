@@ -24,7 +24,7 @@ from baton.context import collect_context, fit_attributes
 from baton.settings import Settings
 from baton.store import Record, Store
 from baton.summary import summarizer_for
-from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioGateway, Worker
+from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioError, TwilioGateway, Worker
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,13 @@ class TransferEngine:
                 return Outcome()
             settings = self.store.settings(self.config.settings)
             if not record.outbox:
-                for event in self._missed_events(record.transfer, settings):
+                try:
+                    missed = self._missed_events(record.transfer, settings)
+                except TwilioError as exc:
+                    # The next round of the reconciliation asks again.
+                    log.warning("transfer %s: could not reconcile (%s)", transfer_id, exc)
+                    return Outcome()
+                for event in missed:
                     record = self._apply(record, event, settings)
             return self._drain(record, settings, lock)
 
