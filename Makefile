@@ -18,7 +18,7 @@ test: lint browser
 
 ## lint: ruff over the code and the tests
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app baton workers simulator tests scripts
+	$(VENV)/bin/ruff check app baton workers simulator tests scripts gunicorn.conf.py
 
 ## browser: Debian's chromium for the admin page's browser test, installed only when missing and only as root
 CHROMIUM ?= /usr/bin/chromium

@@ -11,6 +11,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from baton.config import Config, load_config
+from baton.logs import configure_logging
 from baton.store import Store
 from baton.twilio_gateway import TwilioGateway
 from workers.celery_app import create_celery
@@ -34,6 +35,7 @@ class JSONProvider(DefaultJSONProvider):
 def create_app(config: Config | None = None) -> Flask:
     """The Flask application; without ``config`` it is read from the environment (gunicorn, Procfile)."""
     config = config or load_config(os.environ)
+    configure_logging("web", config.log_level)
     app = Flask(__name__)
     app.json = JSONProvider(app)
     app.config["BATON"] = config
@@ -46,12 +48,14 @@ def create_app(config: Config | None = None) -> Flask:
     # Used only to enqueue: the web process never imports or runs the workers' tasks.
     app.extensions["baton.celery"] = create_celery(config)
 
-    from app import admin, api, health, webhooks
+    from app import admin, api, health, openapi, telemetry, webhooks
     from app.errors import register_error_handlers
 
     register_error_handlers(app)
+    telemetry.init_app(app)  # first: every request, even one refused below, has its id and its log line
     app.before_request(_refuse_large_bodies)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(openapi.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(admin.blueprint)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from marshmallow import ValidationError
 
 from app import current_celery, current_config, current_gateway, current_store
@@ -24,6 +24,7 @@ from app.schemas import (
     json_object,
     load_object,
 )
+from baton import logs
 from baton.redaction import redact
 from baton.settings import Settings, SettingsSchema, validated_settings
 from baton.store import Record
@@ -75,6 +76,7 @@ def create_transfer():
     step = start(transfer, now=time.time())
     created = current_store().create(Record(step.transfer, step.actions), idempotency_key,
                                      caller.worker_sid or caller.identity)
+    logs.bind(transfer_id=created.transfer.id, task_sid=task_sid)
     if created.conflict:
         raise ApiError(409, "transfer_in_progress",
                        f"Task {task_sid} already has a transfer in progress: {created.transfer.id}")
@@ -165,6 +167,25 @@ def patch_settings():
     return jsonify(_settings_schema.dump(settings))
 
 
+@blueprint.after_request
+def _allow_the_flex_ui(response: Response) -> Response:
+    """CORS: a Flex UI plugin calls this API from the Flex origin (``CORS_ORIGINS``) with the agent's token.
+
+    Preflights are answered by Flask's automatic OPTIONS, which this also completes; no cookie is involved.
+    """
+    origin = request.headers.get("Origin")
+    if origin and origin in current_config().cors_origins:
+        response.headers.update({
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "GET, POST, PATCH",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, Idempotency-Key, X-Request-ID",
+            "Access-Control-Expose-Headers": "Location, Retry-After, X-Request-ID",
+            "Access-Control-Max-Age": "600",
+        })
+    response.vary.add("Origin")
+    return response
+
+
 def _settings() -> Settings:
     return current_store().settings(current_config().settings)
 
@@ -213,6 +234,7 @@ def _transfer(transfer_id: str) -> Transfer:
     record = current_store().load(transfer_id)
     if record is None:
         raise ApiError(404, "transfer_not_found", f"Transfer {transfer_id} does not exist")
+    logs.bind(transfer_id=record.transfer.id)
     return record.transfer
 
 

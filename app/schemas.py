@@ -147,7 +147,9 @@ class TransferSchema(Schema):
     excluded_workers = fields.List(fields.String())
     notes = fields.String()
     summary_requested = fields.Boolean()
-    failure = fields.Method("_failure")
+    failure = fields.Method("_failure", metadata={
+        "description": "Why the transfer failed (null unless it did)", "type": "object",
+        "properties": {"reason": {"type": "string"}, "code": {"type": "integer", "nullable": True}}})
     created_at = Timestamp()
     updated_at = Timestamp()
     timeline = fields.List(fields.Nested(TimelineEntrySchema))

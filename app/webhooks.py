@@ -7,6 +7,7 @@ event is about a Baton transfer shows in its ``TaskAttributes`` (the new task of
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -15,11 +16,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from flask import Blueprint, Response, jsonify, request
-from twilio.request_validator import RequestValidator, add_port, remove_port
+from twilio.request_validator import add_port, remove_port
+from werkzeug.datastructures import MultiDict
 
 from app import current_celery, current_config, current_store
 from app.errors import ApiError
 from app.schemas import ConversationEventSchema, TaskRouterEventSchema, json_object, load_object
+from baton import logs
 from baton.engine import TRANSFER_EVENTS
 from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
 
@@ -35,13 +38,16 @@ CONVERSATION_FIELDS = ("EventType", "ConversationSid", "StateTo", "ParticipantSi
 
 _taskrouter_schema = TaskRouterEventSchema()
 _conversation_schema = ConversationEventSchema()
+# The fields the schema loads (each under its own name).
+_TASKROUTER_FIELDS = tuple(_taskrouter_schema.fields)
 
 
 @blueprint.post("/taskrouter")
 def taskrouter_event():
     """A TaskRouter event callback: 204 for every valid event; one about a transfer is enqueued once."""
-    event = load_object(_taskrouter_schema, signed_fields())
+    event = taskrouter_fields(signed_fields())
     transfer_id = transfer_id_of(event.get("TaskAttributes")) if event["EventType"] in TRANSFER_EVENTS else None
+    logs.bind(event_sid=event["Sid"], task_sid=event.get("TaskSid"), transfer_id=transfer_id)
     if transfer_id is not None and current_store().claim_event(event["Sid"]):
         fields = {name: event[name] for name in FORWARDED_FIELDS if name in event}
         try:
@@ -76,8 +82,26 @@ def _may_end_a_transfer(event: dict[str, str]) -> bool:
         event["EventType"] == "onConversationStateUpdated" and event.get("StateTo") == "closed")
 
 
+def taskrouter_fields(signed: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a TaskRouter event that Baton reads, as ``TaskRouterEventSchema`` loads them; 400 otherwise.
+
+    Every event comes through here, most of them not about a transfer: a form (what Twilio sends)
+    holds only strings, so the schema's checks come down to ``EventType`` and ``Sid`` being there
+    and not empty, and it is read directly, at a tenth of marshmallow's cost. A JSON body, or a form
+    that fails those checks, goes through the schema, which also words the 400.
+    """
+    if isinstance(signed, MultiDict) and signed.get("EventType") and signed.get("Sid"):
+        return {name: signed[name] for name in _TASKROUTER_FIELDS if name in signed}
+    return load_object(_taskrouter_schema, signed)
+
+
 def transfer_id_of(task_attributes: str | None) -> str | None:
     """The id of the Baton transfer whose new task has these attributes, or None for any other task."""
+    # Most tasks are not transfers: their attributes are not parsed at all. A transfer's new task has
+    # the key "transfer", and JSON writers (Baton's, TaskRouter's) write such a key as it is, never
+    # with escaped letters, so text without it cannot hold a transfer id.
+    if not task_attributes or '"transfer"' not in task_attributes:
+        return None
     try:
         attributes = json.loads(task_attributes or "null")
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply (any agent may set attributes)
@@ -124,11 +148,25 @@ def signature_matches(auth_token: str, url: str, params: Mapping[str, Any] | byt
         if not _same(hashlib.sha256(params).hexdigest(), claimed):
             return False
         params = {}
-    validator = RequestValidator(auth_token)
-    # Both are computed and compared, whichever matches.
-    matches = [_same(validator.compute_signature(candidate, params), signature)
+    # What is signed is the URL followed by the parameters (``_signed_parameters``): that second part
+    # is the same for both URLs, so it is built once. Both are computed and compared, whichever matches.
+    key, signed_parameters = auth_token.encode("utf-8"), _signed_parameters(params)
+    matches = [_same(_signature(key, candidate + signed_parameters), signature)
                for candidate in (remove_port(parsed), add_port(parsed))]
     return any(matches)
+
+
+def _signed_parameters(params: Mapping[str, Any]) -> str:
+    """Every parameter's name and value, in order of name, then of value, each pair once: exactly
+    what ``twilio.request_validator.RequestValidator.compute_signature`` appends to the URL."""
+    getlist = getattr(params, "getlist", None)
+    return "".join(name + value for name in sorted(set(params))
+                   for value in sorted(set(getlist(name) if getlist is not None else [params[name]])))
+
+
+def _signature(key: bytes, text: str) -> str:
+    """Twilio's ``X-Twilio-Signature`` of ``text``: HMAC-SHA1 with the auth token, in base64."""
+    return base64.b64encode(hmac.new(key, text.encode("utf-8"), hashlib.sha1).digest()).decode("ascii")
 
 
 def _same(expected: str, given: str) -> bool:

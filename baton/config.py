@@ -19,6 +19,9 @@ from baton.settings import Settings, validated_settings
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SUMMARY_PROVIDERS = ("extractive", "openai")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# The Flex UI's own origin: its plugins call the agent API from there.
+DEFAULT_CORS_ORIGINS = ("https://flex.twilio.com",)
 
 
 class ConfigError(ValueError):
@@ -45,6 +48,12 @@ class Config:
     settings: the transfer settings until an administrator changes them (they then live in Redis).
     worker_soft_shutdown_s: how long a stopping worker lets running (and countdown) tasks finish
         before requeueing them; under Heroku's 30 s between SIGTERM and SIGKILL.
+    web_concurrency/web_timeout_s: gunicorn's worker processes, and how long one request may take (and
+        a stopping worker may finish its requests): under the 30 s after which Heroku's router gives up.
+    metrics_dir: prometheus-client's multiprocess folder (``PROMETHEUS_MULTIPROC_DIR``), where every
+        gunicorn worker writes its metrics; None in a single process (tests, ``flask run``).
+    metrics_token: the bearer token ``/metrics`` asks for; None leaves it open.
+    cors_origins: the browser origins allowed to call the agent API (the Flex UI's).
     """
 
     twilio_account_sid: str
@@ -67,6 +76,12 @@ class Config:
     lock_timeout_s: float = 15.0
     reconcile_every_s: float = 30.0
     reconcile_after_s: float = 60.0
+    log_level: str = "INFO"
+    web_concurrency: int = 2
+    web_timeout_s: int = 20
+    metrics_dir: str | None = None
+    metrics_token: str | None = None
+    cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
     settings: Settings = Settings()
 
 
@@ -154,6 +169,42 @@ def parse_secret(value: str) -> str:
     return value
 
 
+def parse_log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise ValueError(f"must be one of: {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
+def parse_web_concurrency(value: str) -> int:
+    workers = int(value) if value.isdigit() else 0
+    if not 1 <= workers <= 64:
+        raise ValueError("must be a number of processes between 1 and 64")
+    return workers
+
+
+def parse_web_timeout(value: str) -> int:
+    seconds = int(value) if value.isdigit() else 0
+    if not 1 <= seconds <= 25:
+        raise ValueError("must be a number of seconds between 1 and 25 (Heroku's router gives up after 30 s)")
+    return seconds
+
+
+def parse_directory(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """Comma-separated origins (``https://flex.twilio.com``): a scheme and a host, no path."""
+    origins = tuple(origin.strip().rstrip("/") for origin in value.split(",") if origin.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise ValueError(f"must be origins like https://flex.twilio.com, separated by commas: not {origin!r}")
+    return origins
+
+
 def _text(value: str) -> str:
     return value
 
@@ -179,6 +230,12 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "LOCK_TIMEOUT_S": ("lock_timeout_s", parse_lock_timeout, False),
     "RECONCILE_EVERY_S": ("reconcile_every_s", parse_interval, False),
     "RECONCILE_AFTER_S": ("reconcile_after_s", parse_interval, False),
+    "LOG_LEVEL": ("log_level", parse_log_level, False),
+    "WEB_CONCURRENCY": ("web_concurrency", parse_web_concurrency, False),
+    "WEB_TIMEOUT_S": ("web_timeout_s", parse_web_timeout, False),
+    "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", parse_directory, False),
+    "METRICS_TOKEN": ("metrics_token", parse_secret, False),
+    "CORS_ORIGINS": ("cors_origins", parse_origins, False),
 }
 
 

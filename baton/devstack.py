@@ -99,7 +99,8 @@ class Process:
         self._log = self.log_path.open("ab")
         # The venv's bin directory first, so the Procfile's gunicorn and celery are this install's.
         path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        self.popen = subprocess.Popen(["bash", "-c", command], env={**env, "PATH": path},
+        # From the Procfile's folder, as Procfile runners do: the web line names gunicorn.conf.py there.
+        self.popen = subprocess.Popen(["bash", "-c", command], env={**env, "PATH": path}, cwd=PROCFILE.parent,
                                       stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log_tail(self, lines: int = 30) -> str:
@@ -165,7 +166,9 @@ class DevStack:
         env.update(self.scenario.baton_environment(self.simulator.url, public_base_url=self.web_url))
         # An idle worker still waits out its whole soft shutdown; a short one keeps Ctrl-C quick.
         env.update(REDIS_URL=self.redis_url, PORT=str(self.web_port), WEB_CONCURRENCY="2",
-                   CELERY_CONCURRENCY="2", PYTHONUNBUFFERED="1", WORKER_SOFT_SHUTDOWN_S="1")
+                   CELERY_CONCURRENCY="2", PYTHONUNBUFFERED="1", WORKER_SOFT_SHUTDOWN_S="1",
+                   # This stack's own: the web wipes it at boot, which must not touch another stack's.
+                   PROMETHEUS_MULTIPROC_DIR=str(self.log_dir / "metrics"))
         env.update(self.extra_env)
         return env
 

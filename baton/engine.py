@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from redis.lock import Lock
 
+from baton import metrics
 from baton import transfers as t
 from baton.config import Config
 from baton.context import collect_context, fit_attributes
@@ -218,11 +219,19 @@ class TransferEngine:
         step = t.advance(record.transfer, event, settings, self.clock())
         if step.transfer == record.transfer and not step.actions:
             return record
-        if step.transfer.status != record.transfer.status:
-            log.info("transfer %s %s -> %s", step.transfer.id, record.transfer.status, step.transfer.status)
         updated = Record(step.transfer, record.outbox + step.actions, record.head_attempts)
         self.store.save(updated)
+        self._moved(record.transfer, step.transfer)
         return updated
+
+    def _moved(self, before: t.Transfer, after: t.Transfer) -> None:
+        """Log a change of state and count what it means: an acceptance, a transfer finished."""
+        if after.status != before.status:
+            log.info("transfer %s %s -> %s", after.id, before.status, after.status)
+        if before.accepted_worker_sid is None and after.accepted_worker_sid is not None:
+            metrics.transfer_accepted(after.mode, self.clock() - after.created_at)
+        if after.is_final and not before.is_final:
+            metrics.transfer_finished(after.status, after.mode, after.attempt)
 
     def _drain(self, record: Record, settings: Settings, lock: Lock) -> Outcome:
         self._lock = lock
@@ -247,10 +256,12 @@ class TransferEngine:
             except PermanentTwilioError as exc:
                 follow_up = t.ActionFailed(_action_name(action), str(exc), exc.code)
             record = Record(record.transfer, record.outbox[1:])
+            before = record.transfer
             if follow_up is not None:
                 step = t.advance(record.transfer, follow_up, settings, self.clock())
                 record = Record(step.transfer, record.outbox + step.actions)
             self.store.save(record)
+            self._moved(before, record.transfer)
         return Outcome()
 
     # actions

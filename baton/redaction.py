@@ -21,8 +21,9 @@ REDACTED = "[redacted]"
 MIN_CARD_DIGITS, MAX_CARD_DIGITS = 13, 19
 
 # Digit groups joined by single spaces or dashes. A separator is required between two groups, so
-# each run has exactly one way to match (no backtracking blow-up on long digit strings).
-_DIGIT_RUN = re.compile(r"\d+(?:[ -]\d+)*")
+# each run has exactly one way to match (no backtracking blow-up on long digit strings). Digits
+# touching letters belong to an identifier (a Twilio sid, a hex id), never to a card number.
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])\d+(?:[ -]\d+)*(?![0-9A-Za-z])")
 _SEPARATOR = re.compile(r"[ -]")
 
 # What may stand between a keyword and its number: a few punctuation characters and filler words

@@ -12,13 +12,16 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
   recent                    sorted set of transfer ids by last update (the admin page's list)
   pending                   sorted set of the transfers not yet finished (or with actions left), by last update
+  metrics                   hash: the Celery workers' metric samples (``baton.metrics``), added to after each task
+
+Celery's queue (the list ``celery``) is read here too, for its length.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +40,10 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 DEFAULT_RETENTION_S = 30 * 24 * 3600
 DEFAULT_LOCK_TIMEOUT_S = 15
 LOCK_WAIT_S = 30
+# How often a worker waiting for a transfer's lock tries again. redis-py's default (0.1 s) made every
+# event that arrives while its transfer is busy (a re-offer right behind a rejection) wait a tenth of
+# a second at least, with one of the worker's few processes idle meanwhile.
+LOCK_POLL_S = 0.005
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -203,7 +210,7 @@ class Store:
         The lock expires after ``lock_timeout_s`` so that a worker killed while holding it blocks no
         one for long; the holder calls ``reacquire()`` on it before each Twilio call.
         """
-        with self.redis.lock(self._key("lock", transfer_id), timeout=self.lock_timeout_s,
+        with self.redis.lock(self._key("lock", transfer_id), timeout=self.lock_timeout_s, sleep=LOCK_POLL_S,
                              blocking_timeout=LOCK_WAIT_S) as lock:
             yield lock
 
@@ -301,3 +308,20 @@ return {count, ttl}
         script = self.redis.register_script(self._COUNT_REQUEST)
         count, ttl_ms = script(keys=[self._key("ratelimit", subject)], args=[max(1, int(window_s * 1000))])
         return int(count), int(ttl_ms) / 1000
+
+    # metrics
+
+    def add_metrics(self, increments: Mapping[str, float]) -> None:
+        """Add to the workers' metric samples (``baton.metrics.sample_key`` names them), all or none (MULTI)."""
+        pipeline = self.redis.pipeline(transaction=True)
+        for sample, amount in increments.items():
+            pipeline.hincrbyfloat(self._key("metrics"), sample, amount)
+        pipeline.execute()
+
+    def metrics(self) -> dict[str, float]:
+        """The workers' metric samples: their sums since the hash was created."""
+        return {sample: float(value) for sample, value in self.redis.hgetall(self._key("metrics")).items()}
+
+    def queue_depth(self, queue: str) -> int:
+        """Messages waiting in the Celery queue ``queue`` (the broker shares this database)."""
+        return int(self.redis.llen(queue))

@@ -27,6 +27,7 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from baton import metrics
 from baton.config import Config
 
 CONNECT_TIMEOUT_S = 3.05
@@ -261,6 +262,17 @@ class TwilioGateway:
         return self._call(endpoint, operation)
 
     def _call(self, endpoint: str, operation):
+        """Every Twilio request goes through here: timed and counted by endpoint, its failure classified."""
+        started, failure = time.perf_counter(), None
+        try:
+            return self._attempt(endpoint, operation)
+        except TwilioError as exc:
+            failure = "retryable" if isinstance(exc, RetryableTwilioError) else "permanent"
+            raise
+        finally:
+            metrics.twilio_requested(endpoint, time.perf_counter() - started, failure)
+
+    def _attempt(self, endpoint: str, operation):
         try:
             return operation()
         except TwilioRestException as exc:

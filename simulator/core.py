@@ -165,12 +165,16 @@ class Clock:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One webhook the simulator sent (or was told to drop), for tests to inspect."""
+    """One webhook the simulator sent (or was told to drop), for tests to inspect.
+
+    ``sent_at`` (epoch seconds) is when its POST began, after any jitter: where a reaction time starts.
+    """
 
     url: str
     params: Mapping[str, str]
     status: int | None
     dropped: bool = False
+    sent_at: float | None = None
 
 
 class WebhookDispatcher:
@@ -244,9 +248,10 @@ class WebhookDispatcher:
         if self.drop(url, form):
             return Delivery(url, form, None, dropped=True)
         headers = {"X-Twilio-Signature": self.signature(url, form), "User-Agent": "TwilioProxy/1.1"}
+        sent_at = time.time()
         try:
             response = self._session().post(url, data=form, headers=headers, timeout=self._timeout)
         except requests.RequestException as exc:
             log.warning("webhook to %s failed: %s", url, exc.__class__.__name__)
-            return Delivery(url, form, None)
-        return Delivery(url, form, response.status_code)
+            return Delivery(url, form, None, sent_at=sent_at)
+        return Delivery(url, form, response.status_code, sent_at=sent_at)

@@ -8,9 +8,14 @@ again while its first copy still waits or runs (celery-webhooks-facts.md §1).
 
 from __future__ import annotations
 
-from celery import Celery
+import sys
+import uuid
 
+from celery import Celery, Task, current_app, signals
+
+from baton import logs, metrics
 from baton.config import Config
+from baton.store import Store
 
 # Task names. The web app enqueues by name (``send_job``), so it never imports the workers' code.
 RUN_TRANSFER = "baton.run_transfer"              # (transfer_id): carry out the transfer's outbox
@@ -21,6 +26,12 @@ LEAVE_TRANSFER = "baton.leave_transfer"          # (transfer_id, by_worker_sid):
 TRANSFER_DEADLINE = "baton.transfer_deadline"    # (transfer_id): enqueued with countdown=transfer_timeout_s
 RECONCILE = "baton.reconcile"                    # (): every reconcile_every_s, from Celery beat
 RECONCILE_TRANSFER = "baton.reconcile_transfer"  # (transfer_id): catch up one transfer that stopped moving
+
+# Tasks whose first argument is a transfer id: everything but the reconciliation's periodic sweep.
+TRANSFER_TASKS = frozenset({RUN_TRANSFER, TASKROUTER_EVENT, CONVERSATION_EVENT, CANCEL_TRANSFER, LEAVE_TRANSFER,
+                            TRANSFER_DEADLINE, RECONCILE_TRANSFER})
+# The message header that carries the request id of the web request (or task) that enqueued a task.
+REQUEST_ID_HEADER = "baton_request_id"
 
 VISIBILITY_TIMEOUT_S = 3600
 TASK_TIME_LIMIT_S = 120
@@ -55,6 +66,8 @@ def create_celery(config: Config) -> Celery:
         worker_enable_soft_shutdown_on_idle=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
+        # Logs are JSON lines on stdout (baton.logs); a print() is left as it is, not logged again.
+        worker_redirect_stdouts=False,
     )
     celery.conf.beat_schedule = {
         "reconcile": {"task": RECONCILE, "schedule": config.reconcile_every_s,
@@ -68,3 +81,54 @@ def create_celery(config: Config) -> Celery:
 def send_job(celery: Celery, name: str, *args: object, countdown: float | None = None) -> None:
     """Enqueue the task ``name`` with JSON arguments (ids and small dicts only)."""
     celery.send_task(name, args=args, countdown=countdown)
+
+
+# Logs and metrics, wired through Celery's signals (a receiver is called only in a worker or beat process,
+# except before_task_publish, which also runs in the web when it enqueues).
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: object) -> None:
+    """Baton's JSON logs for the worker or beat; with a receiver here, Celery installs no handler of its own."""
+    config: Config | None = getattr(current_app, "baton_config", None)
+    # Celery says which of its commands runs only later (beat_init comes after beat's first line).
+    process = "beat" if "beat" in sys.argv[1:] else "worker"
+    logs.configure_logging(process, config.log_level if config else "INFO")
+
+
+@signals.worker_init.connect
+def _record_metrics_in_redis(sender: object = None, **_: object) -> None:
+    """The worker's metrics go to Redis, where the web's /metrics reads them (baton.metrics)."""
+    config: Config = sender.app.baton_config  # type: ignore[attr-defined]
+    metrics.use(metrics.RedisSink(Store.from_config(config)))
+
+
+@signals.before_task_publish.connect
+def _carry_request_id(headers: dict | None = None, **_: object) -> None:
+    request_id = logs.bound("request_id")
+    if request_id and headers is not None:
+        headers[REQUEST_ID_HEADER] = request_id
+
+
+@signals.task_prerun.connect
+def _bind_task_context(task_id: str | None = None, task: Task | None = None, args: tuple = (), **_: object) -> None:
+    """The ids of the task's logs: its request id (from the message, else a new one) and its transfer, task, event."""
+    logs.clear()
+    request_id = task.request.get(REQUEST_ID_HEADER) if task is not None else None
+    name = task.name if task is not None else None
+    logs.bind(request_id=request_id or str(uuid.uuid4()), celery_task=name, celery_task_id=task_id)
+    if name in TRANSFER_TASKS and args:
+        logs.bind(transfer_id=args[0])
+    if name == TASKROUTER_EVENT and len(args) > 1 and isinstance(args[1], dict):
+        logs.bind(task_sid=args[1].get("TaskSid"), event_sid=args[1].get("Sid"))
+
+
+@signals.task_postrun.connect
+def _end_task(**_: object) -> None:
+    metrics.flush()
+    logs.clear()
+
+
+@signals.worker_process_shutdown.connect
+def _flush_metrics(**_: object) -> None:
+    metrics.flush()

@@ -30,6 +30,8 @@ from baton.settings import Settings
 ENDPOINTS = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
     ("POST", "/v1/transfers"),
     ("GET", "/v1/transfers"),
     ("GET", "/v1/transfers/{transfer_id}"),

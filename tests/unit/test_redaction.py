@@ -141,3 +141,10 @@ def test_log_records_are_redacted_by_the_handler_filter():
     written = stream.getvalue()
     assert f"notes: card {R}, order 4417" in written and f"ValueError: cvv {R} for {R}" in written
     assert "4111" not in written and "5555555555554444" not in written and "cvv 123" not in written
+
+
+def test_digits_inside_identifiers_are_left_alone():
+    """A Luhn-valid digit run inside a sid or hex id is part of the id, not a card number."""
+    sid = "WT" + "4111111111111111" + "abcdef0123456789"
+    assert redact(f"task {sid} moved") == f"task {sid} moved"
+    assert redact("card 4111111111111111.") == "card [redacted]."

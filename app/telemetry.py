@@ -1,0 +1,73 @@
+"""What the web process tells its operators: a log line per request, webhook metrics, and ``/metrics``.
+
+Each request gets a request id (Heroku's ``X-Request-ID`` when it sent one), bound to the log context
+for the request and carried into the Celery tasks it enqueues; the answer repeats it. Gunicorn's own
+access log is off: the line written here carries the request id, and the ids a view binds (the
+transfer, the TaskRouter task and event).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+
+from flask import Blueprint, Flask, Response, g, request
+
+from app import current_config, current_store
+from app.errors import ApiError
+from baton import logs, metrics
+
+log = logging.getLogger("baton.requests")
+
+blueprint = Blueprint("telemetry", __name__)
+
+# Polled by probes and Prometheus: logged at DEBUG only.
+QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
+
+
+def init_app(app: Flask) -> None:
+    """Bind each request's ids before any other hook runs, and log it once answered."""
+    metrics_dir = app.config["BATON"].metrics_dir
+    if metrics_dir:  # gunicorn.conf.py makes it; a process started some other way may not have
+        os.makedirs(metrics_dir, exist_ok=True)
+    app.before_request(_start)
+    # after_request functions run last-registered first: this one, registered first, sees the final answer.
+    app.after_request(_finish)
+    app.teardown_request(_forget)
+    app.register_blueprint(blueprint)
+
+
+def _start() -> None:
+    g.baton_started = time.perf_counter()
+    logs.bind(request_id=logs.request_id_from(request.headers.get("X-Request-ID")))
+
+
+def _finish(response: Response) -> Response:
+    seconds = time.perf_counter() - g.get("baton_started", time.perf_counter())
+    response.headers["X-Request-ID"] = logs.bound("request_id") or ""
+    if request.blueprint == "webhooks" and request.url_rule is not None:
+        metrics.webhook_answered(request.url_rule.rule.rsplit("/", 1)[-1], response.status_code, seconds)
+    level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+    log.log(level, "%s %s %s", request.method, request.path, response.status_code,
+            extra={"method": request.method, "path": request.path, "status": response.status_code,
+                   "duration_ms": round(seconds * 1000, 1)})
+    return response
+
+
+def _forget(_exc: BaseException | None) -> None:
+    logs.clear()
+
+
+@blueprint.get("/metrics")
+def prometheus_metrics():
+    """Prometheus metrics of the whole deployment, in the text format; ``METRICS_TOKEN`` as a bearer when set."""
+    config = current_config()
+    if config.metrics_token:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.metrics_token.encode()):
+            raise ApiError(401, "missing_token", "Send METRICS_TOKEN as 'Authorization: Bearer <token>'",
+                           headers={"WWW-Authenticate": "Bearer"})
+    body = metrics.exposition(current_store(), config.metrics_dir)
+    return Response(body, content_type=metrics.CONTENT_TYPE)
