@@ -9,21 +9,15 @@ browser download is never used: it cannot work on the machines this project runs
 from __future__ import annotations
 
 import os
-import shutil
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 import requests
 from admin_support import ADMIN_TOKEN, CHROMIUM_ARGS, SECRET_KEY, chromium_path, csrf_of
 
 from app import create_app
 from baton.config import Config
-from baton.devstack import DevStack, RedisServer
+from baton.devstack import DevStack
 
-# Without a private redis-server, the stack's own database, as in tests/e2e: emptying it under a running
-# worker would drop Celery's bindings.
-STACK_DB = 14
 # Slower than the other end-to-end tests' 0.05, so a transfer lasts long enough to watch it live.
 TIME_SCALE = 0.2
 
@@ -60,20 +54,6 @@ def signed_in(client):
 
 
 # The browser test: the live stack and Chromium.
-
-
-@pytest.fixture(scope="module")
-def stack_redis(request):
-    """The stack's Redis, as in tests/e2e: a private server when redis-server is installed, else database 14."""
-    if shutil.which("redis-server"):
-        server = RedisServer().start()
-        yield server.url
-        server.stop()
-        return
-    parts = urlsplit(request.config.getoption("--redis-url"))
-    url = urlunsplit(parts._replace(path=f"/{STACK_DB}"))
-    redis.Redis.from_url(url).flushdb()
-    yield url
 
 
 @pytest.fixture(scope="module")

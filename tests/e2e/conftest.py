@@ -6,36 +6,16 @@ transfers. Scripted agents' policies and settings a test changes are restored af
 
 from __future__ import annotations
 
-import shutil
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 import requests
 
-from baton.devstack import DevStack, RedisServer
+from baton.devstack import DevStack
 from simulator.scenario import AGENTS, open_conversation
 
-# Without a private redis-server, the stack's own database, apart from the one the other tests empty
-# before each test: emptying it under a running worker would also drop Celery's queue bindings.
-STACK_DB = 14
 TIME_SCALE = 0.05
 ADMIN_TOKEN = "e2e-admin-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def stack_redis(request):
-    """The stack's Redis: a private server when redis-server is installed, else the suite's database 14."""
-    if shutil.which("redis-server"):
-        server = RedisServer().start()
-        yield server.url
-        server.stop()
-        return
-    parts = urlsplit(request.config.getoption("--redis-url"))
-    url = urlunsplit(parts._replace(path=f"/{STACK_DB}"))
-    redis.Redis.from_url(url).flushdb()
-    yield url
 
 
 @pytest.fixture(scope="module")

@@ -7,35 +7,14 @@ One stack serves the module: ``baton setup`` runs once on it, then each test bre
 from __future__ import annotations
 
 import io
-import shutil
 from dataclasses import replace
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 
 from baton.config import Config
-from baton.devstack import DevStack, RedisServer, free_port
+from baton.devstack import DevStack, free_port
 from baton.doctor import run_doctor
 from baton.setup import run_setup
-
-# Without a private redis-server, the stack's own database, apart from the one the other tests empty
-# before each test (the per-test ``redis_url``, where no worker ever listens).
-STACK_DB = 14
-
-
-@pytest.fixture(scope="module")
-def stack_redis(request):
-    """The stack's Redis: a private server when redis-server is installed, else the suite's database 14."""
-    if shutil.which("redis-server"):
-        server = RedisServer().start()
-        yield server.url
-        server.stop()
-        return
-    parts = urlsplit(request.config.getoption("--redis-url"))
-    url = urlunsplit(parts._replace(path=f"/{STACK_DB}"))
-    redis.Redis.from_url(url).flushdb()
-    yield url
 
 
 @pytest.fixture(scope="module")
