@@ -31,7 +31,7 @@ _edge = _load("ops_edge_conftest", TESTS / "app" / "conftest.py")
 _e2e = _load("ops_e2e_conftest", TESTS / "e2e" / "conftest.py")
 
 sim, scenario, config, app, client, jobs = _edge.sim, _edge.scenario, _edge.config, _edge.app, _edge.client, _edge.jobs
-stack_redis, stack, baton = _e2e.stack_redis, _e2e.stack, _e2e.baton
+stack, baton = _e2e.stack, _e2e.baton  # stack_redis comes from tests/conftest.py
 Baton = _e2e.Baton
 
 

@@ -29,7 +29,7 @@ _edge = _load("security_edge_conftest", TESTS / "app" / "conftest.py")
 _e2e = _load("security_e2e_conftest", TESTS / "e2e" / "conftest.py")
 
 sim, scenario, config, app, client, jobs = _edge.sim, _edge.scenario, _edge.config, _edge.app, _edge.client, _edge.jobs
-stack_redis, stack = _e2e.stack_redis, _e2e.stack
+stack = _e2e.stack  # stack_redis comes from tests/conftest.py
 
 
 @pytest.fixture
