@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint browser demo sim extract-oai clean
+.PHONY: test lint browser demo sim bench extract-oai clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,21 @@ demo: $(STAMP)
 ## sim: the Twilio simulator alone, with the default scenario
 sim: $(STAMP)
 	$(VENV)/bin/baton sim
+
+## bench: performance figures on this machine (docs/benchmarks.md): the Procfile's processes against the simulator,
+## load from wrk and a separate process; prints one table, writes bench/results.json; under 10 minutes.
+## wrk comes from Debian's package, installed when missing and only as root. BENCH_ARGS: see python -m bench.run -h
+bench: $(STAMP)
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "wrk is missing: apt-get install -y wrk"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }; \
+	else \
+	  echo "wrk is missing and cannot be installed here (needs root and apt-get): apt-get install -y wrk"; exit 1; \
+	fi
+	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is missing: apt-get install -y redis-server"; exit 1; }
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 ## extract-oai: regenerate simulator/twilio_oai/extract.json from ../shared/twilio-oai
 extract-oai: $(STAMP)

@@ -1,0 +1,1 @@
+"""Baton's benchmark harness (``make bench``): not part of the test suite."""

@@ -1,0 +1,525 @@
+"""``make bench``: Baton's performance figures (issue 8) on this machine, as one table and as JSON.
+
+Two stacks are started, each from the Procfile's own command lines with a private Redis and the
+in-process Twilio simulator (``baton.devstack``):
+
+1. ingest: the ``web`` process alone, beside the same command serving a bare Flask endpoint
+   (``bench.bare``); ``wrk`` replays signed TaskRouter events against each in turn (figures 1, 2);
+2. transfers: ``web``, ``worker`` and ``beat`` with their default settings; transfers are asked for
+   by ``bench.loadgen`` in a process of its own, and timed by the simulator (figures 3 to 7).
+
+Every comparison runs its baseline in the same run and reports the ratio. Absolute times are
+reported, not judged; targets are judged on ratios and on the times the issue names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from baton.devstack import DevStack, Process, RedisServer, free_port, read_procfile
+from baton.store import Store, connect_redis
+from bench import ingest
+from bench.ingest import WrkResult, process_tree, process_tree_cpu
+from bench.transfers import (
+    Sent,
+    completed_at,
+    percentile,
+    post_transfers,
+    reaction_times,
+    start_times,
+    twilio_requests_between,
+    wait_finished,
+)
+from bench.world import Held, World, add_messages, connect, start_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+START_TRANSFERS = 30
+# Kept back from the time budget for stopping the stacks and writing the results.
+RESERVE_S = 20
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- the machine ------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = next((line.split(":", 1)[1].strip() for line in _lscpu().splitlines()
+                  if line.startswith("Model name")), platform.processor())
+    return {"cpu_model": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "kernel": platform.release(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE")
+                                                              * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+
+
+def _lscpu() -> str:
+    try:
+        return subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+# --- figures 1 and 2 --------------------------------------------------------------------------------
+
+
+def _wait_ready(url: str, process: Process, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if not process.alive():
+            break
+        time.sleep(0.1)
+    raise RuntimeError(f"{process.name} did not become ready:\n{process.log_tail()}")
+
+
+def run_ingest(seconds: float) -> dict[str, Any]:
+    """Figures 1 and 2: the web process against the bare endpoint, under the same gunicorn command."""
+    redis_server = RedisServer().start()
+    stack = DevStack(redis_server.url)
+    bare: Process | None = None
+    try:
+        # Only the web process: the enqueued jobs wait in this Redis, which is thrown away afterwards.
+        stack.start(processes=("web",))
+        env = stack.environment()
+        bare_port = free_port()
+        bare = Process("bare", ingest.bare_command(read_procfile()["web"]), {**env, "PORT": str(bare_port)},
+                       stack.log_dir)
+        bare_url = f"http://127.0.0.1:{bare_port}/webhooks/taskrouter"
+        _wait_ready(f"http://127.0.0.1:{bare_port}/readyz", bare)
+        baton_url = f"{stack.web_url}/webhooks/taskrouter"
+        web_pid, bare_pid = stack.processes["web"].popen.pid, bare.popen.pid
+        token, workspace = env["TWILIO_AUTH_TOKEN"], env["TWILIO_WORKSPACE_SID"]
+
+        def requests_file(name: str, count: int, transfers: bool, seed: int) -> Path:
+            path = ingest.temporary_file(name)
+            ingest.write_requests(path, baton_url, token, workspace, count, transfers, seed)
+            return path
+
+        others = requests_file("others.txt", 5000, False, 1)
+        runs: dict[str, list[WrkResult]] = {"bare": [], "others": [], "transfers": []}
+
+        def measure(name: str, url: str, path: Path, pid: int, connections: int = 16,
+                    rate: float | None = None) -> WrkResult:
+            result = ingest.run_wrk(url, path, seconds, connections, pid, rate)
+            if result.errors:
+                raise RuntimeError(f"wrk saw {result.errors} errors against {name}: see {stack.log_dir}")
+            log(f"  {name:<22} {result.rps:7.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+                f"(server CPU {result.server_cpu_s:.1f} s, wrk CPU {result.client_cpu_s:.1f} s)")
+            return result
+
+        log("figures 1-2: wrk against the bare endpoint and /webhooks/taskrouter, twice each, alternating")
+        for round_ in range(2):
+            runs["bare"].append(measure("bare", bare_url, others, bare_pid))
+            runs["others"].append(measure("not transfers", baton_url, others, web_pid))
+            # Each event of the transfer runs has a Sid never seen before: each is claimed and enqueued.
+            count = math.ceil(max(runs["others"][-1].rps, 500) * seconds * 0.8)
+            transfers = requests_file(f"transfers-{round_}.txt", count, True, 10 + round_)
+            runs["transfers"].append(measure("transfers", baton_url, transfers, web_pid))
+            transfers.unlink()
+        saturation = measure("bare, 2x connections", bare_url, others, bare_pid, connections=32)
+        best = {name: max(results, key=lambda r: r.rps) for name, results in runs.items()}
+        half = best["others"].rps / 2
+        log(f"figure 1: p99 at half the maximum rate ({half:.0f} req/s)")
+        others_half = measure("not transfers, paced", baton_url, others, web_pid, connections=16, rate=half)
+        bare_half = measure("bare, paced", bare_url, others, bare_pid, connections=16, rate=half)
+        return {"runs": {name: [r.to_dict() for r in results] for name, results in runs.items()},
+                "best": {name: r.to_dict() for name, r in best.items()},
+                "saturation": saturation.to_dict(), "half_rate": half,
+                "others_half": others_half.to_dict(), "bare_half": bare_half.to_dict(),
+                "wrapped_transfer_runs": sum(r.wrapped for r in runs["transfers"])}
+    finally:
+        if bare is not None:
+            bare.stop(10)
+        stack.stop()
+        redis_server.stop()
+
+
+# --- figures 3 to 7 ---------------------------------------------------------------------------------
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its descendants (the Procfile line's shell excluded), MiB."""
+    total = 0
+    for child in process_tree(pid):
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+            name = Path(f"/proc/{child}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name == "bash":
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total / 1024
+
+
+def memory(world: World) -> dict[str, float]:
+    return {name: round(rss_mib(world.stack.processes[name].popen.pid), 1) for name in ("web", "worker")}
+
+
+def cpu(world: World, redis_pid: int) -> dict[str, float]:
+    """CPU seconds so far of Baton's processes, of Redis and of the harness (where the simulator lives)."""
+    usage = {name: process_tree_cpu(process.popen.pid) for name, process in world.stack.processes.items()}
+    usage["redis"] = process_tree_cpu(redis_pid)
+    usage["simulator"] = time.process_time()
+    return usage
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before[name], 1) for name in after}
+
+
+class TransferBench:
+    """The transfer stack, its conversations and the phases that measure figures 3 to 7."""
+
+    def __init__(self, world: World, redis_server: RedisServer):
+        self.world = world
+        self.store = Store(connect_redis(redis_server.url))
+        self.redis_pid = redis_server.popen.pid
+        self.finished = 0
+
+    def pairs(self, conversations: list[Held], targets: list[str]) -> list[tuple[Held, str]]:
+        return [(held, targets[n % len(targets)]) for n, held in enumerate(conversations)]
+
+    def run(self, pairs: list[tuple[Held, str]], rate: float, drain_s: float) -> tuple[list[Sent], dict[str, Any]]:
+        """Post the transfers at ``rate``, wait for them to finish (``drain_s`` at most after the last)."""
+        before = cpu(self.world, self.redis_pid)
+        sent = post_transfers(self.world, pairs, rate)
+        refused = Counter(s.status for s in sent if s.status != 202)
+        finals = wait_finished(self.store, [s.transfer_id for s in sent if s.transfer_id], drain_s)
+        self.finished += len(finals)
+        spent = cpu_delta(before, cpu(self.world, self.redis_pid))
+        return sent, {"finals": finals, "refused": dict(refused), "cpu_s": spent}
+
+
+def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """Figures 3 to 7 on one stack: web, worker and beat as the Procfile starts them."""
+    redis_server = RedisServer().start()
+    out: dict[str, Any] = {}
+    world = start_stack(redis_server.url)
+    try:
+        bench = TransferBench(world, redis_server)
+        out["idle_rss_mib"] = memory(world)
+        reaction_n = int(args.reaction_rate * args.reaction_s)
+        sustained_n = int(args.sustained_rate * args.sustained_s)
+        planned = START_TRANSFERS + 2 * args.context_repeats + reaction_n + sustained_n
+        bulk_n = max(0, args.memory_transfers - planned)
+        # Enough senders that none passes the agent API's rate limit (20 requests in 10 s) at the highest rate.
+        senders = max(60, math.ceil(max(args.sustained_rate, args.bulk_rate) * 1.5))
+        world.add_agents(senders=senders, sender_capacity=math.ceil((planned + bulk_n) / senders) + 1, rejecters=4,
+                         pool=8, reject_delay_s=args.reject_delay_s, accept_delay_s=args.accept_delay_s)
+        log(f"opening {planned + bulk_n:,} customer conversations, held by {senders} senders")
+        t0 = time.monotonic()
+        start_convs = world.open_conversations(START_TRANSFERS)
+        short = world.open_conversations(args.context_repeats, messages=10)
+        long = world.open_conversations(args.context_repeats, messages=0)
+        for held in long:
+            add_messages(world.sim, held, args.long_messages, world.identities[held.sender_sid])
+        reaction_convs = world.open_conversations(reaction_n)
+        sustained_convs = world.open_conversations(sustained_n)
+        bulk_convs = world.open_conversations(bulk_n)
+        log(f"  done in {time.monotonic() - t0:.1f} s")
+        connect(world)
+
+        log(f"figure 4: transfer start (POST /v1/transfers -> invite at the simulator), {START_TRANSFERS} "
+            "transfers at 5/s")
+        sent, info = bench.run(bench.pairs(start_convs, world.pool), 5, 30)
+        out["start"] = {"times_ms": _ms(list(start_times(world, sent).values())), "refused": info["refused"]}
+
+        log(f"figure 5: context cost, {args.context_repeats} transfers each on 10 and {args.long_messages:,} "
+            "messages, alternating, one at a time")
+        alternating = [held for pair in zip(short, long, strict=True) for held in pair]
+        sent, info = bench.run(bench.pairs(alternating, world.pool), 1 / 1.5, 30)
+        out["context"] = _context(world, sent, short)
+
+        log(f"figure 3: reaction time, {reaction_n} transfers at {args.reaction_rate:g}/s, each rejected by its "
+            f"target after {args.reject_delay_s:g} s, then accepted from the pool after {args.accept_delay_s:g} s")
+        sent, info = bench.run(bench.pairs(reaction_convs, world.rejecters), args.reaction_rate, args.drain_s)
+        out["reaction"] = _transfer_phase(world, sent, info)
+        _log_phase(out["reaction"])
+
+        # Figure 7: resident memory after 1,000 transfers, then after as many more as the budget allows,
+        # each accepted by the first agent it is offered to. They go in chunks of about 20 s, each at
+        # the pace the one before completed at, so that no backlog builds up.
+        out["memory"] = {}
+        # The first chunk goes at about the pace figure 3's transfers completed at (those had more to do).
+        remaining = list(bulk_convs)
+        rate = max(5.0, min(args.bulk_rate, 1.3 * out["reaction"]["completed_per_s"]))
+        for label, goal in (("first", 1_000), ("last", args.memory_transfers)):
+            while remaining and bench.finished < goal:
+                # Figure 6 runs last (an overload leaves work behind): its time is kept back.
+                budget = (args.budget_s - (time.monotonic() - started) - RESERVE_S - args.sustained_s
+                          - args.drain_s)
+                count = min(goal - bench.finished, len(remaining), int(rate * min(20.0, budget - 10)))
+                if count <= 0:
+                    log(f"figure 7: the time budget ends after {bench.finished:,} transfers (goal {goal:,})")
+                    break
+                chunk_started = time.time()
+                sent, info = bench.run(bench.pairs(remaining[:count], world.pool), rate, args.drain_s)
+                remaining = remaining[count:]
+                done = [at for t in info["finals"].values() if (at := completed_at(t)) is not None]
+                pace = len(done) / max(max(done, default=chunk_started) - chunk_started, 1e-9)
+                out.setdefault("bulk", []).append({
+                    "offered": count, "rate": rate, "completed_per_s": round(pace, 1),
+                    "statuses": dict(Counter(t.status for t in info["finals"].values())),
+                    "refused": info["refused"], "cpu_s": info["cpu_s"]})
+                log(f"figure 7: {count:,} transfers offered at {rate:.0f}/s completed at {pace:.1f}/s; "
+                    f"{bench.finished:,} so far")
+                rate = max(2.0, min(args.bulk_rate, pace * 1.1))
+            out["memory"][label] = {"transfers": bench.finished, "rss_mib": memory(world)}
+            log(f"  RSS after {bench.finished:,} transfers: {out['memory'][label]['rss_mib']}")
+        # Figure 6 last: offered more than it can take, the stack is left with work that would skew the others.
+        log(f"figure 6: sustained throughput, {sustained_n} complete transfers offered at {args.sustained_rate:g}/s")
+        sent, info = bench.run(bench.pairs(sustained_convs, world.rejecters), args.sustained_rate, args.drain_s)
+        out["sustained"] = _transfer_phase(world, sent, info)
+        _log_phase(out["sustained"])
+
+        return out
+    finally:
+        world.stack.stop()
+        redis_server.stop()
+
+
+def _context(world: World, sent: list[Sent], short: list[Held]) -> dict[str, Any]:
+    """Figure 5's transfers: the time to the invite, and the Twilio requests made meanwhile."""
+    invites = start_times(world, sent)
+    context: dict[str, Any] = {"short": [], "long": []}
+    for s in sent:
+        if s.held.channel_sid in invites:
+            made = twilio_requests_between(world, s.sent, s.sent + invites[s.held.channel_sid])
+            context["short" if s.held in short else "long"].append({
+                "ms": round(invites[s.held.channel_sid] * 1000, 2), "twilio_requests": sum(made.values()),
+                "by_endpoint": dict(made)})
+    return context
+
+
+def _log_phase(phase: dict[str, Any]) -> None:
+    reaction = phase["reaction_ms"]
+    log(f"  {phase['statuses']}; {phase['completed_per_s']}/s completed; reaction p50 {_fmt(percentile(reaction, 50))}"
+        f" ms, p99 {_fmt(percentile(reaction, 99))} ms; CPU s {phase['cpu_s']}")
+
+
+def _ms(seconds: list[float]) -> list[float]:
+    return [round(value * 1000, 2) for value in seconds]
+
+
+def _transfer_phase(world: World, sent: list[Sent], info: dict[str, Any]) -> dict[str, Any]:
+    finals = info["finals"]
+    done = sorted(at for t in finals.values() if (at := completed_at(t)) is not None)
+    sent_at = sorted(s.sent for s in sent if s.sent)
+    statuses = Counter(t.status for t in finals.values())
+    completed = statuses.get("completed", 0)
+    durations = [at - s.sent for s in sent if s.transfer_id in finals
+                 and (at := completed_at(finals[s.transfer_id])) is not None]
+    return {
+        "offered": len(sent),
+        "offered_rate": round((len(sent_at) - 1) / max(sent_at[-1] - sent_at[0], 1e-9), 1) if sent_at else 0.0,
+        "statuses": dict(statuses),
+        "refused": info["refused"],
+        # The pace at which transfers completed, from the first completion to the last.
+        "completed_per_s": round((len(done) - 1) / max(done[-1] - done[0], 1e-9), 2) if len(done) > 1 else 0.0,
+        "request_to_completion_s": {"p50": _round(percentile(durations, 50)), "p99": _round(percentile(durations, 99)),
+                                    "last_after_first_request": _round(done[-1] - sent_at[0]) if done else None},
+        "reaction_ms": _ms(reaction_times(world, finals.values())),
+        "start_ms": _ms(list(start_times(world, sent).values())),
+        "cpu_s": info["cpu_s"],
+        "cpu_ms_per_completed": {name: round(seconds * 1000 / completed, 1) for name, seconds in info["cpu_s"].items()
+                                 } if completed else {},
+        "refused_reoffers_per_transfer": round(sum(
+            1 for t in finals.values() for e in t.timeline if e.event == "offer to excluded agent refused")
+            / max(len(finals), 1), 2),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+# --- the table --------------------------------------------------------------------------------------
+
+
+def _p(values: list[float], q: float) -> float | None:
+    return percentile(values, q)
+
+
+def figures(ingest_out: dict[str, Any], transfer_out: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per figure: what was measured, against what, the target and whether it is met."""
+    rows: list[dict[str, Any]] = []
+
+    def row(number: str, name: str, value: str, target: str, met: bool | None, **data: Any) -> None:
+        rows.append({"figure": number, "name": name, "value": value, "target": target, "met": met, **data})
+
+    if ingest_out:
+        _ingest_rows(ingest_out, row)
+    _transfer_rows(transfer_out, row)
+    return rows
+
+
+def _ingest_rows(ingest_out: dict[str, Any], row: Any) -> None:
+    best = ingest_out["best"]
+    bare, others, transfers = best["bare"]["rps"], best["others"]["rps"], best["transfers"]["rps"]
+    ratio1, ratio2 = others / bare, transfers / bare
+    row("1", "ingest, events not about transfers", f"{others:.0f}/s vs bare {bare:.0f}/s = {ratio1:.2f}",
+        ">= 0.80", ratio1 >= 0.8, ratio=round(ratio1, 3), baton_rps=others, bare_rps=bare)
+    half_others, half_bare = ingest_out["others_half"], ingest_out["bare_half"]
+    row("1b", f"p99 at half the max rate ({ingest_out['half_rate']:.0f}/s)",
+        f"{half_others['p99_ms']:.1f} ms (bare {half_bare['p99_ms']:.1f} ms)", "reported", None,
+        baton_p99_ms=half_others["p99_ms"], bare_p99_ms=half_bare["p99_ms"])
+    row("2", "ingest, transfer events (signed, deduplicated, enqueued)",
+        f"{transfers:.0f}/s vs bare {bare:.0f}/s = {ratio2:.2f}", ">= 0.60", ratio2 >= 0.6,
+        ratio=round(ratio2, 3), baton_rps=transfers, bare_rps=bare)
+
+
+def _transfer_rows(transfer_out: dict[str, Any], row: Any) -> None:
+    reaction = transfer_out["reaction"]["reaction_ms"]
+    p50, p99 = _p(reaction, 50), _p(reaction, 99)
+    row("3", f"reaction time, offered {transfer_out['reaction']['offered_rate']:.0f} transfers/s",
+        f"p50 {_fmt(p50)} ms, p99 {_fmt(p99)} ms (n={len(reaction)})", "p50 <= 15, p99 <= 60 ms",
+        bool(reaction) and p50 <= 15 and p99 <= 60, p50_ms=p50, p99_ms=p99)
+
+    starts = transfer_out["start"]["times_ms"]
+    p50 = _p(starts, 50)
+    row("4", "transfer start (POST -> invite), 5/s", f"p50 {_fmt(p50)} ms, p99 {_fmt(_p(starts, 99))} ms "
+        f"(n={len(starts)})", "p50 <= 40 ms", bool(starts) and p50 <= 40, p50_ms=p50)
+
+    context = transfer_out["context"]
+    short_ms = [c["ms"] for c in context["short"]]
+    long_ms = [c["ms"] for c in context["long"]]
+    short_requests = {c["twilio_requests"] for c in context["short"]}
+    long_requests = {c["twilio_requests"] for c in context["long"]}
+    if short_ms and long_ms:
+        ratio5 = statistics.median(long_ms) / statistics.median(short_ms)
+        same = short_requests == long_requests and len(short_requests) == 1
+        row("5", "context cost: 100,000 vs 10 messages",
+            f"{statistics.median(long_ms):.1f} vs {statistics.median(short_ms):.1f} ms = {ratio5:.2f}; "
+            f"Twilio requests {sorted(long_requests)} vs {sorted(short_requests)}",
+            "same requests, ratio <= 1.3", same and ratio5 <= 1.3, ratio=round(ratio5, 3))
+    else:
+        row("5", "context cost: 100,000 vs 10 messages", "no invite seen", "same requests, ratio <= 1.3", False)
+
+    sustained = transfer_out["sustained"]
+    reaction = sustained["reaction_ms"]
+    p99 = _p(reaction, 99)
+    rate = sustained["completed_per_s"]
+    completed = sustained["statuses"].get("completed", 0)
+    unfinished = sustained["offered"] - completed
+    paces = [chunk["completed_per_s"] for chunk in transfer_out.get("bulk", [])]
+    row("6", f"sustained complete transfers, offered {sustained['offered_rate']:.0f}/s",
+        f"{rate:.1f}/s completed, {unfinished} unfinished after the drain; p99 reaction {_fmt(p99)} ms"
+        + (f"; fig. 7 pace {max(paces):.1f}/s" if paces else ""),
+        ">= 50/s, p99 <= 250 ms", unfinished == 0 and rate >= 50 and p99 is not None and p99 <= 250,
+        completed_per_s=rate, p99_reaction_ms=p99, unfinished=unfinished,
+        figure7_pace_per_s=max(paces) if paces else None)
+
+    first, last = transfer_out["memory"]["first"], transfer_out["memory"]["last"]
+    growth = {name: last["rss_mib"][name] / first["rss_mib"][name] - 1 for name in ("web", "worker")}
+    enough = last["transfers"] >= 10_000
+    row("7", f"RSS after {last['transfers']:,} vs {first['transfers']:,} transfers",
+        ", ".join(f"{name} {first['rss_mib'][name]:.0f} -> {last['rss_mib'][name]:.0f} MiB "
+                  f"({growth[name]:+.1%})" for name in growth) + ("" if enough else " (10,000 not reached)"),
+        "within 10 % (10,000 vs 1,000)", all(abs(g) <= 0.10 for g in growth.values()) if enough else None,
+        growth={name: round(g, 4) for name, g in growth.items()}, reached_10000=enough)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    marks = {True: "met", False: "MISSED", None: "-"}
+    lines = [f"{'#':<3} {'figure':<58} {'measured':<70} {'target':<26} result", "-" * 166]
+    for r in rows:
+        lines.append(f"{r['figure']:<3} {r['name']:<58} {r['value']:<70} {r['target']:<26} {marks[r['met']]}")
+    return "\n".join(lines)
+
+
+# --- main -------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--ingest-s", type=float, default=5.0, help="seconds of each wrk run")
+    parser.add_argument("--reaction-rate", type=float, default=20.0)
+    parser.add_argument("--reaction-s", type=float, default=6.0)
+    parser.add_argument("--sustained-rate", type=float, default=50.0)
+    parser.add_argument("--sustained-s", type=float, default=8.0)
+    parser.add_argument("--bulk-rate", type=float, default=50.0, help="figure 7's highest transfers per second")
+    parser.add_argument("--memory-transfers", type=int, default=10_000)
+    parser.add_argument("--context-repeats", type=int, default=6)
+    parser.add_argument("--long-messages", type=int, default=100_000)
+    parser.add_argument("--reject-delay-s", type=float, default=1.0, help="a target's time to reject an offer")
+    parser.add_argument("--accept-delay-s", type=float, default=0.5, help="a pool agent's time to accept")
+    parser.add_argument("--drain-s", type=float, default=60.0, help="longest wait for a phase's transfers to end")
+    parser.add_argument("--budget-s", type=float, default=570.0, help="the whole run's time budget")
+    parser.add_argument("--skip-ingest", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if shutil.which("wrk") is None:
+        log("wrk is not installed: apt-get install -y wrk (make bench does it as root)")
+        return 2
+    started = time.monotonic()
+    when = datetime.datetime.now(datetime.timezone.utc)
+    log(f"load average before: {load_average():.2f} (other work on this machine skews every figure)")
+    ingest_out = {} if args.skip_ingest else run_ingest(args.ingest_s)
+    transfer_out = run_transfers(args, started)
+    rows = figures(ingest_out, transfer_out)
+    seconds = time.monotonic() - started
+    results = {"date": when.isoformat(timespec="seconds"), "machine": machine(), "commit": _commit(),
+               "command": "make bench", "arguments": sys.argv[1:] if argv is None else argv,
+               "runtime_s": round(seconds, 1), "load_average_after": round(load_average(), 2),
+               "figures": rows, "ingest": ingest_out, "transfers": _without_finals(transfer_out)}
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(table(rows))
+    print(f"\n{len([r for r in rows if r['met'] is False])} missed; {seconds:.0f} s; figures in {args.out}")
+    return 0
+
+
+def _commit() -> str:
+    """The commit measured, and whether the working tree differed from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}{' + uncommitted changes' if dirty else ''}"
+
+
+def _without_finals(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {key: _without_finals(value) for key, value in data.items() if key != "finals"}
+    return data
+
+
+if __name__ == "__main__":
+    sys.exit(main())
