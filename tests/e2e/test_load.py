@@ -23,6 +23,7 @@ def load(request):
     return run
 
 
+@pytest.mark.timeout(300)
 def test_concurrent_transfers_end_as_scripted(load):
     """30 concurrent transfers with rejections, timeouts and every webhook twice: all end as scripted, no duplicates."""
     result = load(30, seed=3, timeout=120)
@@ -31,8 +32,9 @@ def test_concurrent_transfers_end_as_scripted(load):
     assert {script for script, _ in result.outcomes} == {"accept", "reject", "ignore", "unanswerable"}
 
 
+@pytest.mark.timeout(300)
 def test_transfers_end_as_scripted_with_a_fifth_of_twilio_requests_failing(load):
     """With 20 % of Twilio requests failing (429, 500, 503, dropped), every transfer still ends as scripted."""
-    result = load(30, seed=5, fault_rate=0.2, timeout=180)
+    result = load(30, seed=5, fault_rate=0.2, timeout=240)
     assert result.ok, result.report()
     assert result.twilio_faults > 0
