@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_transfer_lifecycle import closes_of, events_of, invites_of, new_task
+from test_transfer_lifecycle import closes_of, events_of, invites_of, new_task, new_task_reaches
 
 from simulator.scenario import open_conversation
 
@@ -74,7 +74,7 @@ def test_cancel_before_acceptance_and_refused_after(stack, baton, agents, conver
     assert baton.cancel(transfer_id, "alice").status_code == 202
     transfer = baton.wait(transfer_id)
     assert transfer["status"] == "canceled"
-    assert new_task(stack, transfer).assignment_status == "canceled"
+    assert new_task_reaches(stack, transfer, "canceled")
     assert stack.simulator.taskrouter.task(conversation.task_sid).assignment_status == "assigned"
     assert closes_of(stack, conversation) == []
 
@@ -101,7 +101,7 @@ def test_conversation_going_away_cancels_a_pending_transfer(stack, baton, agents
     transfer = baton.wait(transfer_id)
     assert transfer["status"] == "canceled"
     assert goes_away in [e["event"] for e in transfer["timeline"]]
-    assert new_task(stack, transfer).assignment_status == "canceled"
+    assert new_task_reaches(stack, transfer, "canceled")
 
 
 def test_queue_transfer_closes_the_sender_on_queue_entry_when_configured(stack, baton, agents, conversation):
