@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ def post_transfers(world: World, pairs: Sequence[tuple[Held, str]], rate: float,
     subprocess.run([sys.executable, "-m", "bench.loadgen", str(folder / "plan.json"), str(folder / "results.json")],
                    cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     results = json.loads((folder / "results.json").read_text())
+    shutil.rmtree(folder, ignore_errors=True)
     return [Sent(held, to, r.get("due", 0.0), r.get("sent", 0.0), r.get("answered", 0.0), r.get("status"),
                  r.get("id")) for (held, to), r in zip(pairs, results, strict=True)]
 
