@@ -40,7 +40,7 @@ from baton.transfers import (
     target_type_of,
 )
 from baton.twilio_gateway import PermanentTwilioError, TaskSnapshot
-from workers.celery_app import CANCEL_TRANSFER, LEAVE_TRANSFER, RUN_TRANSFER, TRANSFER_DEADLINE, send_job
+from workers.celery_app import CANCEL_TRANSFER, LEAVE_TRANSFER, RUN_TRANSFER, send_job
 
 blueprint = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -75,14 +75,14 @@ def create_transfer():
                         summary_requested=body["summary"], conversation_sid=task.attributes.get("conversationSid"))
     step = start(transfer, now=time.time())
     created = current_store().create(Record(step.transfer, step.actions), idempotency_key,
-                                     caller.worker_sid or caller.identity)
+                                     caller.worker_sid or caller.identity,
+                                     deadline=step.transfer.created_at + settings.transfer_timeout_s)
     logs.bind(transfer_id=created.transfer.id, task_sid=task_sid)
     if created.conflict:
         raise ApiError(409, "transfer_in_progress",
                        f"Task {task_sid} already has a transfer in progress: {created.transfer.id}")
     if created.new:
         send_job(current_celery(), RUN_TRANSFER, transfer.id)
-        send_job(current_celery(), TRANSFER_DEADLINE, transfer.id, countdown=settings.transfer_timeout_s)
     elif created.transfer.status == REQUESTED:
         # The first request may have been stored but not enqueued (broker away: it got a 503);
         # running a transfer is idempotent, so the replay enqueues it again.

@@ -12,6 +12,7 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
   recent                    sorted set of transfer ids by last update (the admin page's list)
   pending                   sorted set of the transfers not yet finished (or with actions left), by last update
+  deadlines                 sorted set of the transfers not yet finished, by when they time out (transfer_timeout_s)
   metrics                   hash: the Celery workers' metric samples (``baton.metrics``), added to after each task
 
 Celery's queue (the list ``celery``) is read here too, for its length.
@@ -80,8 +81,8 @@ class Created:
 # is a conflict; otherwise the transfer is recorded and becomes the task's active one.
 _CREATE = """
 local idem_key, active_key, transfer_key, list_key, recent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local conversation_key, pending_key = KEYS[6], KEYS[7]
-local id, record, score, idem_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local conversation_key, pending_key, deadlines_key = KEYS[6], KEYS[7], KEYS[8]
+local id, record, score, idem_ttl, deadline = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if idem_key ~= '' then
   local earlier = redis.call('GET', idem_key)
   if earlier then return {'replay', earlier} end
@@ -93,6 +94,7 @@ redis.call('SET', transfer_key, record)
 redis.call('ZADD', list_key, score, id)
 redis.call('ZADD', recent_key, score, id)
 redis.call('ZADD', pending_key, score, id)
+if deadline ~= '' then redis.call('ZADD', deadlines_key, deadline, id) end
 if conversation_key ~= '' then redis.call('SADD', conversation_key, id) end
 if idem_key ~= '' then redis.call('SET', idem_key, id, 'EX', idem_ttl) end
 return {'created', id}
@@ -102,6 +104,14 @@ return {'created', id}
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+# The transfers whose deadline has passed, each pushed back by ARGV[2] seconds: a sweep hands each one
+# out once, and again only if the transfer is still not finished that much later.
+_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]) + tonumber(ARGV[2]), id) end
+return due
 """
 
 
@@ -122,6 +132,7 @@ class Store:
         self.lock_timeout_s = lock_timeout_s
         self._create = client.register_script(_CREATE)
         self._release = client.register_script(_RELEASE)
+        self._due = client.register_script(_DUE)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -135,10 +146,12 @@ class Store:
 
     # transfers
 
-    def create(self, record: Record, idempotency_key: str | None = None, caller: str | None = None) -> Created:
+    def create(self, record: Record, idempotency_key: str | None = None, caller: str | None = None,
+               deadline: float | None = None) -> Created:
         """Record a new transfer unless the request is a replay or its task already has one in progress.
 
         Idempotency keys are the caller's own (``caller``: who sent the request; by default the sender).
+        ``deadline``: when the transfer times out if it is not over by then (``due_deadlines`` finds it).
         """
         transfer = record.transfer
         scope = caller or transfer.from_worker_sid
@@ -147,8 +160,9 @@ class Store:
                   self._key("task", transfer.from_task_sid, "active"), self._key("transfer", transfer.id),
                   self._key("task", transfer.from_task_sid, "transfers"), self._key("recent"),
                   self._conversation_key(transfer.conversation_sid) if transfer.conversation_sid else "",
-                  self._key("pending")],
-            args=[transfer.id, self._encode(record), transfer.updated_at, IDEMPOTENCY_TTL_S],
+                  self._key("pending"), self._key("deadlines")],
+            args=[transfer.id, self._encode(record), transfer.updated_at, IDEMPOTENCY_TTL_S,
+                  "" if deadline is None else repr(deadline)],
         )
         if outcome == "created":
             return Created(transfer, new=True)
@@ -175,6 +189,7 @@ class Store:
                 if transfer.conversation_sid:
                     pipe.srem(self._conversation_key(transfer.conversation_sid), transfer.id)
                 pipe.zrem(self._key("pending"), transfer.id)
+                pipe.zrem(self._key("deadlines"), transfer.id)
             else:
                 pipe.set(key, self._encode(record))
                 pipe.zadd(self._key("pending"), {transfer.id: transfer.updated_at})
@@ -192,6 +207,10 @@ class Store:
     def stale_transfers(self, unchanged_since: float, limit: int = 500) -> list[str]:
         """Transfers not finished (or with actions left) whose record has not moved since ``unchanged_since``."""
         return self.redis.zrangebyscore(self._key("pending"), "-inf", unchanged_since, start=0, num=limit)
+
+    def due_deadlines(self, now: float, again_after_s: float, limit: int = 500) -> list[str]:
+        """Transfers past their deadline and not finished; each is handed out again only ``again_after_s`` later."""
+        return self._due(keys=[self._key("deadlines")], args=[repr(now), repr(again_after_s), limit])
 
     def active_transfers_of_conversation(self, conversation_sid: str) -> list[str]:
         """The ids of the transfers in progress in a conversation (warm transfers can make it several)."""

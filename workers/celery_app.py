@@ -23,7 +23,8 @@ TASKROUTER_EVENT = "baton.taskrouter_event"      # (transfer_id, fields): a Task
 CONVERSATION_EVENT = "baton.conversation_event"  # (transfer_id, fields): an event of its conversation
 CANCEL_TRANSFER = "baton.cancel_transfer"        # (transfer_id, by_worker_sid): the sender canceled it
 LEAVE_TRANSFER = "baton.leave_transfer"          # (transfer_id, by_worker_sid): the warm sender leaves
-TRANSFER_DEADLINE = "baton.transfer_deadline"    # (transfer_id): enqueued with countdown=transfer_timeout_s
+TRANSFER_DEADLINE = "baton.transfer_deadline"    # (transfer_id): its transfer_timeout_s has passed
+SWEEP_DEADLINES = "baton.sweep_deadlines"        # (): every DEADLINE_SWEEP_S, from Celery beat
 RECONCILE = "baton.reconcile"                    # (): every reconcile_every_s, from Celery beat
 RECONCILE_TRANSFER = "baton.reconcile_transfer"  # (transfer_id): catch up one transfer that stopped moving
 
@@ -37,6 +38,12 @@ VISIBILITY_TIMEOUT_S = 3600
 TASK_TIME_LIMIT_S = 120
 TASK_SOFT_TIME_LIMIT_S = 90
 MAX_RETRY_DELAY_S = 300
+# Deadlines are kept in Redis (baton.store) and swept by beat, not sent as countdown messages: with Redis
+# as the broker a worker holds every countdown message in memory until it is due (one per transfer of the
+# last transfer_timeout_s), and such messages can be lost when a worker restarts (kombu#533).
+DEADLINE_SWEEP_S = 5.0
+# A transfer still unfinished this long after its deadline task was enqueued gets another one.
+DEADLINE_AGAIN_AFTER_S = 60.0
 
 
 def create_celery(config: Config) -> Celery:
@@ -73,6 +80,7 @@ def create_celery(config: Config) -> Celery:
         "reconcile": {"task": RECONCILE, "schedule": config.reconcile_every_s,
                       # A tick nobody ran in time is replaced by the next one, never piled up.
                       "options": {"expires": config.reconcile_every_s}},
+        "deadlines": {"task": SWEEP_DEADLINES, "schedule": DEADLINE_SWEEP_S, "options": {"expires": DEADLINE_SWEEP_S}},
     }
     celery.baton_config = config  # the tasks build their engine from it, in each worker process
     return celery

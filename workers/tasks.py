@@ -20,10 +20,12 @@ from baton.twilio_gateway import TwilioGateway
 from workers.celery_app import (
     CANCEL_TRANSFER,
     CONVERSATION_EVENT,
+    DEADLINE_AGAIN_AFTER_S,
     LEAVE_TRANSFER,
     RECONCILE,
     RECONCILE_TRANSFER,
     RUN_TRANSFER,
+    SWEEP_DEADLINES,
     TASKROUTER_EVENT,
     TRANSFER_DEADLINE,
     send_job,
@@ -75,6 +77,13 @@ def cancel_transfer(self: Task, transfer_id: str, by_worker_sid: str | None) -> 
 @shared_task(name=TRANSFER_DEADLINE, **RETRY_POLICY)
 def transfer_deadline(self: Task, transfer_id: str) -> None:
     _follow(self, transfer_id, engine().deadline(transfer_id))
+
+
+@shared_task(name=SWEEP_DEADLINES, **RETRY_POLICY)
+def sweep_deadlines(self: Task) -> None:
+    """Enqueue the deadline of every transfer whose transfer_timeout_s has passed."""
+    for transfer_id in engine().store.due_deadlines(time.time(), DEADLINE_AGAIN_AFTER_S):
+        send_job(self.app, TRANSFER_DEADLINE, transfer_id)
 
 
 @shared_task(name=RECONCILE, **RETRY_POLICY)

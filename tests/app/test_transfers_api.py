@@ -10,7 +10,7 @@ from edge_support import ADMIN_TOKEN, bearer
 
 from baton import transfers as t
 from baton.store import Record
-from workers.celery_app import CANCEL_TRANSFER, RUN_TRANSFER, TRANSFER_DEADLINE
+from workers.celery_app import CANCEL_TRANSFER, RUN_TRANSFER
 
 
 @pytest.fixture
@@ -42,9 +42,10 @@ def error_of(response) -> dict:
     return response.get_json()["error"]
 
 
-def test_post_records_the_transfer_and_enqueues_its_run_and_deadline(client, alice, request_body, scenario, store,
-                                                                     jobs):
-    """A transfer request is answered 202 with the transfer, stored as requested with a Prepare outbox, and enqueued."""
+def test_post_records_the_transfer_with_its_deadline_and_enqueues_its_run(client, alice, request_body, scenario,
+                                                                         store, jobs, config):
+    """A transfer request is answered 202 with the transfer, stored as requested with a Prepare outbox and its
+    deadline (transfer_timeout_s after its creation), and enqueued."""
     response = client.post("/v1/transfers", json={**request_body, "notes": "VIP, refund approved"}, headers=alice)
 
     assert response.status_code == 202
@@ -60,9 +61,10 @@ def test_post_records_the_transfer_and_enqueues_its_run_and_deadline(client, ali
 
     record = store.load(body["id"])
     assert record.transfer.status == t.REQUESTED and record.outbox == (t.Prepare(),)
-    run, deadline = jobs()
+    [run] = jobs()
     assert (run.name, run.args, run.eta) == (RUN_TRANSFER, [body["id"]], None)
-    assert (deadline.name, deadline.args) == (TRANSFER_DEADLINE, [body["id"]]) and deadline.eta is not None
+    timeout = store.settings(config.settings).transfer_timeout_s
+    assert store.redis.zscore("baton:deadlines", body["id"]) == record.transfer.created_at + timeout
 
 
 def test_sids_are_accepted_in_either_case_and_answered_in_twilio_lowercase(client, alice, request_body):
@@ -221,7 +223,7 @@ def test_a_second_transfer_of_a_task_conflicts(client, alice, request_body, scen
     response = client.post("/v1/transfers", json={**request_body, "to": scenario.queues["billing"]}, headers=alice)
     assert response.status_code == 409
     assert error_of(response)["code"] == "transfer_in_progress" and first["id"] in error_of(response)["message"]
-    assert [job.args for job in jobs()] == [[first["id"]], [first["id"]]]
+    assert [job.args for job in jobs()] == [[first["id"]]]
 
 
 def test_a_retried_request_with_its_idempotency_key_gets_the_same_transfer(client, alice, request_body, store, jobs):
@@ -232,7 +234,7 @@ def test_a_retried_request_with_its_idempotency_key_gets_the_same_transfer(clien
     assert (first.status_code, again.status_code) == (202, 202)
     assert again.get_json()["id"] == first.get_json()["id"]
     assert again.headers["Location"] == first.headers["Location"]
-    assert [job.name for job in jobs()] == [RUN_TRANSFER, TRANSFER_DEADLINE, RUN_TRANSFER]
+    assert [job.name for job in jobs()] == [RUN_TRANSFER, RUN_TRANSFER]
     assert len(store.redis.keys("baton:transfer:*")) == 1
 
 

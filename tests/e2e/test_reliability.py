@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from test_transfer_lifecycle import closes_of, invites_of
+import redis
+from test_transfer_lifecycle import closes_of, invites_of, new_task_reaches
+
+from workers.celery_app import DEADLINE_SWEEP_S
 
 pytestmark = pytest.mark.e2e
 
@@ -55,3 +60,20 @@ def test_a_permanent_twilio_error_fails_the_transfer_once(stack, baton, conversa
     assert (transfer["status"], transfer["failure"]["code"]) == ("failed", 20404)
     assert len(stack.simulator.requests.find("GET", f"/Workers/{ghost}")) == 1
     assert invites_of(stack, conversation) == []
+
+
+def test_beat_fails_a_transfer_past_its_deadline(stack, baton, agents, conversation):
+    """A transfer not accepted by its deadline (transfer_timeout_s, kept in Redis) is failed by beat's sweep,
+    and its new task is canceled; the sender keeps the conversation."""
+    baton.settings(max_attempts=20)
+    for name in stack.scenario.agents:
+        agents.policy(name, {"action": "ignore", "delay": 0})
+    transfer_id = baton.transfer("alice", conversation.task_sid, stack.scenario.agents["bob"]).json()["id"]
+    baton.wait(transfer_id, states=("offered",))
+    # Time passes: the deadline recorded at creation (600 s away) is now.
+    redis.Redis.from_url(stack.redis_url).zadd("baton:deadlines", {transfer_id: time.time()}, xx=True)
+
+    transfer = baton.wait(transfer_id, timeout=DEADLINE_SWEEP_S + 10)
+    assert (transfer["status"], transfer["timeline"][-1]["event"]) == ("failed", "transfer timeout")
+    assert new_task_reaches(stack, transfer, "canceled")
+    assert closes_of(stack, conversation) == []

@@ -73,6 +73,20 @@ def test_final_transfer_with_pending_actions_keeps_its_task(store):
     assert store.redis.ttl("baton:transfer:tr1") == -1
 
 
+def test_deadlines_are_handed_out_when_due_and_again_only_much_later(store):
+    """A transfer's deadline is due once its time has passed; a sweep hands it out, the next sweeps not until
+    ``again_after_s`` later (the transfer still not finished), and never once the transfer is over."""
+    store.create(Record(a_transfer("tr1")), deadline=100.0)
+    store.create(Record(a_transfer("tr2", task="WT" + "5" * 32)), deadline=200.0)
+    store.create(Record(a_transfer("tr3", task="WT" + "6" * 32)))
+    assert store.due_deadlines(99.0, again_after_s=60) == []
+    assert store.due_deadlines(150.0, again_after_s=60) == ["tr1"]
+    assert store.due_deadlines(205.0, again_after_s=60) == ["tr2"]
+    assert store.due_deadlines(210.1, again_after_s=60) == ["tr1"]
+    store.save(Record(dataclasses.replace(a_transfer("tr2", task="WT" + "5" * 32), status=t.FAILED)))
+    assert store.due_deadlines(10_000.0, again_after_s=60) == ["tr1"]
+
+
 def test_events_are_claimed_once(store):
     """An event sid is new the first time only."""
     assert store.claim_event("EV1") is True
