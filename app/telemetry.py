@@ -39,6 +39,12 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(blueprint)
 
 
+def log_at_debug() -> None:
+    """Log this request's line at DEBUG: a webhook about no transfer, most of a Flex workspace's stream
+    (thousands a minute in a large one), is counted in the metrics, not logged one by one."""
+    g.baton_log_at_debug = True
+
+
 def _start() -> None:
     g.baton_started = time.perf_counter()
     logs.bind(request_id=logs.request_id_from(request.headers.get("X-Request-ID")))
@@ -49,7 +55,8 @@ def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = logs.bound("request_id") or ""
     if request.blueprint == "webhooks" and request.url_rule is not None:
         metrics.webhook_answered(request.url_rule.rule.rsplit("/", 1)[-1], response.status_code, seconds)
-    level = logging.DEBUG if request.path in QUIET_PATHS else logging.INFO
+    quiet = request.path in QUIET_PATHS or (g.get("baton_log_at_debug", False) and response.status_code < 300)
+    level = logging.DEBUG if quiet else logging.INFO
     log.log(level, "%s %s %s", request.method, request.path, response.status_code,
             extra={"method": request.method, "path": request.path, "status": response.status_code,
                    "duration_ms": round(seconds * 1000, 1)})

@@ -22,6 +22,7 @@ from werkzeug.datastructures import MultiDict
 from app import current_celery, current_config, current_store
 from app.errors import ApiError
 from app.schemas import ConversationEventSchema, TaskRouterEventSchema, json_object, load_object
+from app.telemetry import log_at_debug
 from baton import logs
 from baton.engine import TRANSFER_EVENTS
 from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
@@ -56,6 +57,8 @@ def taskrouter_event():
             # Not enqueued: answer 5xx (below) so Twilio sends it again, and let that copy through.
             current_store().release_event(event["Sid"])
             raise
+    elif transfer_id is None:
+        log_at_debug()
     # TaskRouter's event reference asks for exactly this answer.
     return Response(status=204, content_type="application/json")
 

@@ -158,10 +158,9 @@ class TransferEngine:
         """Catch up a transfer that stopped moving: finish its outbox (its worker died), or ask Twilio
         what became of its new task and apply the events that were missed."""
         with self.store.lock(transfer_id) as lock:
-            record = self.store.load(transfer_id)
+            record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
             if record is None or (record.transfer.is_final and not record.outbox):
                 return Outcome()
-            settings = self.store.settings(self.config.settings)
             if not record.outbox:
                 try:
                     missed = self._missed_events(record.transfer, settings)
@@ -175,11 +174,10 @@ class TransferEngine:
 
     def _process(self, transfer_id: str, event: t.Event | None, task_sid: str | None = None) -> Outcome:
         with self.store.lock(transfer_id) as lock:
-            record = self.store.load(transfer_id)
+            record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
             if record is None:
                 log.warning("transfer %s not found (expired?)", transfer_id)
                 return Outcome()
-            settings = self.store.settings(self.config.settings)
             if event is not None and not self._is_about_other_task(record.transfer, task_sid):
                 record = self._apply(record, event, settings)
             return self._drain(record, settings, lock)

@@ -170,7 +170,15 @@ class Store:
         return Created(existing.transfer, new=False, conflict=outcome == "conflict")
 
     def load(self, transfer_id: str) -> Record | None:
-        raw = self.redis.get(self._key("transfer", transfer_id))
+        return self._decode(self.redis.get(self._key("transfer", transfer_id)))
+
+    def load_with_settings(self, transfer_id: str, defaults: Settings) -> tuple[Record | None, Settings]:
+        """The record (as ``load``) and the settings in force (as ``settings``), in one round trip."""
+        raw_record, raw_settings = self.redis.mget(self._key("transfer", transfer_id), self._key("settings"))
+        return self._decode(raw_record), self._settings_from(raw_settings, defaults)
+
+    @staticmethod
+    def _decode(raw: str | None) -> Record | None:
         if raw is None:
             return None
         data = json.loads(raw)
@@ -237,7 +245,10 @@ class Store:
 
     def settings(self, defaults: Settings) -> Settings:
         """The settings in force: the stored ones, else ``defaults`` (seeded from the environment)."""
-        raw = self.redis.get(self._key("settings"))
+        return self._settings_from(self.redis.get(self._key("settings")), defaults)
+
+    @staticmethod
+    def _settings_from(raw: str | None, defaults: Settings) -> Settings:
         return defaults if raw is None else Settings(**{**defaults.to_dict(), **json.loads(raw)})
 
     def save_settings(self, settings: Settings) -> None:

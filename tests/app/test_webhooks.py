@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from edge_support import PUBLIC_BASE_URL, payload, signature
@@ -76,6 +77,17 @@ def test_an_event_baton_does_not_act_on_is_answered_without_touching_redis(post_
     before = store.redis.dbsize()
     assert post_signed("/webhooks/taskrouter", {**payload(name), **change}).status_code == 204
     assert store.redis.dbsize() == before
+
+
+def test_events_about_no_transfer_are_logged_at_debug_and_the_others_at_info(post_signed, caplog):
+    """Most of the stream is about other tasks: its request lines are DEBUG; a transfer's event, and any
+    refusal, stay INFO."""
+    caplog.set_level(logging.DEBUG, logger="baton.requests")
+    post_signed("/webhooks/taskrouter", payload("taskrouter/reservation_accepted_not_a_transfer"))
+    post_signed("/webhooks/taskrouter", payload("taskrouter/reservation_created"))
+    post_signed("/webhooks/taskrouter", {**payload("taskrouter/reservation_accepted_not_a_transfer"), "Sid": ""})
+    lines = [(record.levelno, record.status) for record in caplog.records if record.name == "baton.requests"]
+    assert lines == [(logging.DEBUG, 204), (logging.INFO, 204), (logging.INFO, 400)]
 
 
 @pytest.mark.parametrize("missing", ["EventType", "Sid"])

@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import threading
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -78,10 +79,18 @@ def test_a_transfer_is_counted_with_the_webhooks_and_twilio_calls_of_both_halves
     assert answer.status_code == 202, answer.text
     assert baton.wait(answer.json()["id"])["status"] == "completed"
     stack.simulator.dispatcher.wait_idle()
-    after = scrape(stack.web_url)
 
     def grew(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
+
+    # The worker sends its samples every second (baton.metrics.RedisSink).
+    deadline = time.monotonic() + 10
+    after = scrape(stack.web_url)
+    while (grew("baton_twilio_request_duration_seconds_count", endpoint="participants.update") < 1
+           or grew("baton_transfers_total", outcome="completed", mode="cold") < 1):
+        assert time.monotonic() < deadline, "the worker's samples never reached Redis"
+        time.sleep(0.2)
+        after = scrape(stack.web_url)
 
     assert grew("baton_transfers_total", outcome="completed", mode="cold") == 1
     assert grew("baton_transfer_accept_seconds_count", mode="cold") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import redis
@@ -51,11 +52,11 @@ def test_the_workers_samples_in_redis_are_added_to_the_webs(client, store):
     cumulative buckets."""
     before = scrape(client)
     metrics.transfer_accepted("warm", 12.0)  # this process: the web's local metrics
-    sink = RedisSink(store)
+    sink = RedisSink(store, every_s=3600)
     sink.observe(ACCEPT_SECONDS, ("warm",), 3.0)
     sink.observe(ACCEPT_SECONDS, ("warm",), 700.0)
     sink.inc(TRANSFERS, ("completed", "warm"), 2)
-    assert store.metrics() == {}  # nothing leaves the worker before its task ends
+    assert store.metrics() == {}  # nothing leaves the worker before its flush
     sink.flush()
     after = scrape(client)
 
@@ -88,13 +89,24 @@ class StoreAway:
 def test_a_failed_flush_keeps_its_samples_for_the_next(store):
     """Redis away when a task ends: the worker's samples are kept and sent with the next flush."""
     away = StoreAway(store)
-    sink = RedisSink(away)
+    sink = RedisSink(away, every_s=3600)
     sink.inc(TRANSFERS, ("failed", "cold"))
     sink.flush()
     away.back = True
     sink.inc(TRANSFERS, ("failed", "cold"))
     sink.flush()
     assert store.metrics() == {metrics.sample_key("baton_transfers_total", ("outcome", "mode"), ("failed", "cold")): 2}
+
+
+def test_a_worker_process_flushes_its_samples_by_itself(store):
+    """No task end is needed: the recording process sends what it recorded every ``every_s`` seconds."""
+    sink = RedisSink(store, every_s=0.05)
+    sink.inc(TRANSFERS, ("canceled", "cold"))
+    deadline = time.monotonic() + 5
+    while not store.metrics() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sample = metrics.sample_key("baton_transfers_total", ("outcome", "mode"), ("canceled", "cold"))
+    assert store.metrics() == {sample: 1}
 
 
 def test_queue_depth_is_read_from_the_broker(client, store):
