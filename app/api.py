@@ -40,7 +40,7 @@ from baton.transfers import (
     target_type_of,
 )
 from baton.twilio_gateway import PermanentTwilioError, TaskSnapshot
-from workers.celery_app import CANCEL_TRANSFER, LEAVE_TRANSFER, RUN_TRANSFER, send_job
+from workers.celery_app import CANCEL_TRANSFER, LEAVE_TRANSFER, NEW_TRANSFER_PRIORITY, RUN_TRANSFER, send_job
 
 blueprint = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -82,11 +82,11 @@ def create_transfer():
         raise ApiError(409, "transfer_in_progress",
                        f"Task {task_sid} already has a transfer in progress: {created.transfer.id}")
     if created.new:
-        send_job(current_celery(), RUN_TRANSFER, transfer.id)
+        send_job(current_celery(), RUN_TRANSFER, transfer.id, priority=NEW_TRANSFER_PRIORITY)
     elif created.transfer.status == REQUESTED:
         # The first request may have been stored but not enqueued (broker away: it got a 503);
         # running a transfer is idempotent, so the replay enqueues it again.
-        send_job(current_celery(), RUN_TRANSFER, created.transfer.id)
+        send_job(current_celery(), RUN_TRANSFER, created.transfer.id, priority=NEW_TRANSFER_PRIORITY)
     # A replay answers exactly as the first request did.
     return _answer(created.transfer, 202, {"Location": f"/v1/transfers/{created.transfer.id}"})
 

@@ -15,7 +15,7 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   deadlines                 sorted set of the transfers not yet finished, by when they time out (transfer_timeout_s)
   metrics                   hash: the Celery workers' metric samples (``baton.metrics``), added to after each task
 
-Celery's queue (the list ``celery``) is read here too, for its length.
+Celery's queue (the list ``celery``, and one more list per priority) is read here too, for its length.
 """
 
 from __future__ import annotations
@@ -353,5 +353,14 @@ return {count, ttl}
         return {sample: float(value) for sample, value in self.redis.hgetall(self._key("metrics")).items()}
 
     def queue_depth(self, queue: str) -> int:
-        """Messages waiting in the Celery queue ``queue`` (the broker shares this database)."""
-        return int(self.redis.llen(queue))
+        """Messages waiting in the Celery queue ``queue`` (the broker shares this database), whatever their priority."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for key in celery_queue_lists(queue):
+                pipe.llen(key)
+            return sum(pipe.execute())
+
+
+def celery_queue_lists(queue: str) -> list[str]:
+    """The Redis lists that hold a Celery queue's messages: kombu keeps one per priority step (0, 3, 6, 9),
+    the queue's own name for priority 0."""
+    return [queue] + [f"{queue}\x06\x16{step}" for step in (3, 6, 9)]

@@ -38,6 +38,12 @@ VISIBILITY_TIMEOUT_S = 3600
 TASK_TIME_LIMIT_S = 120
 TASK_SOFT_TIME_LIMIT_S = 90
 MAX_RETRY_DELAY_S = 300
+# On Redis, kombu keeps one list per priority step and serves the lowest number first; messages
+# without a priority go to the first. A new transfer waits behind the events of the transfers under
+# way: past capacity, offers in progress are still re-routed in time and transfers keep completing at
+# the pace the stack carries, instead of all of them slowing down together (a rejected offer that waits
+# is offered to the same agent again and again, each time two more events to handle).
+NEW_TRANSFER_PRIORITY = 6
 # Deadlines are kept in Redis (baton.store) and swept by beat, not sent as countdown messages: with Redis
 # as the broker a worker holds every countdown message in memory until it is due (one per transfer of the
 # last transfer_timeout_s), and such messages can be lost when a worker restarts (kombu#533).
@@ -86,14 +92,17 @@ def create_celery(config: Config) -> Celery:
     return celery
 
 
-def send_job(celery: Celery, name: str, *args: object, countdown: float | None = None) -> None:
-    """Enqueue the task ``name`` with JSON arguments (ids and small dicts only).
+def send_job(celery: Celery, name: str, *args: object, countdown: float | None = None,
+             priority: int | None = None) -> None:
+    """Enqueue the task ``name`` with JSON arguments (ids and small dicts only); ``priority``: see
+    ``NEW_TRANSFER_PRIORITY``.
 
     The message's ``argsrepr`` (what Celery shows of the arguments, in events and monitoring tools)
     is only the first argument, the transfer id: the event's fields may carry a customer's address,
     and Celery's own ``saferepr`` of them costs a third of a publish.
     """
-    celery.send_task(name, args=args, countdown=countdown, argsrepr=repr(args[:1]), kwargsrepr="{}")
+    celery.send_task(name, args=args, countdown=countdown, priority=priority, argsrepr=repr(args[:1]),
+                     kwargsrepr="{}")
 
 
 # Logs and metrics, wired through Celery's signals (a receiver is called only in a worker or beat process,

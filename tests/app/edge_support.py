@@ -11,6 +11,8 @@ from typing import Any
 import redis
 from twilio.request_validator import RequestValidator
 
+from baton.store import celery_queue_lists
+
 PUBLIC_BASE_URL = "https://baton.example.com"
 ADMIN_TOKEN = "admin-token-for-the-tests"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -26,9 +28,9 @@ class Job:
 
 
 def queued_jobs(broker: redis.Redis) -> list[Job]:
-    """The jobs waiting in Celery's default queue, oldest first."""
-    # kombu LPUSHes each message onto the list named after the queue; workers pop from its tail.
-    messages = [json.loads(raw) for raw in reversed(broker.lrange("celery", 0, -1))]
+    """The jobs waiting in Celery's default queue, in the order a worker takes them: by priority, then oldest first."""
+    # kombu LPUSHes each message onto the list of the queue's priority; workers pop from its tail.
+    messages = [json.loads(raw) for key in celery_queue_lists("celery") for raw in reversed(broker.lrange(key, 0, -1))]
     return [Job(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0], m["headers"].get("eta"))
             for m in messages]
 

@@ -12,6 +12,7 @@ from edge_support import bearer
 
 from baton import logs
 from baton.logs import configure_logging, request_id_from
+from baton.store import celery_queue_lists
 from workers.celery_app import REQUEST_ID_HEADER, TASKROUTER_EVENT, _bind_task_context, _carry_request_id
 
 CARD = "4111 1111 1111 1111"
@@ -67,7 +68,8 @@ def test_the_request_id_travels_in_the_enqueued_message(client, scenario, redis_
     answer = client.post("/v1/transfers", headers={**bearer(scenario.tokens["alice"]), "X-Request-ID": request_id},
                          json={"task_sid": scenario.conversation.task_sid, "to": scenario.agents["carol"]})
     assert answer.status_code == 202
-    messages = [json.loads(raw) for raw in redis.Redis.from_url(redis_url).lrange("celery", 0, -1)]
+    broker = redis.Redis.from_url(redis_url)
+    messages = [json.loads(raw) for key in celery_queue_lists("celery") for raw in broker.lrange(key, 0, -1)]
     assert messages and {m["headers"][REQUEST_ID_HEADER] for m in messages} == {request_id}
 
 
