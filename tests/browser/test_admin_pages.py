@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from admin_support import ADMIN_TOKEN, csrf_of
+from flask import request
 
 from app import create_app
 from app.admin import time_to_accept
@@ -74,6 +75,16 @@ def test_session_cookie_is_httponly_lax_and_limited_to_the_admin_page(client, co
     assert "Secure" not in cookie
     https = create_app(dataclasses.replace(config, public_base_url="https://baton.example.com")).test_client()
     assert "Secure" in https.get("/admin/sign-in").headers["Set-Cookie"]
+
+
+def test_only_the_admin_pages_open_the_session(app):
+    """Outside /admin (webhooks, the agent API) the session cookie is not read: those requests get Flask's null
+    session; /admin and everything under it get the signed-cookie session."""
+    interface = app.session_interface
+    for path, opened in (("/admin", True), ("/admin/", True), ("/admin/settings", True),
+                         ("/webhooks/taskrouter", False), ("/v1/transfers", False), ("/administrator", False)):
+        with app.test_request_context(path):
+            assert (interface.open_session(app, request) is not None) is opened, path
 
 
 def test_signing_out_ends_the_session(signed_in):
