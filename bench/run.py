@@ -558,8 +558,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--long-messages", type=int, default=100_000)
     parser.add_argument("--reject-delay-s", type=float, default=1.0, help="a target's time to reject an offer")
     parser.add_argument("--accept-delay-s", type=float, default=0.5, help="a pool agent's time to accept")
-    parser.add_argument("--drain-s", type=float, default=45.0, help="longest wait for a phase's transfers to end")
-    parser.add_argument("--budget-s", type=float, default=510.0, help="the whole run's time budget")
+    parser.add_argument("--drain-s", type=float, default=30.0, help="longest wait for a phase's transfers to end")
+    parser.add_argument("--budget-s", type=float, default=580.0, help="the whole run's time budget")
     parser.add_argument("--skip-ingest", action="store_true")
     return parser.parse_args(argv)
 
