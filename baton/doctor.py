@@ -2,13 +2,15 @@
 
 The checks follow the path of a transfer: the credentials work, every configured sid exists, the
 transfer workflow is what ``baton setup`` writes, TaskRouter and Conversations send their events
-here, Redis answers, and a worker answers a ping. A check whose prerequisite failed is skipped
-(the failure it needs already names the fault). The exit status is non-zero on any failure.
+here, Redis answers, a worker answers a ping, and beat sweeps the deadlines. A check whose
+prerequisite failed is skipped (the failure it needs already names the fault). The exit status is
+non-zero on any failure.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -17,12 +19,14 @@ import redis
 from baton import setup
 from baton.config import Config
 from baton.engine import TRANSFER_EVENTS
-from baton.store import connect_redis
+from baton.store import Store, connect_redis
 from baton.twilio_gateway import TwilioError, TwilioGateway
-from workers.celery_app import create_celery
+from workers.celery_app import DEADLINE_SWEEP_S, create_celery
 
 # A worker's consumer answers a ping at once, even while every pool process is busy.
 PING_TIMEOUT_S = 2.0
+# Beat sweeps the deadlines every DEADLINE_SWEEP_S; silent three times as long, it is not running.
+BEAT_SILENT_AFTER_S = 3 * DEADLINE_SWEEP_S
 RUN_SETUP = "run `baton setup`"
 RUN_SETUP_FORCE = "run `baton setup --force` (it replaces what is there)"
 
@@ -33,6 +37,7 @@ EVENTS = "the workspace's EventsFilter includes Baton's events"
 WEBHOOK = "the Conversations post-event webhook points at this deployment"
 WEBHOOK_EVENTS = "the Conversations webhook filters include Baton's events"
 WORKER = "a worker answers a ping"
+BEAT = "beat sweeps the transfers' deadlines"
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,7 @@ def webhook_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
 
 
 def runtime_checks(config: Config, ping_timeout_s: float = PING_TIMEOUT_S) -> list[Check]:
-    """Redis answers, and a worker answers a ping through the broker."""
+    """Redis answers, a worker answers a ping through the broker, and beat's sweep runs."""
     redis_answers = f"Redis answers at {setup.redact_url(config.redis_url)}"
     client = connect_redis(config.redis_url)
     try:
@@ -182,10 +187,29 @@ def runtime_checks(config: Config, ping_timeout_s: float = PING_TIMEOUT_S) -> li
         return [Check(redis_answers, f"{exc.__class__.__name__}: {exc}",
                       "start Redis, or set REDIS_URL (on Heroku, the Redis add-on's REDIS_TLS_URL) to a server "
                       "that answers"),
-                Check(WORKER, needs=redis_answers)]
+                Check(WORKER, needs=redis_answers), Check(BEAT, needs=redis_answers)]
     finally:
         client.close()
-    return [Check(redis_answers), worker_check(config, ping_timeout_s)]
+    worker = worker_check(config, ping_timeout_s)
+    beat = Check(BEAT, needs=WORKER) if worker.failed else beat_check(Store.from_config(config), time.time())
+    return [Check(redis_answers), worker, beat]
+
+
+def beat_check(store: Store, now: float) -> Check:
+    """Beat's sweep of the deadlines (every DEADLINE_SWEEP_S, run by a worker) ran lately."""
+    fix = ("start exactly one beat process (the Procfile's `beat`; on Heroku `heroku ps:scale beat=1`) with the same "
+           "REDIS_URL: without it no transfer times out and none is reconciled")
+    try:
+        swept = store.last_deadline_sweep()
+    except redis.RedisError as exc:
+        return Check(BEAT, f"the last sweep could not be read ({exc.__class__.__name__}: {exc})",
+                     "run `baton doctor` again")
+    if swept is None:
+        return Check(BEAT, f"the deadlines have never been swept on this Redis (beat sweeps them every "
+                           f"{DEADLINE_SWEEP_S:g} s: just started, it needs that long)", fix)
+    if now - swept > BEAT_SILENT_AFTER_S:
+        return Check(BEAT, f"the deadlines were last swept {now - swept:.0f} s ago", fix)
+    return Check(f"{BEAT} (last {max(0.0, now - swept):.0f} s ago)")
 
 
 def worker_check(config: Config, timeout_s: float = PING_TIMEOUT_S) -> Check:

@@ -13,6 +13,7 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   recent                    sorted set of transfer ids by last update (the admin page's list)
   pending                   sorted set of the transfers not yet finished (or with actions left), by last update
   deadlines                 sorted set of the transfers not yet finished, by when they time out (transfer_timeout_s)
+  deadlines:swept           when the deadlines were last swept (beat's sweep, run by a worker)
   metrics                   hash: the Celery workers' metric samples (``baton.metrics``), added to after each task
 
 Celery's queue (the list ``celery``, and one more list per priority) is read here too, for its length.
@@ -107,10 +108,12 @@ return 0
 """
 
 # The transfers whose deadline has passed, each pushed back by ARGV[2] seconds: a sweep hands each one
-# out once, and again only if the transfer is still not finished that much later.
+# out once, and again only if the transfer is still not finished that much later. The sweep's time is
+# kept (KEYS[2]): ``baton doctor`` tells from it whether beat runs.
 _DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]) + tonumber(ARGV[2]), id) end
+redis.call('SET', KEYS[2], ARGV[1])
 return due
 """
 
@@ -218,7 +221,13 @@ class Store:
 
     def due_deadlines(self, now: float, again_after_s: float, limit: int = 500) -> list[str]:
         """Transfers past their deadline and not finished; each is handed out again only ``again_after_s`` later."""
-        return self._due(keys=[self._key("deadlines")], args=[repr(now), repr(again_after_s), limit])
+        return self._due(keys=[self._key("deadlines"), self._key("deadlines", "swept")],
+                         args=[repr(now), repr(again_after_s), limit])
+
+    def last_deadline_sweep(self) -> float | None:
+        """When ``due_deadlines`` last ran (beat's sweep, run by a worker), or None if it never has."""
+        raw = self.redis.get(self._key("deadlines", "swept"))
+        return None if raw is None else float(raw)
 
     def active_transfers_of_conversation(self, conversation_sid: str) -> list[str]:
         """The ids of the transfers in progress in a conversation (warm transfers can make it several)."""

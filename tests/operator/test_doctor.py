@@ -7,22 +7,24 @@ One stack serves the module: ``baton setup`` runs once on it, then each test bre
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import replace
 
 import pytest
 
 from baton.config import Config
 from baton.devstack import DevStack, free_port
-from baton.doctor import run_doctor
+from baton.doctor import beat_check, run_doctor
 from baton.setup import run_setup
+from baton.store import Store, connect_redis
 
 
 @pytest.fixture(scope="module")
 def stack(stack_redis):
-    """The simulator with the default scenario and one Celery worker process, as the Procfile runs it."""
+    """The simulator with the default scenario, a Celery worker and beat, as the Procfile runs them."""
     devstack = DevStack(stack_redis, time_scale=0.05)
     try:
-        devstack.start(processes=("worker",))
+        devstack.start(processes=("worker", "beat"))
         devstack.simulator.dispatcher.drop = lambda url, params: True  # no web process here to receive events
         yield devstack
     finally:
@@ -38,6 +40,10 @@ def config(stack) -> Config:
                     fallback_queue_sid=scenario.queues["support"], public_base_url=stack.web_url,
                     twilio_api_base=sim.url, redis_url=stack.redis_url)
     assert run_setup(config, out=io.StringIO()) == 0
+    store, deadline = Store.from_config(config), time.monotonic() + 15
+    while store.last_deadline_sweep() is None:  # beat's first sweep comes DEADLINE_SWEEP_S after it starts
+        assert time.monotonic() < deadline, "beat never swept the deadlines"
+        time.sleep(0.1)
     return config
 
 
@@ -58,8 +64,9 @@ def test_doctor_passes_on_a_correct_set_up(config):
 
     assert status == 0, output
     checks = output.splitlines()[:-1]
-    assert len(checks) == 11 and all(line.startswith("ok   ") for line in checks), output
+    assert len(checks) == 12 and all(line.startswith("ok   ") for line in checks), output
     assert "ok   a worker answers a ping (celery@" in output
+    assert "ok   beat sweeps the transfers' deadlines (last " in output
     assert output.splitlines()[-1] == "all checks passed"
 
 
@@ -154,6 +161,7 @@ def test_redis_down_is_named(config):
     (failure,) = failures(output)
     assert failure.startswith(f"FAIL Redis answers at {closed}: ConnectionError")
     assert f"skip a worker answers a ping: needs Redis answers at {closed}" in output
+    assert f"skip beat sweeps the transfers' deadlines: needs Redis answers at {closed}" in output
 
 
 def test_no_worker_is_named(config, redis_url):
@@ -164,3 +172,25 @@ def test_no_worker_is_named(config, redis_url):
     (failure,) = failures(output)
     assert failure.startswith("FAIL a worker answers a ping: no worker answered within 2 s on this deployment's "
                               "broker — fix: start the worker process")
+    assert "skip beat sweeps the transfers' deadlines: needs a worker answers a ping" in output
+
+
+def test_beat_not_running_is_named(stack, config):
+    """With beat stopped, its sweep of the deadlines goes silent and doctor says to start exactly one beat."""
+    stack.kill("beat")
+    try:
+        Store.from_config(config).redis.set("baton:deadlines:swept", time.time() - 100)
+        status, output = doctor(config)
+    finally:
+        stack.launch("beat")
+
+    assert status == 1
+    (failure,) = failures(output)
+    assert failure.startswith("FAIL beat sweeps the transfers' deadlines: the deadlines were last swept 100 s ago — "
+                              "fix: start exactly one beat process")
+
+
+def test_beat_that_never_swept_is_named(redis_url):
+    """A Redis beat has never swept (a deployment without beat) fails the check, saying how often beat sweeps."""
+    check = beat_check(Store(connect_redis(redis_url)), time.time())
+    assert check.failed and check.problem.startswith("the deadlines have never been swept on this Redis")
