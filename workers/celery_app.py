@@ -78,6 +78,8 @@ def create_celery(config: Config) -> Celery:
         worker_soft_shutdown_timeout=config.worker_soft_shutdown_s,
         worker_enable_soft_shutdown_on_idle=True,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        # Celery's consumer, fixed so that losing Redis while holding a message does not stop the worker.
+        worker_consumer="workers.consumer:Consumer",
         worker_hijack_root_logger=False,
         # Logs are JSON lines on stdout (baton.logs); a print() is left as it is, not logged again.
         worker_redirect_stdouts=False,
