@@ -14,7 +14,7 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   pending                   sorted set of the transfers not yet finished (or with actions left), by last update
   deadlines                 sorted set of the transfers not yet finished, by when they time out (transfer_timeout_s)
   deadlines:swept           when the deadlines were last swept (beat's sweep, run by a worker)
-  metrics                   hash: the Celery workers' metric samples (``baton.metrics``), added to after each task
+  metrics                   hash: the Celery workers' metric samples (``baton.metrics``), added to every second
 
 Celery's queue (the list ``celery``, and one more list per priority) is read here too, for its length.
 """

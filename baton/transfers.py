@@ -513,8 +513,9 @@ def _reroute(transfer: Transfer) -> Reroute:
 
 
 def _reservation_accepted(transfer: Transfer, event: ReservationAccepted, settings: Settings, now: float) -> Step:
-    if (transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations
-            or _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid)):
+    # An excluded agent may accept an offer before Baton's refusal of it lands: TaskRouter has then
+    # assigned them the task, which cannot be refused any more, so they have the transfer.
+    if transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations:
         return Step(transfer)
     accepted = _move(_offer_overtaken(transfer, event.reservation_sid, event.worker_sid, now), now, ACCEPTED,
                      "accepted", _offer_detail(event),

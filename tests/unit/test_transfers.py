@@ -242,6 +242,16 @@ def test_refused_reoffer_to_an_excluded_agent_is_not_an_attempt():
     assert (after.transfer.attempt, after.transfer.status, after.actions) == (1, t.ROUTING, ())
 
 
+def test_an_excluded_agent_who_accepts_before_the_refusal_lands_has_the_transfer():
+    """TaskRouter offered the task to an excluded agent (the sender, back in the fallback queue), who accepted
+    before Baton's refusal reached Twilio: the task is theirs, so the transfer is accepted, not left routing."""
+    refused = run(in_state(t.ROUTING), t.ReservationCreated("WR5", SENDER))
+    assert refused.actions == (t.RejectReservation("WR5"),)
+    step = run(refused.transfer, t.ReservationAccepted("WR5", SENDER))
+    assert (step.transfer.status, step.transfer.accepted_worker_sid) == (t.ACCEPTED, SENDER)
+    assert [type(a) for a in step.actions] == [t.CloseSender]
+
+
 def test_reoffer_overtaking_the_rejection_ends_the_live_offer():
     """TaskRouter's re-offer to the agent who just declined, seen before the decline, ends that offer and is refused."""
     step = run(in_state(t.OFFERED), t.ReservationCreated("WR2", TARGET))
