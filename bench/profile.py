@@ -19,9 +19,9 @@ from collections import Counter
 from pathlib import Path
 
 from baton.devstack import RedisServer
-from bench.run import TransferBench, _transfer_phase, percentile
-from bench.transfers import _shape
-from bench.world import connect, start_stack
+from bench.run import TransferBench, percentile, transfer_phase
+from bench.transfers import path_shape
+from bench.world import World, connect, start_stack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         connect(world)
         requests_before = len(world.sim.requests.find())
         if args.py_spy:
-            spies = _start_py_spy(world, args.py_spy)
+            spies = _start_py_spy(world, args.py_spy, seconds=args.transfers / args.rate + 5)
         targets = world.pool if args.accept else world.rejecters
         sent, info = bench.run(bench.pairs(held, targets), args.rate, args.drain_s)
-        phase = _transfer_phase(world, sent, info)
+        phase = transfer_phase(world, sent, info)
         made = world.sim.requests.find()[requests_before:]
-        twilio = Counter(f"{e.method} {e.product} {_shape(e.path)}" for e in made)
+        twilio = Counter(f"{e.method} {e.product} {path_shape(e.path)}" for e in made)
         completed = max(phase["statuses"].get("completed", 0), 1)
         reaction = phase["reaction_ms"]
         print(json.dumps({
@@ -70,12 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         redis_server.stop()
 
 
-def _start_py_spy(world, folder: Path) -> list[subprocess.Popen]:
+def _start_py_spy(world: World, folder: Path, seconds: float) -> list[subprocess.Popen]:
+    """py-spy on the web's and the worker's process trees for ``seconds``, writing FOLDER/{web,worker}.txt."""
     if shutil.which("py-spy") is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
     folder.mkdir(parents=True, exist_ok=True)
-    return [subprocess.Popen(["py-spy", "record", "--subprocesses", "--format", "raw",
-                              "--duration", "30", "--rate", "200", "--output", str(folder / f"{name}.txt"),
+    command = ["py-spy", "record", "--subprocesses", "--format", "raw", "--duration", str(round(seconds)),
+               "--rate", "200"]
+    return [subprocess.Popen([*command, "--output", str(folder / f"{name}.txt"),
                               "--pid", str(world.stack.processes[name].popen.pid)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name in ("web", "worker")]

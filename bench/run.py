@@ -330,7 +330,7 @@ def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
         log(f"figure 3: reaction time, {reaction_n} transfers at {args.reaction_rate:g}/s, each rejected by its "
             f"target after {args.reject_delay_s:g} s, then accepted from the pool after {args.accept_delay_s:g} s")
         sent, info = bench.run(bench.pairs(reaction_convs, world.rejecters), args.reaction_rate, args.drain_s)
-        out["reaction"] = _transfer_phase(world, sent, info)
+        out["reaction"] = transfer_phase(world, sent, info)
         _log_phase(out["reaction"])
 
         # Figure 7: resident memory after 1,000 transfers, then after as many more as the budget allows,
@@ -369,7 +369,7 @@ def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
         # Figure 6 last: offered more than it can take, the stack is left with work that would skew the others.
         log(f"figure 6: sustained throughput, {sustained_n} complete transfers offered at {args.sustained_rate:g}/s")
         sent, info = bench.run(bench.pairs(sustained_convs, world.rejecters), args.sustained_rate, args.drain_s)
-        out["sustained"] = _transfer_phase(world, sent, info)
+        out["sustained"] = transfer_phase(world, sent, info)
         _log_phase(out["sustained"])
 
         return out
@@ -403,7 +403,7 @@ def _ms(seconds: list[float]) -> list[float]:
     return [round(value * 1000, 2) for value in seconds]
 
 
-def _transfer_phase(world: World, sent: list[Sent], info: dict[str, Any]) -> dict[str, Any]:
+def transfer_phase(world: World, sent: list[Sent], info: dict[str, Any]) -> dict[str, Any]:
     finals = info["finals"]
     done = sorted(at for t in finals.values() if (at := completed_at(t)) is not None)
     sent_at = sorted(s.sent for s in sent if s.sent)

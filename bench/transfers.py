@@ -115,11 +115,11 @@ def twilio_requests_between(world: World, start: float, end: float) -> Counter:
     shapes: Counter = Counter()
     for entry in world.sim.requests.find():
         if entry.received is not None and start <= entry.received <= end:
-            shapes[f"{entry.method} {_shape(entry.path)}"] += 1
+            shapes[f"{entry.method} {path_shape(entry.path)}"] += 1
     return shapes
 
 
-def _shape(path: str) -> str:
+def path_shape(path: str) -> str:
     return "/".join(part[:2] + "…" if len(part) == 34 and part[:2].isalpha() else part for part in path.split("/"))
 
 
