@@ -16,9 +16,9 @@ $(STAMP): setup.cfg pyproject.toml
 test: lint browser
 	scripts/with-redis $(PY) -m pytest $(PYTEST_ARGS)
 
-## lint: ruff over the code and the tests
+## lint: ruff over the code, the tests and the bench
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app baton workers simulator tests scripts gunicorn.conf.py
+	$(VENV)/bin/ruff check app baton workers simulator tests scripts bench gunicorn.conf.py
 
 ## browser: Debian's chromium for the admin page's browser test, installed only when missing and only as root
 CHROMIUM ?= /usr/bin/chromium
