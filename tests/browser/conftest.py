@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 
 import pytest
-import requests
 from admin_support import ADMIN_TOKEN, CHROMIUM_ARGS, SECRET_KEY, chromium_path, csrf_of
+from borrowed_fixtures import conftest_of
 
 from app import create_app
 from baton.config import Config
 from baton.devstack import DevStack
+
+_e2e = conftest_of("e2e", "browser_e2e_conftest")
 
 # Slower than the other end-to-end tests' 0.05, so a transfer lasts long enough to watch it live.
 TIME_SCALE = 0.2
@@ -89,27 +91,10 @@ def page(chromium):
     context.close()
 
 
-class AgentApi:
-    """The agent and admin API, as a Flex UI plugin or an operator calls it."""
-
-    def __init__(self, stack: DevStack):
-        self.url = stack.web_url
-        self.tokens = stack.scenario.tokens
-
-    def transfer(self, agent: str, task_sid: str, to: str, **fields) -> requests.Response:
-        return requests.post(f"{self.url}/v1/transfers", json={"task_sid": task_sid, "to": to, **fields},
-                             headers={"Authorization": f"Bearer {self.tokens[agent]}"}, timeout=10)
-
-    def settings(self, **changes) -> dict:
-        response = requests.patch(f"{self.url}/v1/settings", json=changes,
-                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-
 @pytest.fixture
 def api(stack):
-    client = AgentApi(stack)
+    """The agent and admin API, as a Flex UI plugin or an operator calls it; the settings come back afterwards."""
+    client = _e2e.Baton(stack, admin_token=ADMIN_TOKEN)
     defaults = client.settings()
     yield client
     client.settings(**defaults)

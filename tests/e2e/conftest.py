@@ -34,9 +34,10 @@ def stack(stack_redis):
 class Baton:
     """Baton's agent and admin API, as a Flex UI plugin or an operator calls it."""
 
-    def __init__(self, stack: DevStack):
+    def __init__(self, stack: DevStack, admin_token: str = ADMIN_TOKEN):
         self.url = stack.web_url
         self.tokens = stack.scenario.tokens
+        self.admin_token = admin_token
         self.session = requests.Session()
 
     def transfer(self, agent: str, task_sid: str, to: str, **fields) -> requests.Response:
@@ -55,7 +56,7 @@ class Baton:
 
     def settings(self, **changes) -> dict:
         response = self.session.patch(f"{self.url}/v1/settings", json=changes,
-                                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+                                      headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=10)
         response.raise_for_status()
         return response.json()
 

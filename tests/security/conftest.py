@@ -1,32 +1,12 @@
-"""Fixtures for the security tests: the HTTP edge's (tests/app) and the live stack's (tests/e2e), reused as they are.
-
-Both directories keep their fixtures in a ``conftest.py`` without a package, so they are loaded here
-from their files under other module names, and their fixtures re-exported for pytest to find.
-"""
+"""Fixtures for the security tests: the HTTP edge's (tests/app) and the live stack's (tests/e2e), reused as they are."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+from borrowed_fixtures import conftest_of
 
-TESTS = Path(__file__).resolve().parent.parent
-# tests/app's conftest imports its helpers as a top-level module, as tests/app's own tests do.
-sys.path.insert(0, str(TESTS / "app"))
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_edge = _load("security_edge_conftest", TESTS / "app" / "conftest.py")
-_e2e = _load("security_e2e_conftest", TESTS / "e2e" / "conftest.py")
+_edge = conftest_of("app", "security_edge_conftest")
+_e2e = conftest_of("e2e", "security_e2e_conftest")
 
 sim, scenario, config, app, client, jobs = _edge.sim, _edge.scenario, _edge.config, _edge.app, _edge.client, _edge.jobs
 stack = _e2e.stack  # stack_redis comes from tests/conftest.py
