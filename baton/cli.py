@@ -13,6 +13,7 @@ import requests
 
 from baton.devstack import DevStack, StackError
 from simulator import Simulator
+from simulator.profiles import PROFILES
 from simulator.scenario import build_default_scenario, connect_baton
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -84,7 +85,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_sim(args: argparse.Namespace) -> int:
     """Serve the simulator with the default scenario until Ctrl-C."""
-    with Simulator(time_scale=args.time_scale) as sim:
+    with Simulator(time_scale=args.time_scale, profile=args.profile) as sim:
         sim.serve(port=args.port)
         scenario = build_default_scenario(sim)
         connect_baton(sim, scenario, args.baton_url)
@@ -93,6 +94,8 @@ def run_sim(args: argparse.Namespace) -> int:
             print(f"{name}={value}")
         for line in scenario.describe():
             print(line)
+        print(f"Profile {args.profile}: " + ", ".join(f"{k}={v}" for k, v in sim.profile.switches().items()),
+              flush=True)
         _interruption().wait()
     return 0
 
@@ -137,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     sim = commands.add_parser("sim", help="serve the Twilio simulator with the default scenario")
     sim.add_argument("--port", type=int, default=8099)
     sim.add_argument("--time-scale", type=float, default=1.0)
+    sim.add_argument("--profile", choices=tuple(PROFILES), default="documented",
+                     help="how to play what Twilio's docs leave ambiguous (docs/twilio-behaviour.md)")
     sim.add_argument("--baton-url", default="http://127.0.0.1:5000",
                      help="where the simulator delivers Baton's webhooks")
     sim.set_defaults(run=run_sim)

@@ -22,6 +22,7 @@ from simulator.core import Clock, WebhookDispatcher
 from simulator.faults import Faults
 from simulator.flex import Flex
 from simulator.iam import Iam
+from simulator.profiles import Profile
 from simulator.server import RequestLog, SimulatorApp
 from simulator.taskrouter import TaskRouter
 
@@ -43,20 +44,24 @@ class Simulator:
 
     ``time_scale`` scales every simulated duration (reservation and task timeouts, scripted agents'
     delays): 0.01 turns a 120 s timeout into 1.2 real seconds. ``webhook_threads`` webhooks are
-    delivered at once, so, as with Twilio, they can arrive out of order.
+    delivered at once, so, as with Twilio, they can arrive out of order. ``profile`` names the
+    reading of Twilio's ambiguous behaviours it plays (`simulator.profiles`; default ``documented``),
+    changeable while it runs through ``self.profile.update(...)``.
     """
 
     def __init__(self, account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT_AUTH_TOKEN,
-                 time_scale: float = 1.0, webhook_threads: int = 4):
+                 time_scale: float = 1.0, webhook_threads: int = 4, profile: str = "documented"):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.lock = threading.RLock()
         self.clock = Clock(self.lock, time_scale)
         self.dispatcher = WebhookDispatcher(auth_token, threads=webhook_threads)
-        self.taskrouter = TaskRouter(account_sid, self.clock, self.dispatcher)
-        self.conversations = Conversations(account_sid, self.clock, self.dispatcher)
-        self.flex = Flex(account_sid, self.clock, self.taskrouter, self.conversations)
-        self.iam = Iam(account_sid, self.clock)
+        self.profile = Profile()
+        self.profile.update(profile)
+        self.taskrouter = TaskRouter(account_sid, self.clock, self.dispatcher, self.profile)
+        self.conversations = Conversations(account_sid, self.clock, self.dispatcher, self.profile)
+        self.flex = Flex(account_sid, self.clock, self.taskrouter, self.conversations, self.profile)
+        self.iam = Iam(account_sid, self.clock, self.profile)
         self.agents = ScriptedAgents(self.taskrouter, self.clock)
         self.requests = RequestLog()
         self.faults = Faults()

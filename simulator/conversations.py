@@ -32,6 +32,7 @@ from simulator.core import (
     new_sid,
     not_found,
 )
+from simulator.profiles import Profile
 
 HOST = "https://conversations.twilio.com"
 
@@ -308,8 +309,9 @@ class MessageView(Sequence[Mapping[str, Any]]):
 class Conversations:
     """The Conversations service of one account."""
 
-    def __init__(self, account_sid: str, clock: Clock, dispatcher: WebhookDispatcher):
+    def __init__(self, account_sid: str, clock: Clock, dispatcher: WebhookDispatcher, profile: Profile | None = None):
         self.account_sid = account_sid
+        self.profile = profile or Profile()
         self.chat_service_sid = new_sid("IS")
         self._clock = clock
         self._lock = clock.lock

@@ -25,6 +25,7 @@ from typing import Any
 
 from simulator.conversations import Conversations
 from simulator.core import ApiRequest, Clock, Handler, SimError, invalid, new_sid, not_found
+from simulator.profiles import Profile
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,10 @@ class Interaction:
 class Flex:
     """Flex Interactions of one account, wired to its TaskRouter and Conversations."""
 
-    def __init__(self, account_sid: str, clock: Clock, taskrouter: Any, conversations: Conversations):
+    def __init__(self, account_sid: str, clock: Clock, taskrouter: Any, conversations: Conversations,
+                 profile: Profile | None = None):
         self.account_sid = account_sid
+        self.profile = profile or Profile()
         self._clock = clock
         self._lock = clock.lock
         self._taskrouter = taskrouter

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.core import Clock, SimError, invalid, iso_date, new_sid, not_found
+from simulator.profiles import Profile
 
 _VALIDATE_PATH = re.compile(r"/v1/Accounts/(?P<account_sid>[^/]+)/Tokens/validate")
 
@@ -42,8 +43,9 @@ class FlexToken:
 class Iam:
     """Mints Flex tokens and validates them."""
 
-    def __init__(self, account_sid: str, clock: Clock):
+    def __init__(self, account_sid: str, clock: Clock, profile: Profile | None = None):
         self.account_sid = account_sid
+        self.profile = profile or Profile()
         self.flex_instance_sid = new_sid("GO")
         self._clock = clock
         self._tokens: dict[str, FlexToken] = {}

@@ -31,6 +31,9 @@ in another process:
   (all types when none are named); ``DELETE`` stops dropping; ``GET`` the setting
 - ``POST /_sim/webhooks/delivery`` ``{"copies"?, "jitter_s"?}`` sends every webhook ``copies`` times,
   each after up to ``jitter_s`` s; ``GET`` the setting
+- ``GET /_sim/profile`` → ``{"switches", "profiles"}``: the reading in force of each ambiguous
+  behaviour (`simulator.profiles`); ``PUT /_sim/profile`` ``{"name"?, "switches"?}`` starts from the
+  named profile (else from the switches in force), sets those switches, answers like ``GET``
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from werkzeug.wrappers import Request, Response
 
 from simulator.core import ApiRequest, ApiResult, SimError
 from simulator.faults import DroppedConnection, WebhookDrop
+from simulator.profiles import PROFILES, ProfileError
 from simulator.spec import Operation, Spec, SpecError
 
 if TYPE_CHECKING:
@@ -329,6 +333,8 @@ class SimulatorApp:
                 return self._faults(request, path)
             if path in ("/webhooks/drop", "/webhooks/delivery"):
                 return self._webhooks(request, path)
+            if path == "/profile":
+                return self._profile(request)
             if match := re.fullmatch(r"/agents/([^/]+)/policy", path):
                 return self._policy(request, match[1])
             if (match := re.fullmatch(r"/conversations/([^/]+)/messages", path)) and method == "POST":
@@ -343,6 +349,20 @@ class SimulatorApp:
         except (TypeError, ValueError) as exc:
             return _json_response({"error": str(exc)}, 400)
         return _json_response({"error": f"no control endpoint {method} /_sim{path}"}, 404)
+
+    def _profile(self, request: Request) -> Response:
+        profile = self.simulator.profile
+        if request.method == "PUT":
+            body = _json_body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("switches", {}), dict):
+                return _json_response({"error": 'expected {"name"?, "switches"?: {switch: reading}}'}, 400)
+            try:
+                profile.update(body.get("name"), **body.get("switches", {}))
+            except ProfileError as exc:
+                return _json_response({"error": str(exc)}, 400)
+        elif request.method != "GET":
+            return _json_response({"error": f"{request.method} is not served on /_sim/profile"}, 405)
+        return _json_response({"switches": profile.switches(), "profiles": PROFILES})
 
     def _mint_token(self, body: Any) -> Response:
         if not isinstance(body, dict) or not body.get("worker_sid"):

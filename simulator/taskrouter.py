@@ -67,6 +67,7 @@ from simulator.core import (
     not_found,
 )
 from simulator.expressions import Expression, ExpressionError, compile_expression
+from simulator.profiles import Profile
 
 log = logging.getLogger(__name__)
 
@@ -946,10 +947,11 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
 class TaskRouter:
     """The simulated TaskRouter of one account."""
 
-    def __init__(self, account_sid: str, clock: Clock, dispatcher: WebhookDispatcher):
+    def __init__(self, account_sid: str, clock: Clock, dispatcher: WebhookDispatcher, profile: Profile | None = None):
         self.account_sid = account_sid
         self.clock = clock
         self.dispatcher = dispatcher
+        self.profile = profile or Profile()
         self._spaces: dict[str, _Space] = {}
         self._tasks: dict[str, Task] = {}
         self._workers: dict[str, Worker] = {}
