@@ -1,10 +1,19 @@
-"""The transfer workflow of design.md §4, the one ``TRANSFER_WORKFLOW_SID`` names (contract for operators).
+"""The transfer workflow, the one ``TRANSFER_WORKFLOW_SID`` names (contract for operators).
 
-- "to worker": ``transferTargetType == "worker"`` → the target agent (known worker) in the everyone
-  queue, for ``offer_timeout_s``;
+- "to worker": ``transferTargetType == "worker"`` → first the target agent, in the everyone queue,
+  for ``offer_timeout_s``; then the fallback queue, without a timeout;
 - one filter per task queue: ``transferTargetType == "queue" AND transferQueueSid == "WQ…"`` → that
-  queue, never offering the task to an excluded agent;
-- a default filter to the fallback queue, so no transfer task is ever stranded.
+  queue, without a timeout;
+- a default filter to the fallback queue, for a task that matches no filter.
+
+No step that can be a filter's last has a timeout: TaskRouter's docs say a task that times out of
+the last step of its filter is canceled, and the default filter takes only tasks that match no
+filter (docs/twilio-behaviour.md, "End of a filter"), so a transfer never depends on falling
+through. Every step leaves out ``task.transferExcludedWorkers`` (the sender, and every agent who
+declined), and the agent step names its agent with an expression rather than ``known_worker_sid``:
+an expression is evaluated against the task's attributes at every offer, so once Baton excludes an
+agent who declined, TaskRouter stops offering them the task even when it keeps the task in the
+step it was in (an update made while the task is reserved does not re-drive it).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 EXCLUDE_EXPRESSION = "worker.sid NOT IN task.transferExcludedWorkers"
+TARGET_AGENT_EXPRESSION = f"worker.sid == task.transferTargetSid AND {EXCLUDE_EXPRESSION}"
 
 
 def transfer_workflow_configuration(everyone_queue_sid: str, queue_sids: Iterable[str], fallback_queue_sid: str,
@@ -21,8 +31,8 @@ def transfer_workflow_configuration(everyone_queue_sid: str, queue_sids: Iterabl
     filters = [{
         "filter_friendly_name": "to worker",
         "expression": 'transferTargetType == "worker"',
-        "targets": [{"queue": everyone_queue_sid, "known_worker_sid": "task.transferTargetSid",
-                     "timeout": offer_timeout_s}],
+        "targets": [{"queue": everyone_queue_sid, "expression": TARGET_AGENT_EXPRESSION, "timeout": offer_timeout_s},
+                    {"queue": fallback_queue_sid, "expression": EXCLUDE_EXPRESSION}],
     }]
     filters += [{
         "filter_friendly_name": f"to queue {queue_sid}",
