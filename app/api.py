@@ -241,7 +241,7 @@ def _transfer(transfer_id: str) -> Transfer:
 def _may_read(caller: Caller, transfer: Transfer) -> bool:
     if caller.is_privileged:
         return True
-    agents = (transfer.from_worker_sid, transfer.offered_worker_sid, transfer.accepted_worker_sid)
+    agents = (transfer.from_worker_sid, *transfer.offered_worker_sids, transfer.accepted_worker_sid)
     return caller.worker_sid is not None and caller.worker_sid in agents
 
 

@@ -38,8 +38,6 @@ REROUTE_TRIES = 5
 # Task states in which routing keys still matter.
 ROUTABLE_TASK_STATES = ("pending", "reserved")
 ALREADY_DONE_STATUSES = (400, 404, 409)
-# Actions whose repetition would show (a second invite, a second close): done at most once.
-ONCE_ONLY_ACTIONS = (t.CreateInvite, t.CloseSender, t.NotifyCustomer)
 # How far back a repeated customer notice looks for the one a previous try may have posted.
 NOTICE_LOOKBACK = 20
 
@@ -58,6 +56,8 @@ TRANSFER_EVENTS = frozenset({
     "reservation.accepted",
     "reservation.rejected",
     "reservation.timeout",
+    "reservation.rescinded",
+    "reservation.canceled",
     "task.canceled",
     "task.deleted",
     "task.system-deleted",
@@ -74,7 +74,7 @@ def event_from_taskrouter(fields: Mapping[str, str]) -> t.Event | None:
         return t.ReservationCreated(reservation, worker)
     if kind == "reservation.accepted":
         return t.ReservationAccepted(reservation, worker)
-    if kind in ("reservation.rejected", "reservation.timeout"):
+    if kind in ("reservation.rejected", "reservation.timeout", "reservation.rescinded", "reservation.canceled"):
         return t.ReservationEnded(reservation, worker, kind.split(".")[1])
     if kind == "task-queue.entered":
         return t.TaskQueueEntered(fields.get("TaskQueueSid", ""))
@@ -198,7 +198,7 @@ class TransferEngine:
         live: list[t.Event] = []
         for reservation in self.gateway.list_reservations(transfer.new_task_sid):
             created = t.ReservationCreated(reservation.sid, reservation.worker_sid)
-            if reservation.status in ("rejected", "timeout"):
+            if reservation.status in ("rejected", "timeout", "rescinded", "canceled"):
                 events += [created, t.ReservationEnded(reservation.sid, reservation.worker_sid, reservation.status)]
             elif reservation.status in ("accepted", "wrapping", "completed"):
                 live.append(t.ReservationAccepted(reservation.sid, reservation.worker_sid))
@@ -237,7 +237,7 @@ class TransferEngine:
             lock.reacquire()
             action = record.outbox[0]
             attempts = record.head_attempts + 1
-            if isinstance(action, ONCE_ONLY_ACTIONS):
+            if action.once_only:
                 # Recorded before the call: a later run that finds it set knows the call may have gone
                 # through (the worker died waiting for the answer) and checks before calling again.
                 record = dataclasses.replace(record, head_attempts=attempts)
@@ -250,9 +250,9 @@ class TransferEngine:
                     log.warning("transfer %s: %s will be retried (%s)", record.transfer.id,
                                 type(action).__name__, exc)
                     return Outcome(retry_in=retry_delay(attempts, exc.retry_after))
-                follow_up = t.ActionFailed(_action_name(action), f"Twilio kept failing: {exc}", exc.code)
+                follow_up = self._failed(action, record.transfer, f"Twilio kept failing: {exc}", exc.code)
             except PermanentTwilioError as exc:
-                follow_up = t.ActionFailed(_action_name(action), str(exc), exc.code)
+                follow_up = self._failed(action, record.transfer, str(exc), exc.code)
             record = Record(record.transfer, record.outbox[1:])
             before = record.transfer
             if follow_up is not None:
@@ -261,6 +261,14 @@ class TransferEngine:
             self.store.save(record)
             self._moved(before, record.transfer)
         return Outcome()
+
+    @staticmethod
+    def _failed(action: t.Action, transfer: t.Transfer, reason: str, code: int | None) -> t.Event | None:
+        """What an action's permanent failure means: the transfer fails, unless the action is a courtesy."""
+        if action.fails_transfer:
+            return t.ActionFailed(action.name, reason, code)
+        log.warning("transfer %s: %s not done, the transfer goes on (%s)", transfer.id, action.name, reason)
+        return None
 
     # actions
 
@@ -372,7 +380,8 @@ class TransferEngine:
             task = self.gateway.fetch_task(transfer.new_task_sid)
             if task.assignment_status not in ROUTABLE_TASK_STATES:
                 return None
-            transfer_attribute = {**(task.attributes.get("transfer") or {}), "attempt": action.attempt}
+            transfer_attribute = {**(task.attributes.get("transfer") or {}), "attempt": action.attempt,
+                                  "route_version": action.version}
             base = {key: value for key, value in task.attributes.items() if key != "transfer"}
             # The exclusions grow with each declined offer: fit again, shedding context if need be.
             attributes = fit_attributes({**base, **action.routing}, transfer_attribute)
@@ -398,8 +407,3 @@ class TransferEngine:
             log.info("%s: already done or gone (%s %s)", exc.endpoint, exc.status, exc.code)
         return None
 
-
-def _action_name(action: t.Action) -> str:
-    return {t.Prepare: "prepare", t.CreateInvite: "invite", t.Reroute: "re-route",
-            t.RejectReservation: "reject offer", t.CloseSender: "close sender",
-            t.CancelNewTask: "cancel new task"}[type(action)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from baton.context import INVITE_ATTRIBUTES_LIMIT, AttributesTooLarge, fit_attributes
 from baton.settings import Settings
@@ -50,8 +50,13 @@ class Transfer:
     excluded_workers: never offered this task: the sender, agents already in the conversation, and
     every agent who rejected it or let it time out.
     attempt: offers made so far to agents who were not excluded.
+    live_offers: the offers (reservation sid, worker sid) not yet answered: a queue that reserves
+        several workers at once (MaxReservedWorkers) makes several; the first acceptance wins.
     seen_reservations/finished_reservations: offers counted, and offers over, whatever order their
-        events arrived in.
+        events arrived in. refused_reservations: offers to excluded agents that Baton refused.
+    accepted_reservation_sid: the offer that was accepted.
+    route_version: how many times the route has been written to the new task; each write bumps it,
+        so that every write is a change TaskRouter acts on.
     close_requested/sender_closed: closing the sender's participant has been asked for / is done
         (on acceptance, on queue entry, on leaving a warm transfer), or the sender left by themselves.
     sender_identity/customer_identities: who is who among the conversation's participants, to
@@ -90,10 +95,12 @@ class Transfer:
     summary: str | None = None
     new_task_sid: str | None = None
     invite_sid: str | None = None
-    reservation_sid: str | None = None
-    offered_worker_sid: str | None = None
+    live_offers: tuple[tuple[str, str], ...] = ()
     seen_reservations: tuple[str, ...] = ()
     finished_reservations: tuple[str, ...] = ()
+    refused_reservations: tuple[str, ...] = ()
+    accepted_reservation_sid: str | None = None
+    route_version: int = 0
     accepted_worker_sid: str | None = None
     close_requested: bool = False
     sender_closed: bool = False
@@ -105,6 +112,10 @@ class Transfer:
     def is_final(self) -> bool:
         return self.status in FINAL_STATES
 
+    @property
+    def offered_worker_sids(self) -> tuple[str, ...]:
+        return tuple(worker_sid for _, worker_sid in self.live_offers)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -112,8 +123,10 @@ class Transfer:
     def from_dict(cls, data: dict[str, Any]) -> "Transfer":
         known = {f.name for f in dataclasses.fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
-        for name in ("excluded_workers", "seen_reservations", "finished_reservations", "customer_identities"):
+        for name in ("excluded_workers", "seen_reservations", "finished_reservations", "refused_reservations",
+                     "customer_identities"):
             values[name] = tuple(values.get(name, ()))
+        values["live_offers"] = tuple(tuple(offer) for offer in values.get("live_offers", ()))
         values["timeline"] = tuple(TimelineEntry(**entry) for entry in values.get("timeline", ()))
         return cls(**values)
 
@@ -167,7 +180,8 @@ class ReservationAccepted:
 
 @dataclass(frozen=True)
 class ReservationEnded:
-    """The offer was rejected (``rejected``) or not answered in time (``timeout``)."""
+    """The offer ended unanswered: ``rejected``, not answered in time (``timeout``), or withdrawn by
+    TaskRouter: ``rescinded`` (another agent accepted) or ``canceled``. Only the first two are refusals."""
 
     reservation_sid: str
     worker_sid: str
@@ -241,55 +255,81 @@ Event = (Prepared | InviteCreated | ReservationCreated | ReservationAccepted | R
          | ParticipantLeft | DeadlinePassed | ActionFailed)
 
 
-# Actions: what the worker must do next. Each is idempotent where it runs.
+# Actions: what the worker must do next. Each is idempotent where it runs, and says of itself its
+# ``name`` (in the timeline), whether it is ``once_only`` (a repetition would show: a second invite,
+# a second close, a second notice; a retry first checks whether the first try went through), and
+# whether its permanent failure ``fails_transfer``.
+
+class _ActionTraits:
+    once_only: ClassVar[bool] = False
+    fails_transfer: ClassVar[bool] = True
+
 
 @dataclass(frozen=True)
-class Prepare:
+class Prepare(_ActionTraits):
     """Read the original task, its interaction channel's participants and the target's availability."""
 
+    name: ClassVar[str] = "prepare"
+
 
 @dataclass(frozen=True)
-class CreateInvite:
+class CreateInvite(_ActionTraits):
     """Create the new task with an Interactions invite (unless one carrying this transfer exists).
 
     workflow_sid: None means the configured transfer workflow.
     """
 
+    name: ClassVar[str] = "invite"
+    once_only: ClassVar[bool] = True
     attributes: dict[str, Any]
     workflow_sid: str | None = None
 
 
 @dataclass(frozen=True)
-class Reroute:
-    """Merge these routing keys, and the attempt count, into the new task's attributes (If-Match on its ETag)."""
+class Reroute(_ActionTraits):
+    """Merge these routing keys, the attempt count and the route's version into the new task's
+    attributes (If-Match on its ETag)."""
 
+    name: ClassVar[str] = "re-route"
     routing: dict[str, Any]
     attempt: int
+    version: int
 
 
 @dataclass(frozen=True)
-class RejectReservation:
+class RejectReservation(_ActionTraits):
     """Refuse an offer to an agent the transfer excludes."""
 
+    name: ClassVar[str] = "reject offer"
     reservation_sid: str
 
 
 @dataclass(frozen=True)
-class CloseSender:
+class CloseSender(_ActionTraits):
     """Close (or wrap up) the sender's interaction participant, completing the original task."""
 
+    name: ClassVar[str] = "close sender"
+    once_only: ClassVar[bool] = True
     status: str = "closed"
 
 
 @dataclass(frozen=True)
-class CancelNewTask:
+class CancelNewTask(_ActionTraits):
+    """Cancel the new task: the transfer ended before anyone accepted it."""
+
+    name: ClassVar[str] = "cancel new task"
     reason: str
 
 
 @dataclass(frozen=True)
-class NotifyCustomer:
-    """Tell the customer, in the conversation, that a transfer has started (no internal content)."""
+class NotifyCustomer(_ActionTraits):
+    """Tell the customer, in the conversation, that a transfer has started (no internal content).
 
+    A courtesy: when it cannot be posted (the conversation closed meanwhile), the transfer goes on."""
+
+    name: ClassVar[str] = "customer notice"
+    once_only: ClassVar[bool] = True
+    fails_transfer: ClassVar[bool] = False
     text: str
 
 
@@ -334,6 +374,7 @@ def transfer_object(transfer: Transfer) -> dict[str, Any]:
         "from_worker_sid": transfer.from_worker_sid,
         "from_task_sid": transfer.from_task_sid,
         "attempt": transfer.attempt,
+        "route_version": transfer.route_version,
         "notes": transfer.notes,
         "previous_transfer_id": transfer.previous_transfer_id,
         "earlier_transfers": transfer.earlier_transfers,
@@ -446,70 +487,83 @@ def _offer_overtaken(transfer: Transfer, reservation_sid: str, worker_sid: str, 
 
 def _is_refused_reoffer(transfer: Transfer, reservation_sid: str, worker_sid: str) -> bool:
     """An offer to an excluded agent: Baton refuses it and it never counts as an attempt."""
-    return worker_sid in transfer.excluded_workers and reservation_sid not in transfer.seen_reservations
+    return reservation_sid in transfer.refused_reservations or (
+        worker_sid in transfer.excluded_workers and reservation_sid not in transfer.seen_reservations)
 
 
 def _reservation_created(transfer: Transfer, event: ReservationCreated, settings: Settings, now: float) -> Step:
     if (transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations
-            or event.reservation_sid == transfer.reservation_sid):
+            or event.reservation_sid in transfer.refused_reservations
+            or event.reservation_sid in dict(transfer.live_offers)):
         return Step(transfer)
-    actions: tuple[Action, ...] = ()
-    if transfer.status == OFFERED:
-        # TaskRouter offers a transfer task to one agent at a time (its queues reserve one worker),
-        # so a new offer means the live one has ended, even if the event saying so is still on its way.
-        ended = _end_offer(transfer, transfer.reservation_sid, transfer.offered_worker_sid, "ended", settings, now)
-        if ended.transfer.status != ROUTING:
-            return ended
-        transfer, actions = ended.transfer, ended.actions
     if _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid):
-        # TaskRouter re-offers a rejected task to the same known worker before our re-route lands.
-        return Step(_entry(transfer, now, "offer to excluded agent refused", **_offer_detail(event)),
-                    actions + (RejectReservation(event.reservation_sid),))
+        # TaskRouter may keep offering an agent who declined (the same known worker, or a task kept
+        # in its step because the re-route landed while it was reserved).
+        refused = _entry(_refuse(transfer, event.reservation_sid), now, "offer to excluded agent refused",
+                         **_offer_detail(event))
+        return _refuse_and_reroute(refused, (event.reservation_sid,))
     offered = _move(_offer_seen(transfer, event.reservation_sid), now, OFFERED, "offered", _offer_detail(event),
-                    reservation_sid=event.reservation_sid, offered_worker_sid=event.worker_sid)
-    return Step(offered, actions)
+                    live_offers=transfer.live_offers + ((event.reservation_sid, event.worker_sid),))
+    return Step(offered)
+
+
+def _refuse(transfer: Transfer, reservation_sid: str) -> Transfer:
+    return dataclasses.replace(transfer, refused_reservations=transfer.refused_reservations + (reservation_sid,))
+
+
+def _refuse_and_reroute(transfer: Transfer, refused: tuple[str, ...]) -> Step:
+    """Refuse these offers, then write the route (as a change: a new version), so that a write lands
+    once the task is pending again and TaskRouter re-drives it (an update made while it is reserved
+    may not re-route it)."""
+    actions: tuple[Action, ...] = tuple(RejectReservation(sid) for sid in refused)
+    if transfer.route == ROUTE_WORKFLOW:
+        # The target workflow routes the task; Baton only keeps excluded agents out.
+        return Step(transfer, actions)
+    rerouted = dataclasses.replace(transfer, route_version=transfer.route_version + 1)
+    return Step(rerouted, actions + (Reroute(routing_keys(rerouted), rerouted.attempt, rerouted.route_version),))
 
 
 def _reservation_ended(transfer: Transfer, event: ReservationEnded, settings: Settings, now: float) -> Step:
-    if transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations:
+    if (transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations
+            or event.reservation_sid in transfer.refused_reservations):
         return Step(transfer)
     if _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid):
-        finished = transfer.finished_reservations + (event.reservation_sid,)
-        return Step(dataclasses.replace(transfer, finished_reservations=finished))
-    if transfer.status == OFFERED and event.reservation_sid != transfer.reservation_sid:
-        # The end of an earlier offer whose start we never saw, after a later one began: keep the
-        # live offer, but make sure the agent who declined is excluded from now on.
-        ended = _declined(_offer_overtaken(transfer, event.reservation_sid, event.worker_sid, now),
-                          event.reservation_sid, event.worker_sid)
-        ended = _entry(ended, now, f"offer {event.outcome}", **_offer_detail(event))
-        return Step(ended, () if transfer.route == ROUTE_WORKFLOW else (_reroute(ended),))
-    return _end_offer(transfer, event.reservation_sid, event.worker_sid, event.outcome, settings, now)
+        return Step(_refuse(transfer, event.reservation_sid))
+    live = tuple(offer for offer in transfer.live_offers if offer[0] != event.reservation_sid)
+    finished = dataclasses.replace(transfer, live_offers=live,
+                                   finished_reservations=transfer.finished_reservations + (event.reservation_sid,))
+    if event.outcome in ("rescinded", "canceled"):
+        # TaskRouter withdrew the offer (another agent accepted, or the task ended): not a refusal.
+        withdrawn = _entry(finished, now, f"offer {event.outcome}", **_offer_detail(event))
+        return Step(withdrawn if live else _move(withdrawn, now, ROUTING, "routing"))
+    return _declined(finished, event, settings, now)
 
 
-def _declined(transfer: Transfer, reservation_sid: str, worker_sid: str) -> Transfer:
-    """The transfer once this offer is over: finished, and its agent excluded."""
-    return dataclasses.replace(transfer, finished_reservations=transfer.finished_reservations + (reservation_sid,),
-                               excluded_workers=tuple(dict.fromkeys((*transfer.excluded_workers, worker_sid))))
-
-
-def _end_offer(transfer: Transfer, reservation_sid: str, worker_sid: str, outcome: str, settings: Settings,
-               now: float) -> Step:
-    """The live (or only known) offer ended without acceptance: fail, or find the next agent."""
-    ended = dataclasses.replace(_declined(_offer_overtaken(transfer, reservation_sid, worker_sid, now), reservation_sid,
-                                          worker_sid), reservation_sid=None, offered_worker_sid=None)
-    ended = _entry(ended, now, f"offer {outcome}", worker_sid=worker_sid, reservation_sid=reservation_sid)
-    if ended.attempt >= settings.max_attempts:
-        return _fail(ended, now, "max attempts reached", f"no agent accepted after {ended.attempt} offers")
-    if transfer.route == ROUTE_WORKFLOW:
+def _declined(transfer: Transfer, event: ReservationEnded, settings: Settings, now: float) -> Step:
+    """An agent declined (or let the offer time out): exclude them, refuse their other live offers,
+    and fail or route on once no offer is live."""
+    declined = _offer_overtaken(transfer, event.reservation_sid, event.worker_sid, now)
+    declined = _entry(dataclasses.replace(declined, excluded_workers=tuple(dict.fromkeys(
+        (*declined.excluded_workers, event.worker_sid)))), now, f"offer {event.outcome}", **_offer_detail(event))
+    # An offer to the same agent that TaskRouter made before the decline reached Baton: refused, not counted.
+    refused = tuple(sid for sid, worker_sid in declined.live_offers if worker_sid == event.worker_sid)
+    if refused:
+        declined = dataclasses.replace(
+            declined, live_offers=tuple(offer for offer in declined.live_offers if offer[0] not in refused),
+            seen_reservations=tuple(sid for sid in declined.seen_reservations if sid not in refused),
+            refused_reservations=declined.refused_reservations + refused, attempt=declined.attempt - len(refused))
+    rejects = tuple(RejectReservation(sid) for sid in refused)
+    # While other agents hold live offers, the first of them to accept has it.
+    status = OFFERED if declined.live_offers else ROUTING
+    if status == ROUTING and declined.attempt >= settings.max_attempts:
+        failed = _fail(declined, now, "max attempts reached", f"no agent accepted after {declined.attempt} offers")
+        return Step(failed.transfer, rejects + failed.actions)
+    if declined.route == ROUTE_WORKFLOW:
         # The target workflow routes its own rejections; Baton only counts the offers.
-        return Step(_move(ended, now, ROUTING, "routing"))
-    rerouted = _move(ended, now, ROUTING, "re-routing to queue", route=ROUTE_QUEUE,
-                     queue_sid=transfer.queue_sid or transfer.target_sid)
-    return Step(rerouted, (_reroute(rerouted),))
-
-
-def _reroute(transfer: Transfer) -> Reroute:
-    return Reroute(routing_keys(transfer), transfer.attempt)
+        return Step(_move(declined, now, status, "routing"), rejects)
+    rerouted = _move(declined, now, status, "re-routing to queue", route=ROUTE_QUEUE,
+                     queue_sid=declined.queue_sid or declined.target_sid)
+    return _refuse_and_reroute(rerouted, refused)
 
 
 def _reservation_accepted(transfer: Transfer, event: ReservationAccepted, settings: Settings, now: float) -> Step:
@@ -519,7 +573,8 @@ def _reservation_accepted(transfer: Transfer, event: ReservationAccepted, settin
         return Step(transfer)
     accepted = _move(_offer_overtaken(transfer, event.reservation_sid, event.worker_sid, now), now, ACCEPTED,
                      "accepted", _offer_detail(event),
-                     accepted_worker_sid=event.worker_sid, reservation_sid=event.reservation_sid)
+                     accepted_worker_sid=event.worker_sid, accepted_reservation_sid=event.reservation_sid,
+                     live_offers=())
     if transfer.mode == "warm":
         return Step(accepted)
     if transfer.sender_closed:
@@ -556,7 +611,7 @@ def _workflow_timed_out(transfer: Transfer, event: WorkflowTimedOut, settings: S
         excluded = tuple(dict.fromkeys((*transfer.excluded_workers, transfer.target_sid)))
         rerouted = _move(transfer, now, ROUTING, "target step timed out, re-routing to queue", route=ROUTE_QUEUE,
                          excluded_workers=excluded)
-        return Step(rerouted, (_reroute(rerouted),))
+        return _refuse_and_reroute(rerouted, ())
     return _fail(transfer, now, "workflow timeout", "the new task timed out of its workflow")
 
 

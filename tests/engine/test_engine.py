@@ -15,7 +15,7 @@ from baton.config import Config
 from baton.engine import MAX_ACTION_ATTEMPTS, TransferEngine, retry_delay
 from baton.settings import Settings
 from baton.store import Record, Store, connect_redis
-from baton.twilio_gateway import RetryableTwilioError, TwilioGateway, build_twilio_client
+from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioGateway, build_twilio_client
 from simulator import Simulator
 from simulator.scenario import build_default_scenario, open_conversation
 
@@ -47,6 +47,10 @@ class FaultyGateway(TwilioGateway):
     def fetch_task(self, *args, **kwargs):
         self._fault("fetch_task")
         return super().fetch_task(*args, **kwargs)
+
+    def post_message(self, *args, **kwargs):
+        self._fault("post_message")
+        return super().post_message(*args, **kwargs)
 
 
 @pytest.fixture
@@ -223,3 +227,29 @@ def test_customer_notice_is_posted_once_and_says_nothing_internal(world):
     assert len(posted) == 1
     assert posted[0].params["Body"] == "Connecting you with a specialist…"
     assert "4417" not in json.dumps(posted[0].params)
+
+
+def test_a_customer_notice_that_cannot_be_posted_never_stops_the_transfer(world):
+    """The conversation is gone when the notice is posted (a permanent 404): the notice is dropped, the outbox
+    empties and the transfer routes on, instead of the notice staying stuck at the head of the outbox."""
+    sim, scenario, store, gateway, engine = world
+    store.save_settings(Settings(customer_notice_enabled=True))
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    gateway.faults["post_message"] = [PermanentTwilioError("messages.create", "The requested resource was not found",
+                                                           404, 20404)]
+
+    assert engine.run(transfer_id).retry_in is None
+    record = store.load(transfer_id)
+    assert record.outbox == ()
+    assert record.transfer.status in (t.ROUTING, t.OFFERED, t.ACCEPTED, t.COMPLETED)
+    assert record.transfer.new_task_sid is not None
+
+
+def test_every_action_type_says_its_name_and_whether_its_failure_fails_the_transfer():
+    """Each action the state machine can ask for describes itself; the engine performs every one of them."""
+    for action_type in t.ACTION_TYPES.values():
+        assert action_type.name and isinstance(action_type.once_only, bool)
+        assert isinstance(action_type.fails_transfer, bool)
+    assert {name for name, cls in t.ACTION_TYPES.items() if cls.once_only} == {
+        "CreateInvite", "CloseSender", "NotifyCustomer"}

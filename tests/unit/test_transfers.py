@@ -58,6 +58,7 @@ EVENTS = {
     "accepted": t.ReservationAccepted("WR1", TARGET),
     "rejected": t.ReservationEnded("WR1", TARGET, "rejected"),
     "timeout": t.ReservationEnded("WR1", TARGET, "timeout"),
+    "rescinded": t.ReservationEnded("WR1", TARGET, "rescinded"),
     "queued": t.TaskQueueEntered(FALLBACK),
     "workflow-timeout": t.WorkflowTimedOut(),
     "task-ended": t.NewTaskEnded("task.canceled", "Task TTL Exceeded"),
@@ -82,6 +83,7 @@ TABLE = {
         "accepted": IGNORED,
         "rejected": IGNORED,
         "timeout": IGNORED,
+        "rescinded": IGNORED,
         "queued": IGNORED,
         "workflow-timeout": IGNORED,
         "task-ended": (t.FAILED, []),
@@ -98,10 +100,11 @@ TABLE = {
         "prepared": IGNORED,
         "invite": IGNORED,
         "created": (t.OFFERED, []),
-        "created-excluded": (t.ROUTING, [t.RejectReservation]),
+        "created-excluded": (t.ROUTING, [t.RejectReservation, t.Reroute]),
         "accepted": (t.ACCEPTED, [t.CloseSender]),
         "rejected": (t.ROUTING, [t.Reroute]),
         "timeout": (t.ROUTING, [t.Reroute]),
+        "rescinded": (t.ROUTING, []),
         "queued": IGNORED,
         "workflow-timeout": (t.ROUTING, [t.Reroute]),
         "task-ended": (t.FAILED, []),
@@ -118,10 +121,11 @@ TABLE = {
         "prepared": IGNORED,
         "invite": IGNORED,
         "created": IGNORED,
-        "created-excluded": (t.ROUTING, [t.Reroute, t.RejectReservation]),
+        "created-excluded": (t.OFFERED, [t.RejectReservation, t.Reroute]),
         "accepted": (t.ACCEPTED, [t.CloseSender]),
         "rejected": (t.ROUTING, [t.Reroute]),
         "timeout": (t.ROUTING, [t.Reroute]),
+        "rescinded": (t.ROUTING, []),
         "queued": IGNORED,
         "workflow-timeout": IGNORED,
         "task-ended": (t.FAILED, []),
@@ -142,6 +146,7 @@ TABLE = {
         "accepted": IGNORED,
         "rejected": IGNORED,
         "timeout": IGNORED,
+        "rescinded": IGNORED,
         "queued": IGNORED,
         "workflow-timeout": IGNORED,
         "task-ended": IGNORED,
@@ -184,7 +189,7 @@ def test_prepared_builds_the_new_task_attributes():
         "transferTargetType": "worker", "transferTargetSid": TARGET, "transferQueueSid": FALLBACK,
         "transferExcludedWorkers": [SENDER],
         "transfer": {"id": "tr1", "mode": "cold", "from_worker_sid": SENDER, "from_task_sid": "WT" + "0" * 32,
-                     "attempt": 0, "notes": "be kind", "previous_transfer_id": None, "earlier_transfers": 0,
+                     "attempt": 0, "route_version": 0, "notes": "be kind", "previous_transfer_id": None, "earlier_transfers": 0,
                      "summary": None, "context": None},
     }
 
@@ -216,7 +221,7 @@ def test_rejection_excludes_the_agent_and_reroutes_to_the_queue():
     step = run(in_state(t.OFFERED), t.ReservationEnded("WR1", TARGET, "rejected"))
     (reroute,) = step.actions
     assert reroute == t.Reroute({"transferTargetType": "queue", "transferTargetSid": TARGET,
-                                 "transferQueueSid": FALLBACK, "transferExcludedWorkers": [SENDER, TARGET]}, 1)
+                                 "transferQueueSid": FALLBACK, "transferExcludedWorkers": [SENDER, TARGET]}, 1, 1)
     assert [e.event for e in step.transfer.timeline[-2:]] == ["offer rejected", "re-routing to queue"]
 
 
@@ -233,36 +238,98 @@ def test_fails_after_max_attempts_and_cancels_the_new_task():
     assert step.actions == (t.CancelNewTask("no agent accepted after 3 offers"),)
 
 
-def test_refused_reoffer_to_an_excluded_agent_is_not_an_attempt():
-    """Baton's own refusal of a re-offer to an excluded agent neither counts nor re-routes."""
-    transfer = run(in_state(t.OFFERED), t.ReservationEnded("WR1", TARGET, "rejected")).transfer
-    step = run(transfer, t.ReservationCreated("WR2", TARGET))
-    assert step.actions == (t.RejectReservation("WR2"),)
-    after = run(step.transfer, t.ReservationEnded("WR2", TARGET, "rejected"))
+def test_refused_reoffer_to_an_excluded_agent_is_not_an_attempt_and_writes_the_route_again():
+    """Baton refuses a re-offer to an excluded agent without counting it, then writes the route again as a
+    new version: TaskRouter kept the task where it was (the first write landed while it was reserved), and
+    a write made once the refusal lands finds it pending and re-drives it."""
+    first = run(in_state(t.OFFERED), t.ReservationEnded("WR1", TARGET, "rejected"))
+    assert first.actions[-1].version == 1
+    step = run(first.transfer, t.ReservationCreated("WR2", TARGET))
+    refusal, reroute = step.actions
+    assert refusal == t.RejectReservation("WR2")
+    assert (reroute.version, reroute.routing["transferTargetType"], reroute.attempt) == (2, "queue", 1)
+    after = run(step.transfer, t.ReservationEnded("WR2", TARGET, "rejected"), t.ReservationCreated("WR2", TARGET))
     assert (after.transfer.attempt, after.transfer.status, after.actions) == (1, t.ROUTING, ())
+
+
+def test_every_refused_reoffer_writes_a_new_route_version():
+    """However often TaskRouter offers an excluded agent the task, each refusal is followed by a write that
+    is a change (a route version never written before)."""
+    transfer = run(in_state(t.OFFERED), t.ReservationEnded("WR1", TARGET, "rejected")).transfer
+    versions = []
+    for number in range(2, 6):
+        step = run(transfer, t.ReservationCreated(f"WR{number}", TARGET))
+        versions.append(step.actions[-1].version)
+        transfer = step.transfer
+    assert versions == [2, 3, 4, 5]
+    assert transfer.attempt == 1
 
 
 def test_an_excluded_agent_who_accepts_before_the_refusal_lands_has_the_transfer():
     """TaskRouter offered the task to an excluded agent (the sender, back in the fallback queue), who accepted
     before Baton's refusal reached Twilio: the task is theirs, so the transfer is accepted, not left routing."""
     refused = run(in_state(t.ROUTING), t.ReservationCreated("WR5", SENDER))
-    assert refused.actions == (t.RejectReservation("WR5"),)
+    assert [type(a) for a in refused.actions] == [t.RejectReservation, t.Reroute]
     step = run(refused.transfer, t.ReservationAccepted("WR5", SENDER))
     assert (step.transfer.status, step.transfer.accepted_worker_sid) == (t.ACCEPTED, SENDER)
     assert [type(a) for a in step.actions] == [t.CloseSender]
 
 
-def test_reoffer_overtaking_the_rejection_ends_the_live_offer():
-    """TaskRouter's re-offer to the agent who just declined, seen before the decline, ends that offer and is refused."""
+def test_reoffer_seen_before_the_rejection_is_refused_and_uncounted_when_the_rejection_arrives():
+    """TaskRouter's re-offer to the agent who just declined, seen before the decline: a live offer until the
+    decline arrives, then refused and no longer counted."""
     step = run(in_state(t.OFFERED), t.ReservationCreated("WR2", TARGET))
-    assert (step.transfer.status, step.transfer.attempt, step.transfer.excluded_workers) == (
-        t.ROUTING, 1, (SENDER, TARGET))
-    assert [type(a) for a in step.actions] == [t.Reroute, t.RejectReservation]
-    late = run(step.transfer, t.ReservationEnded("WR1", TARGET, "rejected"),
-               t.ReservationEnded("WR2", TARGET, "rejected"))
+    assert (step.transfer.status, step.transfer.attempt, step.actions) == (t.OFFERED, 2, ())
+    declined = run(step.transfer, t.ReservationEnded("WR1", TARGET, "rejected"))
+    assert (declined.transfer.status, declined.transfer.attempt, declined.transfer.live_offers) == (t.ROUTING, 1, ())
+    assert [type(a) for a in declined.actions] == [t.RejectReservation, t.Reroute]
+    assert declined.actions[0] == t.RejectReservation("WR2")
+    late = run(declined.transfer, t.ReservationEnded("WR2", TARGET, "rejected"))
     assert (late.transfer.status, late.transfer.attempt, late.actions) == (t.ROUTING, 1, ())
     offered = run(late.transfer, t.ReservationCreated("WR3", OTHER))
     assert (offered.transfer.status, offered.transfer.attempt) == (t.OFFERED, 2)
+
+
+def test_several_live_offers_the_first_acceptance_wins_and_rescinds_are_no_refusals():
+    """A queue that reserves several agents at once: each offer is live, a decline by one keeps the others,
+    the first acceptance wins, and the others' rescinded offers change nothing after it."""
+    transfer = run(in_state(t.ROUTING), t.ReservationCreated("WR1", TARGET), t.ReservationCreated("WR2", OTHER),
+                   t.ReservationCreated("WR3", THIRD)).transfer
+    assert (transfer.status, transfer.attempt, transfer.offered_worker_sids) == (t.OFFERED, 3, (TARGET, OTHER, THIRD))
+    declined = run(transfer, t.ReservationEnded("WR1", TARGET, "rejected"))
+    assert (declined.transfer.status, declined.transfer.offered_worker_sids) == (t.OFFERED, (OTHER, THIRD))
+    assert TARGET in declined.transfer.excluded_workers
+    accepted = run(declined.transfer, t.ReservationAccepted("WR3", THIRD))
+    assert (accepted.transfer.status, accepted.transfer.accepted_worker_sid) == (t.ACCEPTED, THIRD)
+    assert accepted.actions == (t.CloseSender("closed"),)
+    rescinded = run(accepted.transfer, t.ReservationEnded("WR2", OTHER, "rescinded"))
+    assert rescinded == t.Step(accepted.transfer)
+
+
+def test_acceptance_of_an_offer_whose_rescind_arrived_first_still_wins():
+    """Events of a multi-reservation out of order: the rescind of one offer, then the acceptance of another."""
+    transfer = run(in_state(t.ROUTING), t.ReservationCreated("WR1", TARGET), t.ReservationCreated("WR2", OTHER),
+                   t.ReservationEnded("WR1", TARGET, "rescinded")).transfer
+    assert (transfer.status, transfer.excluded_workers) == (t.OFFERED, (SENDER,))
+    step = run(transfer, t.ReservationAccepted("WR2", OTHER))
+    assert (step.transfer.status, step.transfer.accepted_worker_sid) == (t.ACCEPTED, OTHER)
+
+
+def test_max_attempts_fail_only_once_no_offer_is_live():
+    """The last allowed offers declined one by one: the transfer fails when the last live one ends, not before."""
+    settings = t.Settings(max_attempts=2)
+    transfer = run(in_state(t.ROUTING), t.ReservationCreated("WR1", TARGET), t.ReservationCreated("WR2", OTHER),
+                   settings=settings).transfer
+    first = run(transfer, t.ReservationEnded("WR1", TARGET, "timeout"), settings=settings)
+    assert first.transfer.status == t.OFFERED
+    second = run(first.transfer, t.ReservationEnded("WR2", OTHER, "rejected"), settings=settings)
+    assert (second.transfer.status, second.actions) == (t.FAILED, (t.CancelNewTask("no agent accepted after 2 offers"),))
+
+
+def test_withdrawn_offers_leave_the_agent_eligible_and_route_nothing():
+    """A canceled offer is no refusal: the agent is not excluded and nothing is re-routed."""
+    step = run(in_state(t.OFFERED), t.ReservationEnded("WR1", TARGET, "canceled"))
+    assert (step.transfer.status, step.transfer.excluded_workers, step.actions) == (t.ROUTING, (SENDER,), ())
 
 
 def test_end_before_creation_counts_once():
@@ -276,7 +343,7 @@ def test_late_end_of_an_earlier_offer_keeps_the_live_offer():
     """The end of an old offer arriving during a newer one excludes that agent without dropping the live offer."""
     transfer = run(in_state(t.ROUTING), t.ReservationCreated("WR2", OTHER)).transfer
     step = run(transfer, t.ReservationEnded("WR1", TARGET, "rejected"))
-    assert (step.transfer.status, step.transfer.reservation_sid, step.transfer.attempt) == (t.OFFERED, "WR2", 2)
+    assert (step.transfer.status, step.transfer.live_offers, step.transfer.attempt) == (t.OFFERED, (("WR2", OTHER),), 2)
     assert TARGET in step.transfer.excluded_workers
     assert [type(a) for a in step.actions] == [t.Reroute]
 
