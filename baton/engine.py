@@ -40,6 +40,10 @@ ROUTABLE_TASK_STATES = ("pending", "reserved")
 ALREADY_DONE_STATUSES = (400, 404, 409)
 # How far back a repeated customer notice looks for the one a previous try may have posted.
 NOTICE_LOOKBACK = 20
+# What a TaskRouter event that arrives before the transfer knows its new task keeps until then, and
+# how many such events a transfer keeps.
+HELD_EVENT_FIELDS = ("EventType", "TaskSid", "ReservationSid", "WorkerSid", "TaskQueueSid", "TaskCanceledReason")
+MAX_HELD_EVENTS = 20
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
@@ -134,7 +138,7 @@ class TransferEngine:
         event = event_from_taskrouter(fields)
         if event is None:
             return Outcome()
-        return self._process(transfer_id, event, task_sid=fields.get("TaskSid"))
+        return self._process(transfer_id, event, taskrouter_fields=fields)
 
     def conversation_event(self, transfer_id: str, fields: Mapping[str, str]) -> Outcome:
         """A Conversations event about the transfer's conversation."""
@@ -172,15 +176,43 @@ class TransferEngine:
                     record = self._apply(record, event, settings)
             return self._drain(record, settings, lock)
 
-    def _process(self, transfer_id: str, event: t.Event | None, task_sid: str | None = None) -> Outcome:
+    def _process(self, transfer_id: str, event: t.Event | None,
+                 taskrouter_fields: Mapping[str, str] | None = None) -> Outcome:
         with self.store.lock(transfer_id) as lock:
             record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
             if record is None:
                 log.warning("transfer %s not found (expired?)", transfer_id)
                 return Outcome()
-            if event is not None and not self._is_about_other_task(record.transfer, task_sid):
+            task_sid = (taskrouter_fields or {}).get("TaskSid")
+            if event is not None and task_sid and record.transfer.new_task_sid is None:
+                # Only the invite tells which task is the transfer's: until then, an event naming the
+                # transfer may be about any task (a stale or forged one), so it waits.
+                record = self._hold(record, taskrouter_fields)
+            elif event is not None and task_sid in (None, record.transfer.new_task_sid):
                 record = self._apply(record, event, settings)
             return self._drain(record, settings, lock)
+
+    def _hold(self, record: Record, fields: Mapping[str, str]) -> Record:
+        held = {name: fields[name] for name in HELD_EVENT_FIELDS if fields.get(name)}
+        if held in record.held_events or len(record.held_events) >= MAX_HELD_EVENTS:
+            return record
+        updated = dataclasses.replace(record, held_events=record.held_events + (held,))
+        self.store.save(updated)
+        return updated
+
+    def _release_held(self, record: Record, settings: Settings) -> Record:
+        """Once the new task is known: apply the held events that are about it, drop the others."""
+        if not record.held_events or record.transfer.new_task_sid is None:
+            return record
+        held, record = record.held_events, dataclasses.replace(record, held_events=())
+        for fields in held:
+            if fields.get("TaskSid") == record.transfer.new_task_sid:
+                record = self._apply(record, event_from_taskrouter(fields), settings)
+            else:
+                log.warning("transfer %s: dropped an event about task %s, not its new task", record.transfer.id,
+                            fields.get("TaskSid"))
+        self.store.save(record)
+        return record
 
     def _missed_events(self, transfer: t.Transfer, settings: Settings) -> list[t.Event]:
         """The events a transfer would have had from what Twilio says of its new task now."""
@@ -209,15 +241,11 @@ class TransferEngine:
         # Offers that are over first, then what is still going on, as TaskRouter lived them.
         return events + live
 
-    @staticmethod
-    def _is_about_other_task(transfer: t.Transfer, task_sid: str | None) -> bool:
-        return bool(task_sid and transfer.new_task_sid and task_sid != transfer.new_task_sid)
-
     def _apply(self, record: Record, event: t.Event, settings: Settings) -> Record:
         step = t.advance(record.transfer, event, settings, self.clock())
         if step.transfer == record.transfer and not step.actions:
             return record
-        updated = Record(step.transfer, record.outbox + step.actions, record.head_attempts)
+        updated = dataclasses.replace(record, transfer=step.transfer, outbox=record.outbox + step.actions)
         self.store.save(updated)
         self._moved(record.transfer, step.transfer)
         return updated
@@ -253,13 +281,14 @@ class TransferEngine:
                 follow_up = self._failed(action, record.transfer, f"Twilio kept failing: {exc}", exc.code)
             except PermanentTwilioError as exc:
                 follow_up = self._failed(action, record.transfer, str(exc), exc.code)
-            record = Record(record.transfer, record.outbox[1:])
+            record = dataclasses.replace(record, outbox=record.outbox[1:], head_attempts=0)
             before = record.transfer
             if follow_up is not None:
                 step = t.advance(record.transfer, follow_up, settings, self.clock())
-                record = Record(step.transfer, record.outbox + step.actions)
+                record = dataclasses.replace(record, transfer=step.transfer, outbox=record.outbox + step.actions)
             self.store.save(record)
             self._moved(before, record.transfer)
+            record = self._release_held(record, settings)
         return Outcome()
 
     @staticmethod

@@ -59,11 +59,14 @@ class Record:
     """A transfer with the actions decided for it but not yet carried out (its outbox).
 
     head_attempts: how many times the first action of the outbox has been tried.
+    held_events: TaskRouter events (their fields) that arrived before the transfer knew its new task:
+        applied once the invite tells which task is the transfer's, the others dropped.
     """
 
     transfer: Transfer
     outbox: tuple[Action, ...] = ()
     head_attempts: int = 0
+    held_events: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,8 @@ class Store:
             return None
         data = json.loads(raw)
         outbox = tuple(ACTION_TYPES[action.pop("type")](**action) for action in data["outbox"])
-        return Record(Transfer.from_dict(data["transfer"]), outbox, data.get("head_attempts", 0))
+        return Record(Transfer.from_dict(data["transfer"]), outbox, data.get("head_attempts", 0),
+                      tuple(data.get("held_events", ())))
 
     def save(self, record: Record) -> None:
         """Store the record; a finished transfer frees its task and expires after the retention period."""
@@ -288,7 +292,8 @@ class Store:
     def _encode(record: Record) -> str:
         outbox = [{"type": type(action).__name__, **dataclasses.asdict(action)} for action in record.outbox]
         return json.dumps({"transfer": record.transfer.to_dict(), "outbox": outbox,
-                           "head_attempts": record.head_attempts}, separators=(",", ":"))
+                           "head_attempts": record.head_attempts, "held_events": record.held_events},
+                          separators=(",", ":"))
 
     # the admin page
 

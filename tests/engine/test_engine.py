@@ -253,3 +253,46 @@ def test_every_action_type_says_its_name_and_whether_its_failure_fails_the_trans
         assert isinstance(action_type.fails_transfer, bool)
     assert {name for name, cls in t.ACTION_TYPES.items() if cls.once_only} == {
         "CreateInvite", "CloseSender", "NotifyCustomer"}
+
+
+def test_an_event_for_another_task_before_the_invite_is_known_never_moves_the_transfer(world):
+    """While the invite is still being retried, a signed event naming the transfer but about another task (a
+    forged or stale one) is held, and dropped once the invite tells which task is the transfer's."""
+    sim, scenario, store, gateway, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    gateway.faults["create_invite"] = [RetryableTwilioError("invites.create", "Service Unavailable", 503, 20503)
+                                       for _ in range(2)]
+    assert engine.run(transfer_id).retry_in is not None
+
+    engine.taskrouter_event(transfer_id, {"EventType": "reservation.accepted", "TaskSid": "WT" + "1" * 32,
+                                          "ReservationSid": "WR" + "1" * 32, "WorkerSid": scenario.agents["bob"]})
+    held = store.load(transfer_id)
+    assert (held.transfer.status, held.transfer.accepted_worker_sid, len(held.held_events)) == (t.ROUTING, None, 1)
+
+    engine.run(transfer_id)
+    record = store.load(transfer_id)
+    assert record.transfer.new_task_sid not in (None, "WT" + "1" * 32)
+    assert record.transfer.accepted_worker_sid is None and record.held_events == ()
+    assert not sim.requests.find("POST", f"/Channels/{conversation.channel_sid}/Participants/")
+
+
+def test_an_event_of_the_new_task_that_overtakes_the_invite_answer_is_applied_once_the_invite_is_known(world):
+    """The invite went through but the worker died before recording it; the new task's first offer arrives
+    meanwhile: it waits until the invite is found again, then counts."""
+    sim, scenario, store, gateway, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    carol = scenario.agents["carol"]
+    transfer_id = request_transfer(store, conversation, carol)
+    gateway.crash_after.add("create_invite")
+    with pytest.raises(Crash):
+        engine.run(transfer_id)
+    routing = store.load(transfer_id).transfer
+    (invite,) = gateway.list_invites(routing.interaction_sid, routing.channel_sid)
+
+    engine.taskrouter_event(transfer_id, {"EventType": "reservation.created", "TaskSid": invite.task_sid,
+                                          "ReservationSid": "WR" + "7" * 32, "WorkerSid": carol})
+    transfer = store.load(transfer_id).transfer
+    assert (transfer.new_task_sid, transfer.attempt) == (invite.task_sid, 1)
+    assert ("WR" + "7" * 32, carol) in [(e.reservation_sid, e.worker_sid) for e in transfer.timeline
+                                        if e.event == "offered"]

@@ -18,7 +18,8 @@ def a_transfer(transfer_id="tr1", task=TASK) -> t.Transfer:
 
 def test_create_then_load_round_trips(store):
     """A created transfer loads back whole, with its outbox."""
-    record = Record(a_transfer(), (t.Prepare(), t.Reroute({"transferTargetType": "queue"}, 2)))
+    record = Record(a_transfer(), (t.Prepare(), t.Reroute({"transferTargetType": "queue"}, 2, 1)),
+                    held_events=({"EventType": "reservation.created", "TaskSid": "WT1"},))
     assert store.create(record).new
     assert store.load("tr1") == record
     assert store.active_transfer_id(TASK) == "tr1"
