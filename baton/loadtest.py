@@ -72,11 +72,12 @@ class _Planned:
 
 
 def run_load(transfers: int, redis_url: str, *, seed: int = 7, copies: int = 2, fault_rate: float = 0.0,
-             time_scale: float = 0.05, timeout: float = 300.0) -> LoadResult:
+             time_scale: float = 0.05, timeout: float = 300.0, profile: str = "documented") -> LoadResult:
     """Run ``transfers`` scripted transfers at once on a fresh stack and count the outcomes.
 
     ``fault_rate``: the share of Twilio requests (Baton's web and worker alike) that fail, evenly
-    429 with Retry-After, 500, 503 and dropped connections.
+    429 with Retry-After, 500, 503 and dropped connections. ``profile``: the simulator's reading of
+    Twilio's ambiguous behaviours (simulator/profiles.py).
     """
     rng = random.Random(seed)
     stack = DevStack(redis_url, time_scale=time_scale, extra_env={
@@ -84,6 +85,7 @@ def run_load(transfers: int, redis_url: str, *, seed: int = 7, copies: int = 2, 
         "RECONCILE_EVERY_S": "2", "RECONCILE_AFTER_S": "10"})
     stack.start()
     try:
+        stack.simulator.profile.update(profile)
         plan = _provision(stack, transfers, rng)
         stack.simulator.dispatcher.copies, stack.simulator.dispatcher.jitter_s = copies, 0.01
         for number, kind in enumerate(FAULT_KINDS):

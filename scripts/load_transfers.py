@@ -9,6 +9,7 @@ import os
 import sys
 
 from baton.loadtest import run_load
+from simulator.profiles import PROFILES
 
 
 def main() -> int:
@@ -18,9 +19,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="share of Twilio requests that fail (429, 500, 503, dropped connections)")
+    parser.add_argument("--profile", choices=tuple(PROFILES), default="documented",
+                        help="the simulator's reading of Twilio's ambiguous behaviours (docs/twilio-behaviour.md)")
     args = parser.parse_args()
     result = run_load(args.transfers, os.environ.get("REDIS_URL", "redis://localhost:6379/0"), seed=args.seed,
-                      copies=args.copies, fault_rate=args.fault_rate)
+                      copies=args.copies, fault_rate=args.fault_rate, profile=args.profile)
     print(result.report())
     return 0 if result.ok else 1
 

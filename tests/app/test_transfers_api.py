@@ -273,7 +273,7 @@ def test_the_agent_offered_a_transfer_reads_it(client, scenario, store, created)
     carol = scenario.agents["carol"]
     entry = t.TimelineEntry(at=2.0, state=t.OFFERED, event="reservation.created", worker_sid=carol,
                             reservation_sid="WR" + "1" * 32)
-    replace(store, created["id"], status=t.OFFERED, offered_worker_sid=carol,
+    replace(store, created["id"], status=t.OFFERED, live_offers=(("WR" + "1" * 32, carol),),
             timeline=store.load(created["id"]).transfer.timeline + (entry,))
     response = client.get(f"/v1/transfers/{created['id']}", headers=bearer(scenario.tokens["carol"]))
     assert response.status_code == 200

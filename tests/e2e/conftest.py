@@ -99,6 +99,32 @@ def agents(stack):
         Agents().activity(name, activity)
 
 
+# The readings of Twilio's ambiguous behaviours the lifecycle tests run under (docs/twilio-behaviour.md):
+# a simulator profile, and how many agents the scenario's queues reserve at once (MaxReservedWorkers).
+READINGS = {
+    "documented": ("documented", 1),
+    "documented, queues reserving 3": ("documented", 3),
+    "alternate": ("alternate", 1),
+}
+
+
+@pytest.fixture(params=list(READINGS))
+def reading(request, stack):
+    """Play one reading of Twilio's docs for one test; the documented one comes back afterwards."""
+    profile, reserved = READINGS[request.param]
+    sim, scenario = stack.simulator, stack.scenario
+
+    def reserve(workers: int) -> None:
+        for queue_sid in scenario.queues.values():
+            sim.taskrouter.update_task_queue(scenario.workspace_sid, queue_sid, max_reserved_workers=workers)
+
+    sim.profile.update(profile)
+    reserve(reserved)
+    yield request.param
+    sim.profile.update("documented")
+    reserve(1)
+
+
 @pytest.fixture
 def conversation(stack):
     """A fresh chat that Alice holds."""

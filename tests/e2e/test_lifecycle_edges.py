@@ -28,6 +28,7 @@ def wait_status(baton, transfer_id, status, timeout=20):
     return baton.wait(transfer_id, states=(status, "completed", "failed", "canceled"), timeout=timeout)
 
 
+@pytest.mark.usefixtures("reading")
 def test_warm_transfer_keeps_both_agents_until_the_sender_leaves(stack, baton, conversation):
     """After acceptance both agents are in the conversation; leaving closes the sender and completes."""
     sids = stack.scenario.agents

@@ -33,8 +33,10 @@ def test_concurrent_transfers_end_as_scripted(load):
 
 
 @pytest.mark.timeout(300)
-def test_transfers_end_as_scripted_with_a_fifth_of_twilio_requests_failing(load):
-    """With 20 % of Twilio requests failing (429, 500, 503, dropped), every transfer still ends as scripted."""
-    result = load(30, seed=5, fault_rate=0.2, timeout=240)
+@pytest.mark.parametrize("profile", ["documented", "alternate"])
+def test_transfers_end_as_scripted_with_a_fifth_of_twilio_requests_failing(load, profile):
+    """With 20 % of Twilio requests failing (429, 500, 503, dropped), every transfer still ends as scripted,
+    under either reading of Twilio's ambiguous behaviours."""
+    result = load(30, seed=5, fault_rate=0.2, timeout=240, profile=profile)
     assert result.ok, result.report()
     assert result.twilio_faults > 0

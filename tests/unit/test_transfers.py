@@ -189,8 +189,8 @@ def test_prepared_builds_the_new_task_attributes():
         "transferTargetType": "worker", "transferTargetSid": TARGET, "transferQueueSid": FALLBACK,
         "transferExcludedWorkers": [SENDER],
         "transfer": {"id": "tr1", "mode": "cold", "from_worker_sid": SENDER, "from_task_sid": "WT" + "0" * 32,
-                     "attempt": 0, "route_version": 0, "notes": "be kind", "previous_transfer_id": None, "earlier_transfers": 0,
-                     "summary": None, "context": None},
+                     "attempt": 0, "route_version": 0, "notes": "be kind", "previous_transfer_id": None,
+                     "earlier_transfers": 0, "summary": None, "context": None},
     }
 
 
@@ -323,7 +323,8 @@ def test_max_attempts_fail_only_once_no_offer_is_live():
     first = run(transfer, t.ReservationEnded("WR1", TARGET, "timeout"), settings=settings)
     assert first.transfer.status == t.OFFERED
     second = run(first.transfer, t.ReservationEnded("WR2", OTHER, "rejected"), settings=settings)
-    assert (second.transfer.status, second.actions) == (t.FAILED, (t.CancelNewTask("no agent accepted after 2 offers"),))
+    assert (second.transfer.status, second.actions) == (
+        t.FAILED, (t.CancelNewTask("no agent accepted after 2 offers"),))
 
 
 def test_withdrawn_offers_leave_the_agent_eligible_and_route_nothing():
