@@ -10,32 +10,34 @@ timeout, workflow step timeout, task TTL) fire under it. Events are collected wh
 changes state and published when the outermost operation ends, in order: stored for the Events
 API, passed to the listeners, and posted to the workspace's EventCallbackUrl.
 
-Routing, as Twilio documents it (https://www.twilio.com/docs/taskrouter/lifecycle-task-workflows-and-assignment,
-https://www.twilio.com/docs/taskrouter/task-evaluation), with the choices made where it is silent:
+Routing (https://www.twilio.com/docs/taskrouter/lifecycle-task-workflows-and-assignment,
+https://www.twilio.com/docs/taskrouter/task-evaluation). Where Twilio's docs are ambiguous, the
+reading played is the simulator's profile (simulator/profiles.py); docs/twilio-behaviour.md gives
+the sources and each reading.
 
 - A task matches the first filter whose expression holds for its attributes, else the default
   filter, and walks the filter's targets. Step deadlines are cumulative from the moment the task
   entered the filter ("the queue timeout will be based on the current age of the Task"), so target
   N is in force until the timeouts of targets 1..N have elapsed. A target without a timeout holds
-  the task until something else moves it.
-- A step that expires while the task is reserved never pulls the offer back: the task moves on
-  when it is pending again.
-- After the last target with a timeout, ``workflow.timeout`` fires and the task moves to the
-  default filter's queue, where it waits without a deadline. With no default filter it has left
-  the workflow with nowhere to wait, so it is canceled ("Workflow Timeout"); so is a task that
-  matches no filter of a workflow without a default filter, at once.
-- A pending task is offered to one eligible worker at a time (one reservation per task; queues'
-  ``max_reserved_workers`` is not simulated). Eligible: an available activity, room on the task's
-  channel (``IgnoreCapacity`` skips both), membership of the target's queue, a match of the
-  target's expression, and being the known worker when the target names one. Among the eligible,
-  the worker offered a task least recently goes first, never-offered workers in creation order: a
-  deterministic stand-in for Twilio's "longest idle". When a worker frees up, pending tasks are
-  offered highest priority first, then oldest (``task_order`` and ``prioritize_queue_order`` are
-  kept but not simulated).
-- When a reservation is rejected or times out the task is pending again and routed at once, so in
-  a known-worker step the same worker can be offered it again. At that moment the filters are
-  matched again with the task's current attributes: the same filter keeps its step and deadlines;
-  another filter (attributes updated while the task was reserved) is entered from its first step.
+  the task until something else moves it. A step that expires while the task is reserved never
+  pulls an offer back: the task moves on when it is pending again.
+- After the last target with a timeout, ``workflow.timeout`` fires; the task is then canceled
+  ("Workflow Timeout") or moves to the default filter, as the ``workflow_end`` switch says. A task
+  that matches no filter of a workflow without a default filter is canceled at once.
+- A task in a step is offered to as many eligible workers at once as the ``reservations`` switch
+  allows (a known-worker target: that one worker); the first acceptance wins and rescinds the
+  others. A reserved task short of that number gets more reservations as workers free up, never
+  from a worker offered it since it was last pending. Eligible: an available activity, room on
+  the task's channel (``IgnoreCapacity`` skips both), membership of the target's queue, a match
+  of the target's expression, and being the known worker when the target names one, all against
+  the task's current attributes. Among the eligible, the worker offered a task least recently
+  goes first, never-offered workers in creation order: a deterministic stand-in for Twilio's
+  "longest idle". When a worker frees up, waiting tasks are offered highest priority first, then
+  oldest (``task_order`` and ``prioritize_queue_order`` are kept but not simulated).
+- When its last pending reservation is rejected or times out, the task is pending again and
+  routed at once, so in a known-worker step the same worker can be offered it again. Where it
+  carries on, and whether attributes updated while it was reserved change that, is the
+  ``redrive`` switch.
 - Updating a pending task's attributes re-drives it from the top of the workflow (new deadlines);
   a reserved or assigned task is not re-driven.
 """
@@ -90,6 +92,7 @@ DEFAULT_TASK_TTL = 86_400
 MAX_TASK_TTL = 1_209_600
 MAX_ATTRIBUTES_LENGTH = 4096
 MAX_PRIORITY = 2**31 - 1
+MAX_RESERVED_WORKERS = 50
 # "Tasks are automatically canceled after 1,000 rejections" (TaskRouter Reservation docs).
 MAX_ASSIGNMENTS = 1000
 DEFAULT_EVENT_MINUTES = 15
@@ -534,7 +537,8 @@ class Task:
     """A task; ``attributes`` is the decoded JSON, ``version`` its ETag.
 
     ``queue`` is the queue of the step it is in (or was assigned from); ``reservations`` are all
-    of its reservations, oldest first; ``assignment_count`` counts its pending→reserved moves.
+    of its reservations, oldest first; ``assignment_count`` counts its pending→reserved moves;
+    ``round_start`` is the index in ``reservations`` of the first one made since it was last pending.
     """
 
     sid: str
@@ -557,6 +561,7 @@ class Task:
     version: int = 0
     assignment_count: int = 0
     reservations: list[Reservation] = field(default_factory=list, repr=False)
+    round_start: int = 0
     direct_routing: Routing | None = field(default=None, repr=False)
     progress: _Progress | None = field(default=None, repr=False)
     ttl_timer: Any = field(default=None, repr=False)
@@ -684,7 +689,7 @@ class Event:
 
 @dataclass
 class _Space:
-    """A workspace and everything in it, each kind by sid in creation order."""
+    """A workspace and everything in it, each kind by sid in creation order (tasks also by status)."""
 
     workspace: Workspace
     activities: dict[str, Activity] = field(default_factory=dict)
@@ -694,6 +699,7 @@ class _Space:
     workflows: dict[str, Workflow] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
     pending: dict[str, Task] = field(default_factory=dict)
+    reserved: dict[str, Task] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
 
@@ -1501,9 +1507,13 @@ class TaskRouter:
         reservation_activity_sid: str | None = None,
         assignment_activity_sid: str | None = None,
     ) -> TaskQueue:
-        """Create a task queue (``task-queue.created``); ``target_workers`` is refused with a 400 if malformed."""
+        """Create a task queue (``task-queue.created``).
+
+        A malformed ``target_workers`` or a ``max_reserved_workers`` outside 1 to 50 is refused with a 400.
+        """
         space = self._space(workspace_sid)
         expression = _compile(target_workers, "worker", "Invalid TargetWorkers")
+        self._check_max_reserved_workers(max_reserved_workers)
         now = self.clock.now()
         reservation_activity = (self._activity_param(space, reservation_activity_sid, "ReservationActivitySid")
                                 if reservation_activity_sid else None)
@@ -1531,10 +1541,16 @@ class TaskRouter:
         reservation_activity_sid: str | None = None,
         assignment_activity_sid: str | None = None,
     ) -> TaskQueue:
-        """Change a task queue; a new ``target_workers`` (``task-queue.expression.updated``) re-offers pending tasks."""
+        """Change a task queue (``max_reserved_workers`` 1 to 50, else 400).
+
+        New ``target_workers`` (``task-queue.expression.updated``) or more ``max_reserved_workers``
+        offer the waiting tasks again.
+        """
         space = self._space(workspace_sid)
         queue = self._find(space.queues, queue_sid, f"/v1/Workspaces/{workspace_sid}/TaskQueues/{queue_sid}")
         expression = _compile(target_workers, "worker", "Invalid TargetWorkers") if target_workers else None
+        if max_reserved_workers is not None:
+            self._check_max_reserved_workers(max_reserved_workers)
         reservation_activity = (self._activity_param(space, reservation_activity_sid, "ReservationActivitySid")
                                 if reservation_activity_sid else None)
         assignment_activity = (self._activity_param(space, assignment_activity_sid, "AssignmentActivitySid")
@@ -1543,6 +1559,7 @@ class TaskRouter:
             queue.friendly_name = friendly_name
         if task_order is not None:
             queue.task_order = task_order
+        more_reserved = max_reserved_workers is not None and max_reserved_workers > queue.max_reserved_workers
         if max_reserved_workers is not None:
             queue.max_reserved_workers = max_reserved_workers
         if reservation_activity:
@@ -1550,14 +1567,21 @@ class TaskRouter:
         if assignment_activity:
             queue.assignment_activity = assignment_activity
         queue.date_updated = self.clock.now()
-        if expression and target_workers != queue.target_workers:
+        retargeted = expression is not None and target_workers != queue.target_workers
+        if retargeted:
             queue.target_workers, queue.target_expression = target_workers, expression
             self._emit(space, "task-queue.expression.updated", "taskqueue", queue.sid, queue.url,
                        f"TaskQueue {queue.friendly_name} target workers updated",
                        {"TaskQueueSid": queue.sid, "TaskQueueName": queue.friendly_name,
                         "TaskQueueTargetExpression": target_workers})
+        if retargeted or more_reserved:
             self._dispatch(space)
         return queue
+
+    @staticmethod
+    def _check_max_reserved_workers(count: int) -> None:
+        if not 1 <= count <= MAX_RESERVED_WORKERS:
+            raise invalid(f"MaxReservedWorkers must be between 1 and {MAX_RESERVED_WORKERS}")
 
     @_locked
     def delete_task_queue(self, workspace_sid: str, queue_sid: str) -> None:
@@ -1809,6 +1833,7 @@ class TaskRouter:
         self._task_event(task, "task.deleted", f"Task {task.sid} deleted")
         del space.tasks[task_sid]
         space.pending.pop(task_sid, None)
+        space.reserved.pop(task_sid, None)
         self._tasks.pop(task_sid, None)
         self._dispatch(space)
 
@@ -1861,7 +1886,7 @@ class TaskRouter:
         self._dispatch(self._space(task.workspace_sid))
 
     def _cancel(self, task: Task, reason: str | None) -> None:
-        """Cancel an open task: its pending reservation first (``reservation.canceled``), then the task."""
+        """Cancel an open task: its pending reservations first (``reservation.canceled``), then the task."""
         for reservation in task.reservations:
             if reservation.status == "pending":
                 self._set_reservation_status(reservation, "canceled")
@@ -1880,10 +1905,11 @@ class TaskRouter:
     def _set_task_status(self, task: Task, status: str) -> None:
         task.assignment_status = status
         space = self._space(task.workspace_sid)
-        if status == "pending":
-            space.pending[task.sid] = task
-        else:
-            space.pending.pop(task.sid, None)
+        for state, tasks in (("pending", space.pending), ("reserved", space.reserved)):
+            if status == state:
+                tasks[task.sid] = task
+            else:
+                tasks.pop(task.sid, None)
         self._touch_task(task)
 
     def _stop_timers(self, task: Task) -> None:
@@ -1962,12 +1988,19 @@ class TaskRouter:
             reservation.timer = None
 
     def _accept(self, reservation: Reservation) -> None:
+        """Assign the task; the first acceptance wins, so its other pending reservations are rescinded."""
         task = reservation.task
         self._set_reservation_status(reservation, "accepted")
         # The TTL only limits the wait for an agent, and an assigned task is routed no further.
         self._stop_timers(task)
         self._set_task_status(task, "assigned")
         self._reservation_event(reservation, "reservation.accepted", f"Reservation {reservation.sid} accepted")
+        rescinded = [other for other in task.reservations if other.status == "pending"]
+        for other in rescinded:
+            self._set_reservation_status(other, "rescinded")
+            self._reservation_event(other, "reservation.rescinded", f"Reservation {other.sid} rescinded")
+        if rescinded:
+            self._dispatch(self._space(task.workspace_sid))
 
     def _reject(self, reservation: Reservation, activity: Activity | None) -> None:
         self._set_reservation_status(reservation, "rejected")
@@ -1975,7 +2008,7 @@ class TaskRouter:
         # Moving the worker first is how Twilio advises keeping a rejected task from coming straight back.
         if activity:
             self._set_activity(reservation.worker, activity)
-        self._requeue(reservation.task)
+        self._offer_ended(reservation.task)
         self._dispatch(self._space(reservation.workspace_sid))
 
     def _reservation_timed_out(self, reservation: Reservation) -> None:
@@ -1986,8 +2019,13 @@ class TaskRouter:
         self._reservation_event(reservation, "reservation.timeout", f"Reservation {reservation.sid} timed out")
         space = self._space(reservation.workspace_sid)
         self._set_activity(reservation.worker, space.workspace.timeout_activity)
-        self._requeue(reservation.task)
+        self._offer_ended(reservation.task)
         self._dispatch(space)
+
+    def _offer_ended(self, task: Task) -> None:
+        """One reservation of the task ended unaccepted: once none is pending, the task is pending again."""
+        if not any(reservation.status == "pending" for reservation in task.reservations):
+            self._requeue(task)
 
     # --- Routing ---
 
@@ -2067,45 +2105,81 @@ class TaskRouter:
             self._offer(task)
 
     def _workflow_timeout(self, task: Task, routing: Routing, matched: Filter | None, current: Filter | None) -> None:
-        """The task ran out of targets (or matched none): to the default filter, else canceled."""
+        """The task ran out of targets, or matched no filter: ``workflow.timeout``, then it is canceled.
+
+        With ``workflow_end`` "default_filter", a task not already in the default filter moves there instead.
+        """
         if task.workflow:
             self._task_event(task, "workflow.timeout",
                              f"Task {task.sid} timed out of Workflow {task.workflow.friendly_name}")
-        if routing.default is not None and current is not routing.default:
+        if (self.profile.workflow_end == "default_filter" and routing.default is not None
+                and current is not routing.default):
             self._enter_filter(task, routing, matched, routing.default)
         else:
             self._cancel(task, WORKFLOW_TIMEOUT)
 
     def _requeue(self, task: Task) -> None:
-        """A reservation ended without assignment: the task is pending again and routed at once."""
+        """Its reservations ended without assignment: the task is pending again and routed at once.
+
+        It carries on in its filter and step (the next step if this one expired meanwhile); with
+        ``redrive`` "rematch" the filters are matched again first, and another filter (attributes,
+        or the workflow, changed while the task was reserved) is entered from its first step.
+        """
         self._set_task_status(task, "pending")
         if task.assignment_count >= MAX_ASSIGNMENTS:
             self._cancel(task, MAX_ASSIGNMENTS_EXCEEDED)
             return
-        routing = self._routing(task)
-        matched = self._match(routing, task)
         progress = task.progress
-        if progress is None or progress.routing is not routing or progress.matched is not matched:
-            # The attributes (or the workflow) changed while the task was reserved.
-            self._enter_filter(task, routing, matched)
-        elif progress.expired:
+        if self.profile.redrive == "rematch":
+            routing = self._routing(task)
+            matched = self._match(routing, task)
+            if progress.routing is not routing or progress.matched is not matched:
+                self._enter_filter(task, routing, matched)
+                self._offer(task)
+                return
+        if progress.expired:
             self._enter_step(task, progress.step + 1)
         self._offer(task)
 
     def _dispatch(self, space: _Space) -> None:
-        """Offer every pending task of the workspace, highest priority first, then oldest."""
-        waiting = sorted(space.pending.values(), key=lambda task: (-task.priority, task.date_created))
+        """Offer every pending or reserved task of the workspace, highest priority first, then oldest."""
+        waiting = sorted((*space.pending.values(), *space.reserved.values()),
+                         key=lambda task: (-task.priority, task.date_created))
         for task in waiting:
             self._offer(task)
 
     def _offer(self, task: Task) -> None:
-        """Reserve a pending task for the best eligible worker of its current step, if there is one."""
-        if task.assignment_status != "pending" or task.progress is None:
+        """Reserve the task for the best eligible workers of its current step, up to the step's limit.
+
+        A pending task starts a new round of reservations. A reserved one is topped up to the limit
+        with workers not yet offered it in this round, unless its step expired meanwhile.
+        """
+        progress = task.progress
+        if progress is None or task.assignment_status not in ("pending", "reserved"):
             return
-        target = task.progress.target
-        worker = self._choose_worker(task, target)
-        if worker is None:
+        if task.assignment_status == "pending":
+            task.round_start = len(task.reservations)
+        elif progress.expired:
             return
+        target = progress.target
+        this_round = task.reservations[task.round_start:]
+        wanted = self._reservation_limit(target) - sum(1 for r in this_round if r.status == "pending")
+        passed_over = {reservation.worker.sid for reservation in this_round}
+        for _ in range(wanted):
+            worker = self._choose_worker(task, target, passed_over)
+            if worker is None:
+                return
+            passed_over.add(worker.sid)
+            self._reserve(task, target, worker)
+
+    def _reservation_limit(self, target: Target) -> int:
+        """How many workers may hold reservations of a task in ``target`` at once."""
+        if (self.profile.reservations == "one" or target.queue is None
+                or target.known_worker_sid or target.known_worker_friendly_name):
+            return 1
+        return target.queue.max_reserved_workers
+
+    def _reserve(self, task: Task, target: Target, worker: Worker) -> None:
         now = self.clock.now()
         reservation = Reservation(new_sid("WR"), task.workspace_sid, self.account_sid, task, worker,
                                   worker.channels[task.task_channel.sid], target.queue, now, now)
@@ -2114,14 +2188,16 @@ class TaskRouter:
         worker.reservations.append(reservation)
         reservation.channel.holding.add(reservation.sid)
         worker.last_offered = next(self._offers)
-        task.assignment_count += 1
-        self._set_task_status(task, "reserved")
+        if task.assignment_status == "pending":
+            task.assignment_count += 1
+            self._set_task_status(task, "reserved")
         timeout = task.workflow.task_reservation_timeout if task.workflow else DEFAULT_RESERVATION_TIMEOUT
         reservation.timer = self._after(timeout, self._reservation_timed_out, reservation)
         self._reservation_event(reservation, "reservation.created",
                                 f"Reservation {reservation.sid} created for Worker {worker.friendly_name}")
 
-    def _choose_worker(self, task: Task, target: Target) -> Worker | None:
+    def _choose_worker(self, task: Task, target: Target, passed_over: set[str]) -> Worker | None:
+        """The eligible worker of ``target`` offered a task least recently, leaving out ``passed_over`` sids."""
         known = None
         if target.known_worker_sid:
             known = ("sid", _reference(target.known_worker_sid, task))
@@ -2130,7 +2206,7 @@ class TaskRouter:
         task_scope = _task_scope(task)
         best = None
         for worker in self._space(task.workspace_sid).workers.values():
-            if known is not None and getattr(worker, known[0]) != known[1]:
+            if worker.sid in passed_over or (known is not None and getattr(worker, known[0]) != known[1]):
                 continue
             if not self._has_room(worker, task):
                 continue
@@ -2423,12 +2499,13 @@ class TaskRouter:
     # Queues and workflows
 
     def _api_create_task_queue(self, request: ApiRequest) -> ApiResult:
+        max_reserved_workers = _integer(request, "MaxReservedWorkers")
         queue = self.create_task_queue(
             request.path_params["WorkspaceSid"],
             _required(request, "FriendlyName"),
             target_workers=_text(request, "TargetWorkers") or ALL_WORKERS,
             task_order=_text(request, "TaskOrder") or "FIFO",
-            max_reserved_workers=_integer(request, "MaxReservedWorkers") or 1,
+            max_reserved_workers=1 if max_reserved_workers is None else max_reserved_workers,
             reservation_activity_sid=_text(request, "ReservationActivitySid"),
             assignment_activity_sid=_text(request, "AssignmentActivitySid"),
         )

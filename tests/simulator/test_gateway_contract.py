@@ -30,6 +30,9 @@ def gateway(sim, receiver):
 
 def test_reject_reroute_accept_and_close_through_the_sdk(sim, receiver, gateway):
     """Invite, rejection by the known worker, signed event, re-route excluding the rejecter, acceptance, close."""
+    # The re-route lands while the rejected task is offered to the target again: only the
+    # "rematch" reading routes an update made while reserved.
+    sim.profile.update(redrive="rematch")
     client, ws = gateway.client, gateway.workspace_sid
     workspace = client.taskrouter.v1.workspaces(ws)
     available = next(a.sid for a in workspace.activities.list() if a.friendly_name == "Available")

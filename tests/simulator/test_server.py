@@ -182,6 +182,23 @@ def test_control_api_mints_tokens_and_sets_policies(sim, world):
     assert requests.get(f"{sim.url}/_sim/agents/{world.bob}/policy").json()["steps"][0]["action"] == "reject"
 
 
+def test_control_api_reads_and_sets_the_profile(sim):
+    """/_sim/profile shows the switches; PUT starts from a named profile and sets switches; unknowns are 400."""
+    url = f"{sim.url}/_sim/profile"
+    shown = requests.get(url).json()
+    alternate = requests.put(url, json={"name": "alternate", "switches": {"redrive": "pending_only"}}).json()
+    switched = requests.put(url, json={"switches": {"workflow_end": "cancel"}}).json()
+    refused = [requests.put(url, json=body) for body in (
+        {"switches": {"redrive": "sometimes"}}, {"switches": {"teleport": "on"}}, {"name": "lenient"})]
+
+    assert shown["switches"] == shown["profiles"]["documented"]
+    assert alternate["switches"] == {**shown["profiles"]["alternate"], "redrive": "pending_only"}
+    assert switched["switches"] == {**alternate["switches"], "workflow_end": "cancel"}
+    assert [response.status_code for response in refused] == [400, 400, 400]
+    assert sim.profile.switches() == switched["switches"]
+    assert sim.taskrouter.profile is sim.profile
+
+
 def test_served_simulator_answers_the_sdk_for_taskrouter(client, sim, world):
     """TaskRouter answers through the same server: a task created with the SDK is routed and readable."""
     sim.agents.set_policy(world.alice, [{"action": "accept"}])

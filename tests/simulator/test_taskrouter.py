@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from simulator.core import ApiRequest, ApiResult, Clock, SimError, WebhookDispatcher
+from simulator.profiles import READINGS
 from simulator.taskrouter import TaskQueue, TaskRouter, Worker, Workspace
 
 ACCOUNT = "AC" + "0" * 32
@@ -222,8 +223,10 @@ def test_rejected_task_is_offered_again_to_the_same_known_worker(world):
     assert world.types(task.sid)[-2:] == ["reservation.rejected", "reservation.created"]
 
 
-def test_attribute_update_of_pending_task_redrives_it(world):
-    """Updating a pending task's attributes routes it again from the first filter."""
+@pytest.mark.parametrize("redrive", READINGS["redrive"])
+def test_attribute_update_of_pending_task_redrives_it(world, redrive):
+    """Updating a pending task's attributes routes it again from the first filter, in either redrive reading."""
+    world.router.profile.update(redrive=redrive)
     ada, _ = world.worker("ada", available=False), world.worker("bob")
     fallback = world.router.create_task_queue(world.ws, "Fallback")
     task = world.task(transfer_workflow(world, fallback), transferTargetType="worker", transferTargetSid=ada.sid)
@@ -234,22 +237,6 @@ def test_attribute_update_of_pending_task_redrives_it(world):
     assert world.offers(task) == [("bob", "pending")]
     assert task.queue is fallback
     assert world.types(task.sid).count("workflow.entered") == 2
-
-
-def test_attributes_updated_while_reserved_apply_when_pending_again(world):
-    """A reserved task is not re-driven, but its new attributes route it once the offer ends."""
-    ada, bob = world.worker("ada"), world.worker("bob", available=False)
-    fallback = world.router.create_task_queue(world.ws, "Fallback")
-    task = world.task(transfer_workflow(world, fallback), transferTargetType="worker", transferTargetSid=ada.sid)
-    world.router.update_reservation(world.ws, task.sid, task.reservations[0].sid, "rejected")
-    world.router.update_task(world.ws, task.sid, attributes={
-        **task.attributes, "transferTargetType": "queue", "transferQueueSid": fallback.sid,
-        "transferExcludedWorkers": [ada.sid]})
-    assert world.offers(task) == [("ada", "rejected"), ("ada", "pending")]
-    world.router.update_reservation(world.ws, task.sid, task.reservations[1].sid, "rejected")
-    assert task.assignment_status == "pending"
-    world.set_activity(bob, "Available")
-    assert world.offers(task)[-1] == ("bob", "pending")
 
 
 def test_reservation_timeout_moves_worker_to_timeout_activity(world):
@@ -362,18 +349,6 @@ def test_task_ttl_cancels_a_waiting_task(world):
     wait_for(lambda: task.assignment_status == "canceled", world.router.clock.lock)
     assert task.reason == "Task TTL Exceeded"
     assert world.events[-1]["TaskCanceledReason"] == "Task TTL Exceeded"
-
-
-def test_workflow_timeout_moves_task_to_default_queue(world):
-    """After its last timed step the task fires workflow.timeout and waits in the default filter's queue."""
-    fallback = world.router.create_task_queue(world.ws, "Fallback", target_workers="team == 'b'")
-    flow = world.workflow([{"expression": "1==1", "targets": [{"queue": world.everyone.sid, "timeout": 5}]}],
-                          default_queue=fallback)
-    task = world.task(flow)
-    wait_for(lambda: task.queue is fallback, world.router.clock.lock)
-    assert "workflow.timeout" in world.types(task.sid)
-    assert world.types(task.sid)[-1] == "task-queue.entered"
-    assert task.assignment_status == "pending"
 
 
 def test_workflow_timeout_without_default_filter_cancels(world):
