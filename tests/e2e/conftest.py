@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from baton.devstack import DevStack
+from baton.store import Store, connect_redis
 from simulator.scenario import AGENTS, open_conversation
 
 TIME_SCALE = 0.05
@@ -74,10 +75,14 @@ class Baton:
 
 @pytest.fixture
 def baton(stack):
+    """Baton's API for one test; the settings and the agents' request windows come back afterwards."""
     client = Baton(stack)
     defaults = client.settings()
     yield client
     client.settings(**defaults)
+    store = Store(connect_redis(stack.redis_url))
+    for key in store.redis.scan_iter(f"{store.prefix}ratelimit:*"):
+        store.redis.delete(key)
 
 
 @pytest.fixture
@@ -127,5 +132,13 @@ def reading(request, stack):
 
 @pytest.fixture
 def conversation(stack):
-    """A fresh chat that Alice holds."""
-    return open_conversation(stack.simulator, stack.scenario, "alice")
+    """A fresh chat that Alice holds; afterwards every task of it is ended, so agents' capacity is as before."""
+    sim, scenario = stack.simulator, stack.scenario
+    chat = open_conversation(sim, scenario, "alice")
+    yield chat
+    for task_sid in sim.flex.channel(chat.interaction_sid, chat.channel_sid).task_sids:
+        status = sim.taskrouter.task(task_sid).assignment_status
+        if status in ("pending", "reserved"):
+            sim.taskrouter.cancel_task(scenario.workspace_sid, task_sid, "test over")
+        elif status in ("assigned", "wrapping"):
+            sim.taskrouter.complete_task(scenario.workspace_sid, task_sid, "test over")
