@@ -5,10 +5,14 @@ and stops as soon as it holds ``budget_chars`` of them: what it costs follows th
 conversation's length. ``fit_attributes`` then makes the new task's attributes fit TaskRouter's
 limit, shedding context, summary and notes in that order and never touching the copied attributes
 or the routing keys. The transfer record keeps the whole context; only the task's copy is cut.
+
+Sizes are measured as ``stored_length`` defines them: the JSON text TaskRouter would store, at the
+longest it can be, whoever serializes it (Flex, for an invite's task).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,13 +21,25 @@ from html.parser import HTMLParser
 from typing import Any
 
 from baton.redaction import redact
-from baton.twilio_gateway import ConversationParticipant, Message, TwilioGateway, serialize_attributes
+from baton.twilio_gateway import ConversationParticipant, Message, TwilioGateway
 
-# TaskRouter's limit on a task's attributes, in characters of the JSON text it receives.
+# TaskRouter's limit on a task's attributes, in characters of the JSON text it stores.
 ATTRIBUTES_LIMIT = 4096
-# Flex adds "flexChannelInviteSid" to the task an invite creates (the other keys it sets are copied
-# from the original task already), so the attributes sent with an invite must leave room for it.
-INVITE_ATTRIBUTES_LIMIT = ATTRIBUTES_LIMIT - len(',"flexChannelInviteSid":"KG' + "0" * 32 + '"')
+# The keys Flex sets on the task an invite creates, each with a value as long as it can be. The
+# original task's copy has most of them already, with the same values (the invite is on the same
+# channel): only the ones it lacks make the task longer.
+FLEX_INVITE_KEYS = {
+    "flexChannelInviteSid": "KG" + "0" * 32,
+    "conversationSid": "CH" + "0" * 32,
+    "flexInteractionSid": "KD" + "0" * 32,
+    "flexInteractionChannelSid": "UO" + "0" * 32,
+    # Its values are undocumented; a short name, allowed a sid's length.
+    "flexInteractionType": "x" * 34,
+}
+# ``stored_length`` counts Flex's keys, so an invite's limit is TaskRouter's own.
+INVITE_ATTRIBUTES_LIMIT = ATTRIBUTES_LIMIT
+# Between two items of a JSON array or object, in the stored form.
+SEPARATOR_CHARS = len(", ")
 # Twilio's largest page of conversation messages.
 MAX_PAGE_SIZE = 100
 
@@ -48,9 +64,25 @@ class AttributesTooLarge(ValueError):
         self.limit = limit
 
 
-def serialized_length(value: Any) -> int:
-    """The length ``serialize_attributes`` gives ``value`` (any JSON value, e.g. a part of the attributes)."""
-    return len(serialize_attributes(value))
+def json_length(value: Any) -> int:
+    """The length of ``value`` (any JSON value, e.g. a part of the attributes) in the stored form.
+
+    That form is Python's default ``json.dumps``: ", " and ": " between items, non-ASCII escaped
+    (an accented letter takes 6 characters, an emoji 12). It is the longest a JSON serializer
+    plausibly writes, so whatever Flex or TaskRouter uses, the text stored is never longer. It is
+    also additive: a value nested anywhere takes the same characters as on its own.
+    """
+    return len(json.dumps(value))
+
+
+def stored_length(attributes: Mapping[str, Any]) -> int:
+    """The stored size of task attributes: what TaskRouter counts against ATTRIBUTES_LIMIT, at worst.
+
+    The attributes in the stored form (``json_length``), plus every key of FLEX_INVITE_KEYS they
+    lack, since Flex adds those to an invite's task. For a task update, which Baton sends itself
+    (compact, ``serialize_attributes``), this is an upper bound too.
+    """
+    return json_length({**FLEX_INVITE_KEYS, **attributes})
 
 
 @dataclass(frozen=True)
@@ -89,16 +121,15 @@ class Context:
         return data
 
 
-# The smallest a copied message can be ({"role":"agent","at":null,"body":""} and its comma).
-_MIN_MESSAGE_CHARS = serialized_length(ContextMessage(AGENT, None, "").to_dict()) + 1
+# The smallest a copied message can be ({"role": "agent", "at": null, "body": ""} and its separator).
+_MIN_MESSAGE_CHARS = json_length(ContextMessage(AGENT, None, "").to_dict()) + SEPARATOR_CHARS
 
 
 def page_size_for(budget_chars: int) -> int:
     """The page size at which one page holds a budget's worth of even the smallest messages.
 
-    Capped at Twilio's largest page: a budget of up to 100 of the smallest messages (3,700
-    characters) is met within one request, the attribute limit (4,096) within two, and within one
-    as soon as messages carry their date, which Twilio's always do.
+    Capped at Twilio's largest page: a budget of up to 100 of the smallest messages (4,300
+    characters, so the attribute limit of 4,096 too) is met within one request.
     """
     return max(1, min(MAX_PAGE_SIZE, -(-budget_chars // _MIN_MESSAGE_CHARS)))
 
@@ -138,7 +169,7 @@ def collect_context(gateway: TwilioGateway, conversation_sid: str, *, channel: s
         copied = ContextMessage(_role(message, roles), _iso(message.date_created),
                                 redact(body) if redact_pii else body)
         newest_first.append(copied)
-        used += serialized_length(copied.to_dict()) + 1
+        used += json_length(copied.to_dict()) + SEPARATOR_CHARS
         if used >= budget_chars:
             break
     if subject is not None and redact_pii:
@@ -261,7 +292,7 @@ def email_text(body: str) -> str:
 
 def fit_attributes(base: Mapping[str, Any], transfer: Mapping[str, Any], *, limit: int = ATTRIBUTES_LIMIT
                    ) -> dict[str, Any]:
-    """``base`` plus ``transfer`` under the key ``transfer``, cut to at most ``limit`` serialized characters.
+    """``base`` plus ``transfer`` under the key ``transfer``, cut to a ``stored_length`` of at most ``limit``.
 
     ``base`` is the copied original attributes with the routing keys: it is a contract and is never
     cut (a ``transfer`` key in it, from an earlier transfer, is replaced). ``transfer`` is the
@@ -270,7 +301,6 @@ def fit_attributes(base: Mapping[str, Any], transfer: Mapping[str, Any], *, limi
     the newest message's body, shortened with ``BODY_CUT``, then that message; the summary,
     shortened with ``BODY_CUT``, then dropped; the context itself (counts and subject); and last
     the notes, cut with ``NOTES_CUT``. Notes that fit next to ``base`` are always kept whole.
-    For an invite pass ``limit=INVITE_ATTRIBUTES_LIMIT`` (Flex adds a key to the task).
 
     Raises AttributesTooLarge when ``base`` with a transfer object holding no notes, summary or
     context is already over the limit.
@@ -285,51 +315,51 @@ def fit_attributes(base: Mapping[str, Any], transfer: Mapping[str, Any], *, limi
         return {**base, "transfer": {**transfer, "notes": notes, "summary": summary, "context": fitted_context}}
 
     # Lengths add up: replacing a value in the skeleton changes the total by the difference of the
-    # two values' serialized lengths, so each step below costs the size of what it measures.
-    bare = serialized_length(assemble(None, None, None))
+    # two values' lengths (``json_length``), so each step below costs the size of what it measures.
+    bare = stored_length(assemble(None, None, None))
     if bare > limit:
         raise AttributesTooLarge(bare, limit)
-    room = limit - (serialized_length(assemble([], None, None)) if context is not None else bare)
-    lengths = [serialized_length(message) for message in messages]
-    summary_extra = serialized_length(summary) - 4  # over "null"
-    notes_extra = serialized_length(notes) - 4
-    need = sum(lengths) + max(0, len(lengths) - 1) + summary_extra + notes_extra
+    room = limit - (stored_length(assemble([], None, None)) if context is not None else bare)
+    lengths = [json_length(message) for message in messages]
+    summary_extra = json_length(summary) - 4  # over "null"
+    notes_extra = json_length(notes) - 4
+    need = sum(lengths) + max(0, len(lengths) - 1) * SEPARATOR_CHARS + summary_extra + notes_extra
 
     first = 0
     while need > room and len(messages) - first > 1:
-        need -= lengths[first] + 1
+        need -= lengths[first] + SEPARATOR_CHARS
         first += 1
     kept = messages[first:]
     if need > room and kept:
         newest = kept[0]
         body = newest.get("body") or ""
-        shortened = _shortened(body, BODY_CUT, serialized_length(body) - (need - room), MIN_KEPT_CHARS)
+        shortened = _shortened(body, BODY_CUT, json_length(body) - (need - room), MIN_KEPT_CHARS)
         if shortened is None:
             need -= lengths[first]
             kept = []
         else:
-            need -= serialized_length(body) - serialized_length(shortened)
+            need -= json_length(body) - json_length(shortened)
             kept = [{**newest, "body": shortened}]
     if need > room and summary is not None:
-        shortened = _shortened(summary, BODY_CUT, serialized_length(summary) - (need - room), MIN_KEPT_CHARS)
-        need -= serialized_length(summary) - serialized_length(shortened)
+        shortened = _shortened(summary, BODY_CUT, json_length(summary) - (need - room), MIN_KEPT_CHARS)
+        need -= json_length(summary) - json_length(shortened)
         summary = shortened
     fitted_kept: list[dict[str, Any]] | None = kept
     if need > room and context is not None:
         room = limit - bare
         fitted_kept = None
     if need > room and notes is not None:
-        notes = _shortened(notes, NOTES_CUT, serialized_length(notes) - (need - room), 0)
+        notes = _shortened(notes, NOTES_CUT, json_length(notes) - (need - room), 0)
     return assemble(fitted_kept, summary, notes)
 
 
 def _shortened(text: str, marker: str, room: int, minimum: int) -> str | None:
-    """The longest ``text[:k] + marker`` (k ≥ ``minimum``) that serializes to at most ``room`` characters, or None.
+    """The longest ``text[:k] + marker`` (k ≥ ``minimum``) whose ``json_length`` is at most ``room``, or None.
 
-    A binary search over k: serialized length grows with k, and JSON escapes make it uneven.
+    A binary search over k: the length grows with k, and JSON escapes make it uneven.
     """
     def fits(k: int) -> bool:
-        return serialized_length(text[:k] + marker) <= room
+        return json_length(text[:k] + marker) <= room
 
     if len(text) <= minimum or not fits(minimum):
         return None

@@ -1,10 +1,11 @@
 """``baton doctor``: is this deployment wired up? Each check says ok, or what is wrong and how to fix it.
 
 The checks follow the path of a transfer: the credentials work, every configured sid exists, the
-transfer workflow is what ``baton setup`` writes, TaskRouter and Conversations send their events
-here, Redis answers, a worker answers a ping, and beat sweeps the deadlines. A check whose
-prerequisite failed is skipped (the failure it needs already names the fault). The exit status is
-non-zero on any failure.
+transfer workflow is what ``baton setup`` writes and, whoever wrote it, cannot cancel a transfer,
+TaskRouter and Conversations send their events here, Redis answers, a worker answers a ping, and
+beat sweeps the deadlines. A check whose prerequisite failed is skipped (the failure it needs
+already names the fault). A warning names something Baton copes with that an operator may not
+want. The exit status is non-zero on any failure, never on a warning.
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ RUN_SETUP_FORCE = "run `baton setup --force` (it replaces what is there)"
 
 CREDENTIALS = "Twilio accepts the credentials"
 WORKFLOW_MATCHES = "the transfer workflow is what `baton setup` writes"
+WORKFLOW_SHAPE = "the transfer workflow cannot cancel a transfer"
+QUEUES_READ = "the workspace's task queues can be read"
+QUEUE_OFFERS = "task queues offer a task to one agent at a time"
 CALLBACK = "the workspace's EventCallbackUrl points at this deployment"
 EVENTS = "the workspace's EventsFilter includes Baton's events"
 WEBHOOK = "the Conversations post-event webhook points at this deployment"
 WEBHOOK_EVENTS = "the Conversations webhook filters include Baton's events"
+SERVICE_WEBHOOK = "the Flex conversation service's own webhook, if it has one, is Baton's"
 WORKER = "a worker answers a ping"
 BEAT = "beat sweeps the transfers' deadlines"
 
@@ -46,20 +51,22 @@ class Check:
 
     problem: what is wrong (None: ok); fix: how to put it right.
     needs: the failed check this one could not run without (it is then skipped, neither ok nor failed).
+    warning: the problem is one Baton copes with: reported, not a failure.
     """
 
     name: str
     problem: str | None = None
     fix: str | None = None
     needs: str | None = None
+    warning: bool = False
 
     @property
     def failed(self) -> bool:
-        return self.problem is not None
+        return self.problem is not None and not self.warning
 
     def line(self) -> str:
         if self.problem is not None:
-            return f"FAIL {self.name}: {self.problem} — fix: {self.fix}"
+            return f"{'WARN' if self.warning else 'FAIL'} {self.name}: {self.problem} — fix: {self.fix}"
         if self.needs is not None:
             return f"skip {self.name}: needs {self.needs}"
         return f"ok   {self.name}"
@@ -74,7 +81,7 @@ def twilio_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
     """The credentials, the configured sids, the workflow, the workspace's callback and the Conversations webhook."""
     workspace_exists = f"workspace TWILIO_WORKSPACE_SID {config.twilio_workspace_sid} exists"
     after_workspace = [_workflow_exists(config), *([_fallback_exists(config)] if config.fallback_queue_sid else []),
-                       WORKFLOW_MATCHES, CALLBACK, EVENTS]
+                       WORKFLOW_MATCHES, WORKFLOW_SHAPE, QUEUE_OFFERS, CALLBACK, EVENTS]
     try:
         workspace = gateway.fetch_workspace()
     except TwilioError as exc:
@@ -83,7 +90,7 @@ def twilio_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
                           "set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to the account's values (Twilio Console, "
                           "Account info)"),
                     *(Check(name, needs=CREDENTIALS) for name in [workspace_exists, *after_workspace, WEBHOOK,
-                                                                   WEBHOOK_EVENTS])]
+                                                                   WEBHOOK_EVENTS, SERVICE_WEBHOOK])]
         if exc.status != 404:
             return [Check(CREDENTIALS, f"Twilio did not answer as expected: {exc}",
                           "check the network (and TWILIO_API_BASE, if set), then run `baton doctor` again")]
@@ -94,11 +101,12 @@ def twilio_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
                   *(Check(name, needs=workspace_exists) for name in after_workspace)]
     else:
         checks = [Check(CREDENTIALS), Check(workspace_exists), *workspace_checks(config, gateway, workspace)]
-    return checks + webhook_checks(config, gateway)
+    return checks + webhook_checks(config, gateway) + [service_webhook_check(config, gateway)]
 
 
 def workspace_checks(config: Config, gateway: TwilioGateway, workspace: dict[str, Any]) -> list[Check]:
-    """The workflow and fallback queue exist, the workflow is setup's, and the workspace's events come here."""
+    """The workflow and fallback queue exist, the workflow is setup's and safe, the queues' offers, and the
+    workspace's events come here."""
     checks: list[Check] = []
     workflow_exists = _workflow_exists(config)
     try:
@@ -110,11 +118,11 @@ def workspace_checks(config: Config, gateway: TwilioGateway, workspace: dict[str
                                       "transfer workflow (create an empty one in TaskRouter, Workflows), then "
                                       + RUN_SETUP))
     try:
-        queues = tuple(setup.Queue(q["sid"], q["friendly_name"], q["target_workers"] or "")
-                       for q in gateway.list_task_queues())
+        queue_records = gateway.list_task_queues()
+        queues = tuple(setup.Queue(q["sid"], q["friendly_name"], q["target_workers"] or "") for q in queue_records)
     except TwilioError as exc:
-        queues = None
-        checks.append(Check("the workspace's task queues can be read", str(exc), "run `baton doctor` again"))
+        queue_records = queues = None
+        checks.append(Check(QUEUES_READ, str(exc), "run `baton doctor` again"))
     fallback_ok = True
     if config.fallback_queue_sid and queues is not None:
         fallback_ok = any(queue.sid == config.fallback_queue_sid for queue in queues)
@@ -127,6 +135,9 @@ def workspace_checks(config: Config, gateway: TwilioGateway, workspace: dict[str
         checks.append(Check(WORKFLOW_MATCHES, needs=_fallback_exists(config)))
     elif queues is not None:
         checks.append(workflow_check(config, queues, workflow))
+    checks.append(Check(WORKFLOW_SHAPE, needs=workflow_exists) if workflow is None else workflow_shape_check(workflow))
+    checks.append(Check(QUEUE_OFFERS, needs=QUEUES_READ) if queue_records is None
+                  else queue_offers_check(queue_records))
 
     ours = config.public_base_url + setup.TASKROUTER_PATH
     current = workspace["event_callback_url"] or ""
@@ -148,6 +159,42 @@ def workflow_check(config: Config, queues: tuple[setup.Queue, ...], workflow: se
     plan = setup.plan_workflow(queues, workflow, config.fallback_queue_sid, timeout_s)
     problems = [f"{s.name} is {s.old}, setup writes {s.new}" for s in plan.settings if s.changed]
     return Check(WORKFLOW_MATCHES, "; ".join(problems), RUN_SETUP) if problems else Check(WORKFLOW_MATCHES)
+
+
+def workflow_shape_check(workflow: setup.Workflow) -> Check:
+    """The stored workflow, whoever wrote it, cannot cancel a transfer task: no filter ends in a step with a
+    timeout (TaskRouter cancels a task that times out of its filter's last step), and a default filter takes
+    the tasks that match no filter."""
+    configuration = setup.json_or_none(workflow.configuration)
+    routing = configuration.get("task_routing") if isinstance(configuration, dict) else None
+    if not isinstance(routing, dict):
+        return Check(WORKFLOW_SHAPE, "its configuration is not a TaskRouter configuration (no task_routing)", RUN_SETUP)
+    problems = []
+    for number, raw in enumerate(routing.get("filters") or [], start=1):
+        targets = raw.get("targets") if isinstance(raw, dict) else None
+        last = targets[-1] if isinstance(targets, list) and targets else None
+        if isinstance(last, dict) and last.get("timeout") is not None:
+            name = raw.get("filter_friendly_name") or f"number {number}"
+            problems.append(f'the last step of filter "{name}" has a timeout ({last["timeout"]} s): TaskRouter '
+                            "cancels a task that times out of its filter's last step")
+    if not isinstance(routing.get("default_filter"), dict):
+        problems.append("it has no default filter: a transfer task that matches no filter has no queue to wait in")
+    fix = ("end every filter with a step without a timeout and keep a default filter (or run `baton setup`, whose "
+           "workflow has both)")
+    return Check(WORKFLOW_SHAPE, "; ".join(problems), fix) if problems else Check(WORKFLOW_SHAPE)
+
+
+def queue_offers_check(queue_records: list[dict[str, Any]]) -> Check:
+    """A warning for queues that offer a task to several agents at once (``MaxReservedWorkers`` above 1)."""
+    several = [q for q in queue_records if (q["max_reserved_workers"] or 1) > 1]
+    if not several:
+        return Check(QUEUE_OFFERS)
+    named = ", ".join(f"{q['friendly_name']} {q['sid']} ({q['max_reserved_workers']})" for q in several)
+    return Check(QUEUE_OFFERS, f"MaxReservedWorkers is above 1 in {named}: several agents are offered the same "
+                               "transfer at once; Baton handles that (the first to accept gets it, TaskRouter "
+                               "rescinds the other offers)",
+                 "nothing, if agents may race for a transfer; otherwise set MaxReservedWorkers to 1 on these queues",
+                 warning=True)
 
 
 def webhook_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
@@ -174,6 +221,32 @@ def webhook_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
     checks.append(Check(WEBHOOK_EVENTS, f"they leave out {', '.join(missing)}", RUN_SETUP) if missing
                   else Check(WEBHOOK_EVENTS))
     return checks
+
+
+def service_webhook_check(config: Config, gateway: TwilioGateway) -> Check:
+    """The Flex conversation service's own post-event webhook, when it has one, is Baton's with Baton's events:
+    Twilio calls it for the Flex conversations instead of the global one (or besides it)."""
+    try:
+        service = setup.read_service_webhook(gateway)
+    except TwilioError as exc:
+        return Check(SERVICE_WEBHOOK, f"the service's webhook configuration could not be read: {exc}",
+                     "run `baton doctor` again")
+    current = service.post_webhook_url if service is not None else None
+    if not current:
+        return Check(SERVICE_WEBHOOK)
+    ours = config.public_base_url + setup.CONVERSATIONS_PATH
+    if not setup.same_endpoint(current, ours):
+        return Check(SERVICE_WEBHOOK, f"Conversations service {service.service_sid} has its own post-event URL "
+                                      f"{setup.redact_url(current)}, which Twilio calls for its conversations instead "
+                                      "of the global webhook: Baton would not hear of a conversation closing or a "
+                                      "customer leaving", RUN_SETUP_FORCE)
+    problems = []
+    missing = [event for event in setup.CONVERSATION_EVENTS if event not in service.filters]
+    if missing:
+        problems.append(f"its filters leave out {', '.join(missing)}")
+    if (service.method or "").upper() != setup.WEBHOOK_METHOD:
+        problems.append(f"its method is {service.method}, not {setup.WEBHOOK_METHOD}")
+    return Check(SERVICE_WEBHOOK, "; ".join(problems), RUN_SETUP) if problems else Check(SERVICE_WEBHOOK)
 
 
 def runtime_checks(config: Config, ping_timeout_s: float = PING_TIMEOUT_S) -> list[Check]:
@@ -231,13 +304,14 @@ def worker_check(config: Config, timeout_s: float = PING_TIMEOUT_S) -> Check:
 
 
 def run_doctor(config: Config, out: TextIO = sys.stdout) -> int:
-    """``baton doctor``: print every check; 0 when all pass, 1 when any fails."""
+    """``baton doctor``: print every check; 0 when none fails (warnings aside), 1 when any fails."""
     checks = run_checks(config)
     for check in checks:
         print(check.line(), file=out, flush=True)
     failures = sum(check.failed for check in checks)
-    print(f"{failures} check{'s' if failures != 1 else ''} failed" if failures else "all checks passed",
-          file=out, flush=True)
+    warnings = sum(check.warning for check in checks)
+    verdict = f"{failures} check{'s' if failures != 1 else ''} failed" if failures else "all checks passed"
+    print(verdict + (f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""), file=out, flush=True)
     return 1 if failures else 0
 
 

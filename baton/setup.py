@@ -1,12 +1,23 @@
 """``baton setup``: point a Flex account at this Baton deployment, the same way every time.
 
-Setup manages four things, through the gateway only:
+Setup manages five things, through the gateway only:
 - the transfer workflow ``TRANSFER_WORKFLOW_SID``: its configuration is ``transfer_workflow_configuration``
   (design.md §4) over the workspace's task queues, and its ``TaskReservationTimeout`` is the offer timeout;
 - the everyone queue that configuration needs (``target_workers`` ``1==1``), created as "Everyone" if missing;
 - the workspace's ``EventCallbackUrl`` (``PUBLIC_BASE_URL/webhooks/taskrouter``) and ``EventsFilter``
   (exactly the TaskRouter events Baton acts on);
-- the account's Conversations post-event webhook (``PUBLIC_BASE_URL/webhooks/conversations``).
+- the account's Conversations post-event webhook (``PUBLIC_BASE_URL/webhooks/conversations``);
+- the Flex conversation service's own post-event webhook, only when it has one.
+
+Where Conversations events go: a service's own post-event URL gets its conversations' events
+instead of the account's global one, or besides it (docs/twilio-behaviour.md; the simulator plays
+both). The Flex conversation service is the account's default service (Flex requires it to be, and
+it is the one ``/v1/Conversations`` serves), so setup learns its sid from ``/v1/Configuration``.
+Baton's URL goes on the global configuration always, and on the service's own too when that has a
+post-event URL: where it overrides the global one, Baton would hear nothing otherwise. Setup never
+gives the service a post-event URL it has none of: that would take the Flex conversations' events
+away from another application on the global webhook. Where both are called, Baton may receive an
+event twice; the events it acts on are idempotent.
 
 Reading, planning and writing are separate steps: ``read_state`` reads what Twilio has now,
 ``plan_setup`` (pure) turns it into the settings setup manages, each with its value now and the
@@ -93,8 +104,20 @@ class ConversationsWebhook:
 
 
 @dataclass(frozen=True)
+class ServiceWebhook:
+    """The Flex conversation service's own webhooks (``/v1/Services/{IS}/Configuration/Webhooks``)."""
+
+    service_sid: str
+    post_webhook_url: str | None
+    pre_webhook_url: str | None
+    filters: tuple[str, ...]
+    method: str | None
+
+
+@dataclass(frozen=True)
 class AccountState:
-    """Everything setup manages, as Twilio has it now."""
+    """Everything setup manages, as Twilio has it now (``service_webhook`` None: the account has no default
+    Conversations service)."""
 
     workspace_sid: str
     workspace_name: str
@@ -103,6 +126,7 @@ class AccountState:
     queues: tuple[Queue, ...]
     workflow: Workflow
     webhook: ConversationsWebhook
+    service_webhook: ServiceWebhook | None = None
 
 
 def read_state(gateway: TwilioGateway, workflow_sid: str) -> AccountState:
@@ -111,7 +135,8 @@ def read_state(gateway: TwilioGateway, workflow_sid: str) -> AccountState:
     queues = tuple(Queue(q["sid"], q["friendly_name"], q["target_workers"] or "") for q in gateway.list_task_queues())
     workflow = read_workflow(gateway, workflow_sid)
     return AccountState(workspace["sid"], workspace["friendly_name"], workspace["event_callback_url"],
-                        workspace["events_filter"], queues, workflow, read_webhook(gateway))
+                        workspace["events_filter"], queues, workflow, read_webhook(gateway),
+                        read_service_webhook(gateway))
 
 
 def read_workflow(gateway: TwilioGateway, workflow_sid: str) -> Workflow:
@@ -124,6 +149,16 @@ def read_webhook(gateway: TwilioGateway) -> ConversationsWebhook:
     record = gateway.fetch_conversations_webhook()
     return ConversationsWebhook(record["post_webhook_url"], record["pre_webhook_url"], tuple(record["filters"]),
                                 record["method"], record["target"])
+
+
+def read_service_webhook(gateway: TwilioGateway) -> ServiceWebhook | None:
+    """The default Conversations service's webhooks, or None when the account has no default service."""
+    service_sid = gateway.fetch_default_conversation_service_sid()
+    if service_sid is None:
+        return None
+    record = gateway.fetch_service_webhook(service_sid)
+    return ServiceWebhook(service_sid, record["post_webhook_url"], record["pre_webhook_url"],
+                          tuple(record["filters"]), record["method"])
 
 
 # What setup does
@@ -205,7 +240,20 @@ class UpdateConversationsWebhook:
         return "update the Conversations webhook"
 
 
-Write = CreateQueue | UpdateWorkflow | UpdateWorkspace | UpdateConversationsWebhook
+@dataclass(frozen=True)
+class UpdateServiceWebhook:
+    """POST /v1/Services/{IS}/Configuration/Webhooks: the post-event URL, filters and method."""
+
+    service_sid: str
+    post_webhook_url: str
+    filters: tuple[str, ...]
+    method: str
+
+    def describe(self) -> str:
+        return f"update the Conversations webhook of service {self.service_sid}"
+
+
+Write = CreateQueue | UpdateWorkflow | UpdateWorkspace | UpdateConversationsWebhook | UpdateServiceWebhook
 
 
 @dataclass(frozen=True)
@@ -228,7 +276,8 @@ def plan_setup(state: AccountState, config: Config, offer_timeout_s: int) -> Pla
     """The plan that brings ``state`` to what this deployment needs (pure: no I/O)."""
     parts = [plan_workflow(state.queues, state.workflow, config.fallback_queue_sid, offer_timeout_s),
              plan_workspace(state, config.public_base_url),
-             plan_webhook(state.webhook, config.public_base_url)]
+             plan_webhook(state.webhook, config.public_base_url),
+             plan_service_webhook(state.service_webhook, config.public_base_url)]
     return Plan(tuple(n for p in parts for n in p.notes), tuple(s for p in parts for s in p.settings),
                 tuple(w for p in parts for w in p.writes), tuple(r for p in parts for r in p.refusals))
 
@@ -276,7 +325,7 @@ def plan_workflow(queues: Sequence[Queue], workflow: Workflow, fallback_queue_si
 
     update = UpdateWorkflow(workflow.sid, everyone_sid, tuple(sorted(names)), fallback_sid, offer_timeout_s)
     wanted = update.configuration()
-    current = _json_or_none(workflow.configuration)
+    current = json_or_none(workflow.configuration)
     label = f"transfer workflow {workflow.sid} ({workflow.friendly_name})"
     old_lines, new_lines = _describe_routing(current, names), _describe_routing(wanted, names)
     settings.append(Setting(
@@ -327,7 +376,7 @@ def plan_webhook(webhook: ConversationsWebhook, public_base_url: str) -> Plan:
     if webhook.target not in (None, WEBHOOK_TARGET):
         refusals.append(f"the Conversations webhooks' target is {webhook.target!r}, not {WEBHOOK_TARGET!r} "
                         "(another integration receives the account's Conversations events there)")
-    filters = tuple(sorted(set(CONVERSATION_EVENTS) | {f for f in webhook.filters if f in PRE_ACTION_EVENTS}))
+    filters = webhook_filters(webhook.filters)
     method_ok = (webhook.method or "").upper() == WEBHOOK_METHOD
     target_ok = webhook.target == WEBHOOK_TARGET
     filters_ok = set(webhook.filters) == set(filters)
@@ -344,6 +393,44 @@ def plan_webhook(webhook: ConversationsWebhook, public_base_url: str) -> Plan:
     notes = ("Conversations events: onConversationStateUpdated and onParticipantRemoved (a conversation that "
              "closes or a customer who leaves ends the transfer); not onMessageAdded, which Baton does not need",)
     return Plan(notes, settings, writes, tuple(refusals))
+
+
+def plan_service_webhook(service: ServiceWebhook | None, public_base_url: str) -> Plan:
+    """The Flex conversation service's own post-event webhook: left without one when it has none (the
+    global one then applies), else Baton's URL, filters and method (the pre-event URL is kept)."""
+    if service is None:
+        return Plan(("the account has no default Conversations service: only the global webhook is set up",), (), ())
+    name = f"Conversations service {service.service_sid}"
+    current_url = service.post_webhook_url or ""
+    if not current_url:
+        return Plan((), (Setting(f"{name} post-event webhook URL", "(none)", "(none: the global webhook applies)",
+                                 changed=False),), ())
+    ours = public_base_url + CONVERSATIONS_PATH
+    url_is_ours = same_endpoint(current_url, ours)
+    url = current_url if url_is_ours else ours
+    refusals = () if url_is_ours else (
+        f"the {name} post-event webhook {redact_url(current_url)} is another application's (Twilio sends it the "
+        "Flex conversations' events; once replaced, it receives no more of them)",)
+    filters = webhook_filters(service.filters)
+    method_ok = (service.method or "").upper() == WEBHOOK_METHOD
+    filters_ok = set(service.filters) == set(filters)
+    settings = (
+        Setting(f"{name} post-event webhook URL", redact_url(current_url), redact_url(url), changed=not url_is_ours),
+        Setting(f"{name} webhook filters", ", ".join(service.filters) or "(none)", ", ".join(filters),
+                changed=not filters_ok),
+        Setting(f"{name} webhook method", service.method or "(none)", WEBHOOK_METHOD, changed=not method_ok),
+    )
+    unchanged = url_is_ours and filters_ok and method_ok
+    writes = () if unchanged else (UpdateServiceWebhook(service.service_sid, url, filters, WEBHOOK_METHOD),)
+    notes = (f"the Flex {name} has its own post-event webhook, which Twilio calls for its conversations instead "
+             "of (or besides) the global one: Baton's URL goes there too",)
+    return Plan(notes, settings, writes, refusals)
+
+
+def webhook_filters(current: Sequence[str]) -> tuple[str, ...]:
+    """The Filters of a webhook configuration whose post-event URL is Baton's: Baton's events, and the
+    pre-action events already there (they drive the configuration's pre-event URL, maybe another application's)."""
+    return tuple(sorted(set(CONVERSATION_EVENTS) | {event for event in current if event in PRE_ACTION_EVENTS}))
 
 
 class ApplyError(Exception):
@@ -367,9 +454,12 @@ def apply_plan(plan: Plan, gateway: TwilioGateway) -> dict[str, str]:
                 gateway.update_workflow(write.workflow_sid, write.configuration(created), write.offer_timeout_s)
             elif isinstance(write, UpdateWorkspace):
                 gateway.update_workspace_events(write.event_callback_url, write.events_filter)
-            else:
+            elif isinstance(write, UpdateConversationsWebhook):
                 gateway.update_conversations_webhook(write.post_webhook_url, list(write.filters), write.method,
                                                      write.target)
+            else:
+                gateway.update_service_webhook(write.service_sid, write.post_webhook_url, list(write.filters),
+                                               write.method)
         except TwilioError as exc:
             raise ApplyError(write, exc, done) from exc
         done.append(write)
@@ -486,7 +576,8 @@ def event_set(events_filter: str | None) -> set[str]:
     return {name.strip() for name in (events_filter or "").split(",") if name.strip()}
 
 
-def _json_or_none(text: str) -> Any:
+def json_or_none(text: str) -> Any:
+    """The JSON value ``text`` holds, or None when it is not JSON (a workflow configuration as stored)."""
     try:
         return json.loads(text)
     except ValueError:

@@ -35,6 +35,10 @@ READ_TIMEOUT_S = 10.0
 # Pauses before the second and third try of a read that met a server or connection error.
 READ_RETRY_DELAYS_S = (0.05, 0.25)
 _TWILIO_URL = re.compile(r"^https://(?P<product>[a-z-]+)\.twilio\.com/")
+# Twilio's error codes about an access token itself (20101 invalid, 20104 expired, …).
+ACCESS_TOKEN_ERROR_CODES = range(20100, 20200)
+
+log = logging.getLogger(__name__)
 
 
 class TwilioError(Exception):
@@ -202,12 +206,12 @@ class FlexToken:
 
 
 def serialize_attributes(attributes: Mapping[str, Any]) -> str:
-    """Task attributes as Baton sends them to TaskRouter: compact JSON with non-ASCII escaped.
+    """Task attributes as Baton sends them to TaskRouter in a task update: compact JSON, non-ASCII escaped.
 
-    TaskRouter counts the characters of the JSON text it receives, whitespace included. With
-    ``ensure_ascii`` (json's default) an accented letter takes 6 characters and an emoji 12, which
-    is what goes over the wire, and never less than any other way of counting (code points,
-    UTF-16 units, UTF-8 bytes): what Baton measures (``baton.context``) is what TaskRouter counts.
+    TaskRouter counts the characters of the JSON text it stores, whitespace included. With
+    ``ensure_ascii`` (json's default) an accented letter takes 6 characters and an emoji 12, never
+    less than any other way of counting (code points, UTF-16 units, UTF-8 bytes). ``baton.context``
+    measures the spaced form, which is longer: what Baton sends never exceeds what it measured.
     """
     return json.dumps(attributes, separators=(",", ":"))
 
@@ -331,17 +335,19 @@ class TwilioGateway:
     # Flex Interactions
 
     def create_invite(self, interaction_sid: str, channel_sid: str, routing_properties: Mapping[str, Any]) -> Invite:
-        """POST /v1/Interactions/{KD}/Channels/{UO}/Invites: a new task for the same conversation."""
+        """POST /v1/Interactions/{KD}/Channels/{UO}/Invites: a new task for the same conversation.
+
+        ``attributes`` go as a JSON object inside ``Routing`` (the SDK JSON-encodes it), the form
+        Twilio's docs show: a string could be stored double-encoded. Flex merges its own keys into
+        them and serializes the result itself (``baton.context`` measures what it stores).
+        """
         channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
         properties = dict(routing_properties)
-        if isinstance(properties.get("attributes"), Mapping):
-            # Sent as text, so that TaskRouter stores (and counts) exactly what Baton measured.
-            properties["attributes"] = serialize_attributes(properties["attributes"])
         record = self._call("invites.create", lambda: channel.invites.create(routing={"properties": properties}))
         return self._invite(record)
 
     def list_invites(self, interaction_sid: str, channel_sid: str) -> list[Invite]:
-        """GET /v1/Interactions/{KD}/Channels/{UO}/Invites."""
+        """GET /v1/Interactions/{KD}/Channels/{UO}/Invites (a list shows the task's attributes as JSON text)."""
         channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
         return [self._invite(r) for r in self._read("invites.list", lambda: channel.invites.list())]
 
@@ -397,7 +403,13 @@ class TwilioGateway:
     # IAM
 
     def validate_flex_token(self, token: str) -> FlexToken:
-        """POST https://iam.twilio.com/v1/Accounts/{AC}/Tokens/validate: who holds this Flex token."""
+        """POST https://iam.twilio.com/v1/Accounts/{AC}/Tokens/validate: who holds this Flex token.
+
+        A token is good only when IAM answers 200 with ``valid`` true. IAM may refuse a bad or
+        expired token with ``valid`` false or with a 4xx (docs/twilio-behaviour.md; Flex's own
+        validator decides on ``valid`` alone, whatever the status): both are an invalid token. A
+        429, a 5xx or no answer raises RetryableTwilioError.
+        """
         url = f"https://iam.twilio.com/v1/Accounts/{self.client.account_sid}/Tokens/validate"
 
         def ask() -> Response:
@@ -410,10 +422,15 @@ class TwilioGateway:
 
         # Validating a token changes nothing: a read, whatever its method.
         response = self._read("tokens.validate", ask)
-        if response.status_code >= 400:
-            raise PermanentTwilioError("tokens.validate", "IAM refused the request", response.status_code,
-                                       _json_object(response.text).get("code"))
         answer = _json_object(response.text)
+        if response.status_code >= 400:
+            # A refusal that is not about the token is more likely Baton's own credentials, which
+            # would turn every agent away: say so where an operator looks.
+            code = answer.get("code")
+            if code not in ACCESS_TOKEN_ERROR_CODES:
+                log.warning("IAM answered %s (code %s) for a Flex token: the token is refused; if every agent "
+                            "is refused, check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", response.status_code, code)
+            return FlexToken(valid=False)
         if not answer.get("valid"):
             return FlexToken(valid=False)
         expiration = answer.get("expiration")
@@ -436,6 +453,7 @@ class TwilioGateway:
     @staticmethod
     def _invite(record) -> Invite:
         properties = (record.routing or {}).get("properties") or {}
+        # JSON text, as a list of invites shows it, or an object: both are read.
         return Invite(record.sid, properties.get("sid"), _json_object(properties.get("attributes")))
 
     # Operator set-up (``baton setup`` and ``baton doctor``): plain dicts of the fields they read.
@@ -452,10 +470,11 @@ class TwilioGateway:
             event_callback_url=event_callback_url, events_filter=events_filter))
 
     def list_task_queues(self) -> list[dict[str, Any]]:
-        """GET /v1/Workspaces/{WS}/TaskQueues (all pages): ``sid``, ``friendly_name``, ``target_workers``."""
+        """GET /v1/Workspaces/{WS}/TaskQueues (all pages): ``sid``, ``friendly_name``, ``target_workers``,
+        ``max_reserved_workers``."""
         records = self._read("task_queues.list", lambda: self._workspace.task_queues.list())
-        return [{"sid": r.sid, "friendly_name": r.friendly_name, "target_workers": r.target_workers}
-                for r in records]
+        return [{"sid": r.sid, "friendly_name": r.friendly_name, "target_workers": r.target_workers,
+                 "max_reserved_workers": r.max_reserved_workers} for r in records]
 
     def create_task_queue(self, friendly_name: str, target_workers: str) -> dict[str, Any]:
         """POST /v1/Workspaces/{WS}/TaskQueues with ``FriendlyName`` and ``TargetWorkers``."""
@@ -493,3 +512,26 @@ class TwilioGateway:
         """
         self._call("conversations_webhook.update", lambda: self.client.conversations.v1.configuration.webhooks().update(
             post_webhook_url=post_webhook_url, filters=filters, method=method, target=target))
+
+    def fetch_default_conversation_service_sid(self) -> str | None:
+        """GET https://conversations.twilio.com/v1/Configuration: the account's default Conversations service
+        (``IS…``), the service of every conversation ``/v1/Conversations`` reaches; None when there is none."""
+        record = self._read("conversations_configuration.fetch",
+                            lambda: self.client.conversations.v1.configuration().fetch())
+        return record.default_chat_service_sid
+
+    def fetch_service_webhook(self, service_sid: str) -> dict[str, Any]:
+        """GET https://conversations.twilio.com/v1/Services/{IS}/Configuration/Webhooks, the service's own webhooks:
+        ``post_webhook_url``, ``pre_webhook_url``, ``filters``, ``method``."""
+        record = self._read("service_webhook.fetch",
+                            lambda: self.client.conversations.v1.services(service_sid).configuration.webhooks().fetch())
+        return {"post_webhook_url": record.post_webhook_url, "pre_webhook_url": record.pre_webhook_url,
+                "filters": list(record.filters or ()), "method": record.method}
+
+    def update_service_webhook(self, service_sid: str, post_webhook_url: str, filters: list[str], method: str) -> None:
+        """POST https://conversations.twilio.com/v1/Services/{IS}/Configuration/Webhooks with ``PostWebhookUrl``,
+        ``Filters`` (which apply to the service's pre-event webhook too) and ``Method``; the pre-event URL is left
+        alone."""
+        webhooks = self.client.conversations.v1.services(service_sid).configuration.webhooks()
+        self._call("service_webhook.update", lambda: webhooks.update(
+            post_webhook_url=post_webhook_url, filters=filters, method=method))

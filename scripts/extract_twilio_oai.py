@@ -58,6 +58,7 @@ OPERATIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("conversations", "/v1/Conversations/{ConversationSid}/Participants/{Sid}", ("GET", "POST", "DELETE")),
     ("conversations", "/v1/Conversations/{ConversationSid}/Webhooks", ("GET", "POST")),
     ("conversations", "/v1/Conversations/{ConversationSid}/Webhooks/{Sid}", ("GET", "POST", "DELETE")),
+    ("conversations", "/v1/Services/{ChatServiceSid}/Configuration/Webhooks", ("GET", "POST")),
     ("flex-api", "/v1/Interactions", ("POST",)),
     ("flex-api", "/v1/Interactions/{Sid}", ("GET", "POST")),
     ("flex-api", "/v1/Interactions/{InteractionSid}/Channels", ("GET",)),

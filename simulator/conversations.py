@@ -1,7 +1,12 @@
 """Conversations v1, as the simulator serves it: conversations, participants, messages, webhooks.
 
-Post-event webhooks go to the account's configured post-event URL (``/v1/Configuration/Webhooks``)
-and to each conversation-scoped webhook whose filters name the event, signed and form-encoded.
+Post-event webhooks go to the account's configured post-event URL (``/v1/Configuration/Webhooks``),
+to the post-event URL of the service's own configuration (``/v1/Services/{IS}/Configuration/Webhooks``;
+every conversation here belongs to the one service ``chat_service_sid``, the account's default) and
+to each conversation-scoped webhook whose filters name the event, signed and form-encoded. Where the
+service has a post-event URL, the profile's ``conversations_webhooks`` switch says whether it
+replaces the global one ("service_overrides") or both are called ("both"); docs/twilio-behaviour.md
+has the sources.
 As on Twilio, a change made through the REST API fires them only when the request carries
 ``X-Twilio-Webhook-Enabled: true`` (loop protection for bots); changes the simulator makes on
 behalf of SDK clients (a customer typing, Flex adding or removing an agent) fire them with
@@ -324,6 +329,13 @@ class Conversations:
             "post_webhook_url": None,
             "target": "webhook",
         }
+        # The service's own configuration has no target: its hooks are always webhooks.
+        self.service_webhook_config: dict[str, Any] = {
+            "method": "POST",
+            "filters": [],
+            "pre_webhook_url": None,
+            "post_webhook_url": None,
+        }
 
     # --- Python API -------------------------------------------------------------------------
 
@@ -343,6 +355,13 @@ class Conversations:
         with self._lock:
             self.webhook_config.update(post_webhook_url=post_webhook_url, filters=list(filters),
                                        pre_webhook_url=pre_webhook_url, method=method, target=target)
+
+    def configure_service_webhooks(self, *, post_webhook_url: str | None = None, filters: Sequence[str] = (),
+                                   pre_webhook_url: str | None = None, method: str = "POST") -> None:
+        """Set the service's webhook configuration, as ``/v1/Services/{IS}/Configuration/Webhooks`` does."""
+        with self._lock:
+            self.service_webhook_config.update(post_webhook_url=post_webhook_url, filters=list(filters),
+                                               pre_webhook_url=pre_webhook_url, method=method)
 
     def create_conversation(self, *, friendly_name: str | None = None, unique_name: str | None = None,
                             attributes: str | Mapping[str, Any] | None = None, state: str = "active",
@@ -579,8 +598,11 @@ class Conversations:
     def handlers(self) -> dict[str, Handler]:
         """The REST handlers by OpenAPI operation id."""
         return {
+            "FetchConfiguration": self._fetch_configuration,
             "FetchConfigurationWebhook": self._fetch_webhook_config,
             "UpdateConfigurationWebhook": self._update_webhook_config,
+            "FetchServiceWebhookConfiguration": self._fetch_service_webhook_config,
+            "UpdateServiceWebhookConfiguration": self._update_service_webhook_config,
             "CreateConversation": self._create_conversation,
             "ListConversation": self._list_conversations,
             "FetchConversation": lambda r: self.conversation(r.path_params["Sid"]).to_resource(),
@@ -606,18 +628,35 @@ class Conversations:
             "DeleteConversationScopedWebhook": self._delete_scoped_webhook,
         }
 
+    def _fetch_configuration(self, request: ApiRequest) -> dict[str, Any]:
+        url = f"{HOST}/v1/Configuration"
+        return {"account_sid": self.account_sid, "default_chat_service_sid": self.chat_service_sid,
+                "default_messaging_service_sid": None, "default_inactive_timer": None, "default_closed_timer": None,
+                "url": url, "links": {"webhooks": f"{url}/Webhooks"}}
+
     def _fetch_webhook_config(self, request: ApiRequest) -> dict[str, Any]:
         return {"account_sid": self.account_sid, "url": f"{HOST}/v1/Configuration/Webhooks", **self.webhook_config}
 
     def _update_webhook_config(self, request: ApiRequest) -> dict[str, Any]:
-        params = request.params
-        for name, key in (("Method", "method"), ("PreWebhookUrl", "pre_webhook_url"),
-                          ("PostWebhookUrl", "post_webhook_url"), ("Target", "target")):
-            if name in params:
-                self.webhook_config[key] = params[name] or None
-        if "Filters" in params:
-            self.webhook_config["filters"] = list(params["Filters"])
+        _update_webhook_fields(self.webhook_config, request.params)
         return self._fetch_webhook_config(request)
+
+    def _service_webhook_url(self, request: ApiRequest) -> str:
+        """The URL of the requested service's webhook configuration; 404 for a service other than ours."""
+        service_sid = request.path_params["ChatServiceSid"]
+        url = f"{HOST}/v1/Services/{service_sid}/Configuration/Webhooks"
+        if service_sid != self.chat_service_sid:
+            raise not_found(url.removeprefix(HOST))
+        return url
+
+    def _fetch_service_webhook_config(self, request: ApiRequest) -> dict[str, Any]:
+        return {"account_sid": self.account_sid, "chat_service_sid": self.chat_service_sid,
+                "url": self._service_webhook_url(request), **self.service_webhook_config}
+
+    def _update_service_webhook_config(self, request: ApiRequest) -> dict[str, Any]:
+        self._service_webhook_url(request)
+        _update_webhook_fields(self.service_webhook_config, request.params)
+        return self._fetch_service_webhook_config(request)
 
     def _create_conversation(self, request: ApiRequest) -> dict[str, Any]:
         params = request.params
@@ -835,21 +874,36 @@ class Conversations:
 
     def _notify(self, conversation: Conversation, event_type: str, fields: Mapping[str, Any],
                 source: str, enabled: bool) -> None:
-        """Send a post-event webhook to the global URL and the conversation's scoped webhooks."""
+        """Send a post-event webhook to the service's or the global URL (or both) and the scoped webhooks."""
         if not enabled:
             return
         form = {"AccountSid": self.account_sid, "EventType": event_type, "Source": source, **fields}
         if source == "SDK" and event_type.startswith("onMessage"):
             form["ClientIdentity"] = fields.get("Author")
         # Method GET is stored but deliveries are always POSTs: Baton's receiver takes POSTs only.
+        service = self.service_webhook_config
+        if service["post_webhook_url"] and event_type in service["filters"]:
+            self._dispatcher.send(service["post_webhook_url"], form)
         config = self.webhook_config
-        if config["target"] == "webhook" and config["post_webhook_url"] and event_type in config["filters"]:
+        global_applies = not service["post_webhook_url"] or self.profile.conversations_webhooks == "both"
+        if (global_applies and config["target"] == "webhook" and config["post_webhook_url"]
+                and event_type in config["filters"]):
             self._dispatcher.send(config["post_webhook_url"], form)
         for webhook in conversation.webhooks.values():
             configuration = webhook.configuration
             if webhook.target == "webhook" and event_type in configuration["filters"]:
                 self._dispatcher.send(configuration["url"],
                                       {**form, "WebhookSid": webhook.sid, "WebhookType": "webhook"})
+
+
+def _update_webhook_fields(config: dict[str, Any], params: Mapping[str, Any]) -> None:
+    """Apply an update of a webhook configuration (global or service): the fields sent change, the others stay."""
+    for name, key in (("Method", "method"), ("PreWebhookUrl", "pre_webhook_url"),
+                      ("PostWebhookUrl", "post_webhook_url"), ("Target", "target")):
+        if name in params:
+            config[key] = params[name] or None
+    if "Filters" in params:
+        config["filters"] = list(params["Filters"])
 
 
 def _api_origin(request: ApiRequest) -> dict[str, Any]:

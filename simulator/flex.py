@@ -12,6 +12,12 @@ invite, ``flexChannelInviteSid``). What Flex does around TaskRouter is simulated
   agent leaves the conversation (``onParticipantRemoved``); ``wrapup`` wraps the task up instead;
 - an invite that names a ``worker_sid`` is routed straight to that worker and, as Twilio documents,
   its task is canceled when that worker declines; the conversation stays as it is.
+
+Flex serializes the merged attributes itself, as Python's default ``json.dumps`` writes them (the
+longest plausible form), and TaskRouter refuses them above 4096 characters. Routing attributes
+given as a JSON string are read as the profile's ``invite_attributes`` switch says: parsed
+("parsed"), or kept as a string under the key ``attributes`` ("double_encoded"); an object works in
+both. docs/twilio-behaviour.md has the sources.
 """
 
 from __future__ import annotations
@@ -436,7 +442,10 @@ class Flex:
             raise invalid("Routing properties must include workspace_sid")
         attributes = properties.get("attributes") or {}
         if isinstance(attributes, str):
-            attributes = _json_param(attributes, "Routing.properties.attributes")
+            if self.profile.invite_attributes == "double_encoded":
+                attributes = {"attributes": attributes}
+            else:
+                attributes = _json_param(attributes, "Routing.properties.attributes")
         if not isinstance(attributes, Mapping):
             raise invalid("Routing properties attributes must be a JSON object")
         merged = {**(defaults or {}), **attributes, **(forced or {})}
@@ -449,7 +458,7 @@ class Flex:
         try:
             task = self._taskrouter.create_task(
                 workspace_sid,
-                attributes=merged,
+                attributes=json.dumps(merged),
                 workflow_sid=None if worker_sid else workflow_sid,
                 task_channel=(properties.get("task_channel_unique_name") or properties.get("task_channel_sid")
                               or "default"),

@@ -2,9 +2,11 @@
 
 ``POST https://iam.twilio.com/v1/Accounts/{AccountSid}/Tokens/validate`` with a JSON body
 ``{"token": "…"}`` and the account's basic auth is what Flex's own token validator
-(twilio/twilio-flex-token-validator) calls. Twilio answers 200 whether or not the token is good;
-``valid`` says which. The endpoint is absent from Twilio's OpenAPI descriptions, so the server
-routes ``/iam/…`` here without spec validation.
+(twilio/twilio-flex-token-validator) calls. A good token is a 200 with ``valid`` true. A bad or
+expired one is, as the profile's ``iam_invalid_token`` switch says, a 200 with ``valid`` false
+("ok_invalid") or a 401 with Twilio's error body ("http_401"), with the same codes either way;
+docs/twilio-behaviour.md has the sources. The endpoint is absent from Twilio's OpenAPI
+descriptions, so the server routes ``/iam/…`` here without spec validation.
 
 The simulator's tokens are opaque random strings it minted itself (real ones are JWEs).
 """
@@ -63,13 +65,16 @@ class Iam:
         return token
 
     def validate(self, token: str) -> dict[str, Any]:
-        """IAM's answer for ``token``: ``valid`` true with the agent's details, or false with a code."""
+        """IAM's answer for ``token``: ``valid`` true with the agent's details, or a refusal with a code.
+
+        Under ``iam_invalid_token="http_401"`` a refusal raises SimError 401 instead of answering.
+        """
         with self._clock.lock:
             found = self._tokens.get(token)
         if found is None:
-            return _refusal(*_INVALID)
+            return self._refusal(*_INVALID)
         if found.expires_at <= self._clock.now():
-            return _refusal(*_EXPIRED)
+            return self._refusal(*_EXPIRED)
         return {
             "valid": True,
             "code": 0,
@@ -101,8 +106,13 @@ class Iam:
             raise invalid("Missing required parameter token")
         return self.validate(document["token"])
 
+    def _refusal(self, code: int, message: str) -> dict[str, Any]:
+        if self.profile.iam_invalid_token == "http_401":
+            raise SimError(401, code, message)
+        return _invalid_answer(code, message)
 
-def _refusal(code: int, message: str) -> dict[str, Any]:
+
+def _invalid_answer(code: int, message: str) -> dict[str, Any]:
     return {
         "valid": False,
         "code": code,

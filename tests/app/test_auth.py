@@ -10,6 +10,7 @@ from edge_support import bearer
 
 from app.auth import INVALID_TOKEN_CACHE_S, TOKEN_CACHE_S, cache_seconds
 from baton.twilio_gateway import FlexToken
+from simulator.profiles import READINGS
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
 
@@ -49,6 +50,36 @@ def test_a_refused_token_is_remembered_briefly(client, sim, scenario, store):
         assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_token"
     assert iam_calls(sim) - before == 1
     assert 0 < token_ttl(store, "expired") <= INVALID_TOKEN_CACHE_S
+
+
+@pytest.fixture(params=READINGS["iam_invalid_token"])
+def iam_reading(request, sim):
+    """Each reading of how IAM refuses a token, restored to the default afterwards (the simulator is shared)."""
+    sim.profile.update(iam_invalid_token=request.param)
+    yield request.param
+    sim.profile.update(iam_invalid_token=READINGS["iam_invalid_token"][0])
+
+
+@pytest.mark.parametrize("expired", [False, True], ids=["unknown token", "expired token"])
+def test_a_token_iam_refuses_is_a_401_under_every_reading(client, sim, scenario, iam_reading, expired):
+    """Whether IAM refuses a token with valid false or with a 401, the agent API answers 401 invalid_token."""
+    token = sim.iam.mint_token(scenario.agents["alice"], "alice", ttl_seconds=-1) if expired else "never-minted"
+
+    response = client.get(f"/v1/transfers?task_sid={scenario.conversation.task_sid}", headers=bearer(token))
+
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_token"
+
+
+def test_iam_failing_is_a_503_not_a_refused_token(client, sim, scenario, iam_reading):
+    """A 5xx from IAM says nothing about the token, in either reading: 503 unavailable, and nothing is cached."""
+    sim.faults.add(product="iam", sequence=[503, 503, 503])  # the gateway tries a read three times
+    headers = bearer(scenario.tokens["alice"])
+
+    failed = client.get(f"/v1/transfers?task_sid={scenario.conversation.task_sid}", headers=headers)
+    retried = client.get(f"/v1/transfers?task_sid={scenario.conversation.task_sid}", headers=headers)
+
+    assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "unavailable"
+    assert retried.status_code == 200
 
 
 @pytest.mark.parametrize("answer, seconds", [

@@ -7,6 +7,7 @@ One stack serves the module: ``baton setup`` runs once on it, then each test bre
 from __future__ import annotations
 
 import io
+import json
 import time
 from dataclasses import replace
 
@@ -15,8 +16,9 @@ import pytest
 from baton.config import Config
 from baton.devstack import DevStack, free_port
 from baton.doctor import beat_check, run_doctor
-from baton.setup import run_setup
+from baton.setup import read_workflow, run_setup
 from baton.store import Store, connect_redis
+from baton.twilio_gateway import TwilioGateway
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,7 @@ def test_doctor_passes_on_a_correct_set_up(config):
 
     assert status == 0, output
     checks = output.splitlines()[:-1]
-    assert len(checks) == 12 and all(line.startswith("ok   ") for line in checks), output
+    assert len(checks) == 15 and all(line.startswith("ok   ") for line in checks), output
     assert "ok   a worker answers a ping (celery@" in output
     assert "ok   beat sweeps the transfers' deadlines (last " in output
     assert output.splitlines()[-1] == "all checks passed"
@@ -149,6 +151,89 @@ def test_workflow_differing_from_setup_is_named(stack, config):
     (failure,) = failures(output)
     assert failure.startswith("FAIL the transfer workflow is what `baton setup` writes: transfer workflow")
     assert "TaskReservationTimeout is 120 s, setup writes 30 s — fix: run `baton setup`" in failure
+
+
+def stored_configuration(config: Config) -> str:
+    return read_workflow(TwilioGateway.from_config(config), config.transfer_workflow_sid).configuration
+
+
+def test_workflow_that_can_cancel_a_transfer_is_named(stack, config):
+    """A filter ending in a timed step, and no default filter, fail the shape check, each named with the fix."""
+    sim, scenario = stack.simulator, stack.scenario
+    stored = stored_configuration(config)
+    timed = {"task_routing": {"filters": [{
+        "filter_friendly_name": "to worker", "expression": 'transferTargetType == "worker"',
+        "targets": [{"queue": scenario.queues["everyone"], "known_worker_sid": "task.transferTargetSid",
+                     "timeout": 30}]}]}}
+    sim.taskrouter.update_workflow(scenario.workspace_sid, scenario.transfer_workflow_sid, configuration=timed)
+    try:
+        status, output = doctor(config)
+    finally:
+        sim.taskrouter.update_workflow(scenario.workspace_sid, scenario.transfer_workflow_sid, configuration=stored)
+
+    assert status == 1
+    (shape,) = [line for line in failures(output) if line.startswith("FAIL the transfer workflow cannot cancel")]
+    assert ('the last step of filter "to worker" has a timeout (30 s): TaskRouter cancels a task that times out of '
+            "its filter's last step; it has no default filter") in shape
+    assert shape.endswith("— fix: end every filter with a step without a timeout and keep a default filter (or run "
+                          "`baton setup`, whose workflow has both)")
+
+
+def test_an_edited_workflow_that_cannot_cancel_a_transfer_passes_the_shape_check(stack, config):
+    """An operator's own workflow differs from setup's (a failure of its own) but is judged safe on its shape."""
+    sim, scenario = stack.simulator, stack.scenario
+    stored = stored_configuration(config)
+    edited = json.loads(stored)
+    edited["task_routing"]["filters"].append({
+        "filter_friendly_name": "VIP", "expression": "vip == true",
+        "targets": [{"queue": scenario.queues["support"], "timeout": 60}, {"queue": scenario.queues["everyone"]}]})
+    sim.taskrouter.update_workflow(scenario.workspace_sid, scenario.transfer_workflow_sid, configuration=edited)
+    try:
+        status, output = doctor(config)
+    finally:
+        sim.taskrouter.update_workflow(scenario.workspace_sid, scenario.transfer_workflow_sid, configuration=stored)
+
+    assert status == 1
+    assert [line.split(":")[0] for line in failures(output)] == ["FAIL the transfer workflow is what `baton setup` "
+                                                                 "writes"]
+    assert "ok   the transfer workflow cannot cancel a transfer" in output
+
+
+def test_queues_reserving_several_agents_are_a_warning(stack, config):
+    """A queue with MaxReservedWorkers above 1 is a warning saying Baton handles it; doctor still passes."""
+    sim, scenario = stack.simulator, stack.scenario
+    sim.taskrouter.update_task_queue(scenario.workspace_sid, scenario.queues["billing"], max_reserved_workers=3)
+    try:
+        status, output = doctor(config)
+    finally:
+        sim.taskrouter.update_task_queue(scenario.workspace_sid, scenario.queues["billing"], max_reserved_workers=1)
+
+    assert status == 0 and failures(output) == []
+    (warning,) = [line for line in output.splitlines() if line.startswith("WARN ")]
+    assert warning.startswith("WARN task queues offer a task to one agent at a time: MaxReservedWorkers is above 1 "
+                              f"in Billing {scenario.queues['billing']} (3): several agents are offered the same "
+                              "transfer at once; Baton handles that")
+    assert "— fix: nothing, if agents may race for a transfer; otherwise set MaxReservedWorkers to 1" in warning
+    assert output.splitlines()[-1] == "all checks passed (1 warning)"
+
+
+def test_a_service_webhook_shadowing_batons_is_named(stack, config):
+    """Another application's post-event URL on the Flex conversation service fails, with setup --force as the fix."""
+    conversations = stack.simulator.conversations
+    conversations.configure_service_webhooks(post_webhook_url="https://bot.example.com/hook?key=k3y",
+                                             filters=["onMessageAdded"])
+    try:
+        status, output = doctor(config)
+    finally:
+        conversations.configure_service_webhooks()
+
+    assert status == 1
+    (failure,) = failures(output)
+    assert failure == ("FAIL the Flex conversation service's own webhook, if it has one, is Baton's: Conversations "
+                       f"service {conversations.chat_service_sid} has its own post-event URL "
+                       "https://bot.example.com/hook?key=***, which Twilio calls for its conversations instead of "
+                       "the global webhook: Baton would not hear of a conversation closing or a customer leaving — "
+                       "fix: run `baton setup --force` (it replaces what is there)")
 
 
 def test_redis_down_is_named(config):

@@ -19,8 +19,10 @@ from baton.setup import (
     ConversationsWebhook,
     CreateQueue,
     Queue,
+    ServiceWebhook,
     SetupError,
     UpdateConversationsWebhook,
+    UpdateServiceWebhook,
     UpdateWorkflow,
     UpdateWorkspace,
     Workflow,
@@ -31,6 +33,7 @@ from baton.setup import (
 from baton.twilio_gateway import PermanentTwilioError, TwilioGateway
 from baton.workflow import transfer_workflow_configuration
 from simulator import Simulator
+from simulator.profiles import READINGS
 from simulator.scenario import build_default_scenario
 
 BASE = "https://baton.example.com"
@@ -39,12 +42,14 @@ EVERYONE, SUPPORT, BILLING = ("WQ" + c * 32 for c in "abc")
 QUEUES = (Queue(EVERYONE, "Everyone", "1 == 1"), Queue(SUPPORT, "Support", 'routing.skills HAS "support"'),
           Queue(BILLING, "Billing", 'routing.skills HAS "billing"'))
 NO_WEBHOOK = ConversationsWebhook(None, None, (), "POST", "webhook")
+FLEX_SERVICE = "IS" + "d" * 32
+NO_SERVICE_WEBHOOK = ServiceWebhook(FLEX_SERVICE, None, None, (), "POST")
 
 
 def account(queues=QUEUES, configuration='{"task_routing": {"filters": []}}', timeout=120, callback=None,
-            events_filter=None, webhook=NO_WEBHOOK) -> AccountState:
+            events_filter=None, webhook=NO_WEBHOOK, service_webhook=NO_SERVICE_WEBHOOK) -> AccountState:
     return AccountState(WS, "Flex", callback, events_filter, tuple(queues),
-                        Workflow(WW, "Transfers", configuration, timeout), webhook)
+                        Workflow(WW, "Transfers", configuration, timeout), webhook, service_webhook)
 
 
 def deployment(**changes) -> Config:
@@ -66,8 +71,9 @@ def test_plan_for_an_account_before_setup_writes_all_three():
                                    ("onConversationStateUpdated", "onParticipantRemoved"), "POST", "webhook"),
     )
     assert plan.refusals == ()
-    assert EVENTS_FILTER == ("reservation.accepted,reservation.created,reservation.rejected,reservation.timeout,"
-                             "task-queue.entered,task.canceled,task.deleted,task.system-deleted,workflow.timeout")
+    assert EVENTS_FILTER == ("reservation.accepted,reservation.canceled,reservation.created,reservation.rejected,"
+                             "reservation.rescinded,reservation.timeout,task-queue.entered,task.canceled,task.deleted,"
+                             "task.system-deleted,workflow.timeout")
     assert plan.writes[0].configuration() == transfer_workflow_configuration(
         EVERYONE, [EVERYONE, SUPPORT, BILLING], EVERYONE, 30)
 
@@ -128,6 +134,44 @@ def test_plan_refuses_a_webhook_target_of_another_integration():
     (refusal,) = plan_setup(account(webhook=webhook), deployment(), 30).refusals
 
     assert refusal.startswith("the Conversations webhooks' target is 'flex', not 'webhook'")
+
+
+def test_plan_gives_no_webhook_to_a_service_without_one():
+    """A Flex service with no post-event URL (a pre-event one aside) keeps none: the global webhook reaches Baton."""
+    service = ServiceWebhook(FLEX_SERVICE, None, "https://moderation.example.com/pre", ("onMessageAdd",), "POST")
+
+    plan = plan_setup(account(service_webhook=service), deployment(), 30)
+
+    assert not any(isinstance(write, UpdateServiceWebhook) for write in plan.writes)
+    (setting,) = [s for s in plan.settings if FLEX_SERVICE in s.name]
+    assert setting.lines() == [f"unchanged: Conversations service {FLEX_SERVICE} post-event webhook URL: "
+                               "(none: the global webhook applies)"]
+
+
+def test_plan_refuses_another_applications_service_webhook():
+    """A service post-event URL of another application is a refusal; the write puts Baton's URL and events there."""
+    service = ServiceWebhook(FLEX_SERVICE, "https://bot.example.com/hook?key=k3y", "https://bot.example.com/pre",
+                             ("onMessageAdd", "onMessageAdded"), "GET")
+
+    plan = plan_setup(account(service_webhook=service), deployment(), 30)
+
+    (refusal,) = plan.refusals
+    assert refusal.startswith(f"the Conversations service {FLEX_SERVICE} post-event webhook "
+                              "https://bot.example.com/hook?key=*** is another application's")
+    assert plan.writes[-1] == UpdateServiceWebhook(
+        FLEX_SERVICE, f"{BASE}/webhooks/conversations",
+        ("onConversationStateUpdated", "onMessageAdd", "onParticipantRemoved"), "POST")
+
+
+def test_plan_keeps_batons_service_webhook():
+    """A service whose post-event URL is Baton's, with Baton's events and method, needs no write."""
+    service = ServiceWebhook(FLEX_SERVICE, f"{BASE}/webhooks/conversations", None,
+                             ("onParticipantRemoved", "onConversationStateUpdated"), "POST")
+
+    plan = plan_setup(account(service_webhook=service), deployment(), 30)
+
+    assert not any(isinstance(write, UpdateServiceWebhook) for write in plan.writes)
+    assert plan.refusals == ()
 
 
 def test_apply_stops_at_the_first_failed_write_and_names_what_was_done():
@@ -230,7 +274,7 @@ def test_second_run_changes_nothing_and_writes_nothing(sim, config):
     assert status == 0
     assert writes(sim) == before
     assert lines(output, "changed: ") == []
-    assert len(lines(output, "unchanged: ")) == 9
+    assert len(lines(output, "unchanged: ")) == 10
     assert "done: everything was already set up" in output
 
 
@@ -334,3 +378,61 @@ def test_refused_credentials_are_named(sim, config):
     assert status == 1
     assert "Twilio refused the credentials: check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in output
     assert "wrong" not in output
+
+
+# Where the Conversations events go, under each reading of service-level webhooks
+
+
+def baton_hears_a_conversation_close(sim) -> bool:
+    """Close a conversation (as Flex's SDK would) and say whether Baton's URL got onConversationStateUpdated."""
+    conversation = sim.conversations.create_conversation()
+    sim.conversations.close_conversation(conversation.sid)
+    assert sim.dispatcher.wait_idle()
+    return any(delivery.url == f"{BASE}/webhooks/conversations"
+               and delivery.params["EventType"] == "onConversationStateUpdated"
+               and delivery.params["ConversationSid"] == conversation.sid for delivery in sim.dispatcher.deliveries)
+
+
+@pytest.mark.parametrize("reading", READINGS["conversations_webhooks"])
+def test_setup_leaves_a_service_without_webhook_and_baton_hears_through_the_global_one(sim, config, reading):
+    """With no service post-event URL, setup writes none, and Baton gets the events through the global webhook."""
+    sim.profile.update(conversations_webhooks=reading)
+
+    status, output = setup_run(config)
+
+    assert status == 0
+    assert sim.conversations.service_webhook_config["post_webhook_url"] is None
+    assert "(none: the global webhook applies)" in output
+    assert baton_hears_a_conversation_close(sim)
+
+
+def test_foreign_service_webhook_is_refused_without_force(sim, config):
+    """Another application's URL on the Flex service stops setup (status 2) and stays as it was."""
+    sim.conversations.configure_service_webhooks(post_webhook_url="https://bot.example.com/hook",
+                                                 filters=["onMessageAdded"])
+
+    status, output = setup_run(config)
+
+    assert status == 2
+    assert f"refused: the Conversations service {sim.conversations.chat_service_sid} post-event webhook " \
+           "https://bot.example.com/hook is another application's" in output
+    assert sim.conversations.service_webhook_config["post_webhook_url"] == "https://bot.example.com/hook"
+
+
+@pytest.mark.parametrize("reading", READINGS["conversations_webhooks"])
+def test_force_puts_baton_on_the_service_webhook_where_events_go(sim, config, reading):
+    """With --force Baton's URL replaces the service's, and Baton gets the events under either reading."""
+    sim.profile.update(conversations_webhooks=reading)
+    sim.conversations.configure_service_webhooks(post_webhook_url="https://bot.example.com/hook",
+                                                 pre_webhook_url="https://bot.example.com/pre",
+                                                 filters=["onMessageAdd", "onMessageAdded"])
+
+    status, output = setup_run(config, force=True)
+    status_again, output_again = setup_run(config)
+
+    assert (status, status_again) == (0, 0)
+    assert sim.conversations.service_webhook_config == {
+        "post_webhook_url": f"{BASE}/webhooks/conversations", "pre_webhook_url": "https://bot.example.com/pre",
+        "method": "POST", "filters": ["onConversationStateUpdated", "onMessageAdd", "onParticipantRemoved"]}
+    assert lines(output_again, "changed: ") == []
+    assert baton_hears_a_conversation_close(sim)

@@ -5,6 +5,7 @@ from sim_support import wait_until
 from twilio.base.exceptions import TwilioRestException
 
 from simulator.core import SimError
+from simulator.profiles import READINGS
 
 
 @pytest.fixture
@@ -84,6 +85,90 @@ def test_scoped_webhook_receives_its_filtered_events(sim, client, receiver):
 
     delivered = wait_until(lambda: receiver.events("onMessageAdded"))
     assert delivered[0].path == "/scoped" and delivered[0].valid
+
+
+def test_service_webhook_configuration_is_read_and_updated_through_rest(sim, client):
+    """The conversations' service is the account's default; its webhook configuration is fetched and updated."""
+    service_sid = client.conversations.v1.configuration().fetch().default_chat_service_sid
+    conversation = client.conversations.v1.conversations.create()
+    webhooks = client.conversations.v1.services(service_sid).configuration.webhooks()
+
+    before = webhooks.fetch()
+    updated = webhooks.update(post_webhook_url="https://other.example.com/post", filters=["onMessageAdded"])
+
+    assert service_sid == conversation.chat_service_sid == sim.conversations.chat_service_sid
+    assert (before.post_webhook_url, before.filters) == (None, [])
+    assert (updated.chat_service_sid, updated.post_webhook_url, updated.filters, updated.method) == (
+        service_sid, "https://other.example.com/post", ["onMessageAdded"], "POST")
+    assert webhooks.fetch().post_webhook_url == "https://other.example.com/post"
+    assert client.conversations.v1.configuration.webhooks().fetch().post_webhook_url is None
+
+
+def test_another_services_webhook_configuration_is_not_found(client):
+    """Only the simulator's one service has a configuration: another IS sid is a 404."""
+    with pytest.raises(TwilioRestException) as missing:
+        client.conversations.v1.services("IS" + "f" * 32).configuration.webhooks().fetch()
+
+    assert missing.value.status == 404
+
+
+def service_and_global_hooks(sim, receiver):
+    """The account's global webhook at /global and the service's own at /service, both for onMessageAdded."""
+    sim.conversations.configure_webhooks(post_webhook_url=f"{receiver.url}/global", filters=["onMessageAdded"])
+    sim.conversations.configure_service_webhooks(post_webhook_url=f"{receiver.url}/service",
+                                                 filters=["onMessageAdded"])
+
+
+def test_a_service_webhook_overrides_the_global_one(sim, receiver):
+    """Under "service_overrides" (the default), the service's post-event URL gets the event and the global one not."""
+    service_and_global_hooks(sim, receiver)
+    conversation = sim.conversations.create_conversation()
+
+    sim.conversations.add_message(conversation.sid, "carol", "hi")
+
+    settle(sim)
+    assert [(h.path, h.valid) for h in receiver.events("onMessageAdded")] == [("/service", True)]
+
+
+def test_service_and_global_webhooks_are_both_called(sim, receiver):
+    """Under "both", the service's and the account's post-event URLs each get the event."""
+    sim.profile.update(conversations_webhooks="both")
+    service_and_global_hooks(sim, receiver)
+    conversation = sim.conversations.create_conversation()
+
+    sim.conversations.add_message(conversation.sid, "carol", "hi")
+
+    settle(sim)
+    assert sorted(h.path for h in receiver.events("onMessageAdded")) == ["/global", "/service"]
+
+
+@pytest.mark.parametrize("reading", READINGS["conversations_webhooks"])
+def test_a_service_configuration_without_a_post_url_leaves_the_global_one(sim, receiver, reading):
+    """A service configuration with only a pre-event URL overrides nothing: the global URL gets the event."""
+    sim.profile.update(conversations_webhooks=reading)
+    sim.conversations.configure_webhooks(post_webhook_url=f"{receiver.url}/global", filters=["onMessageAdded"])
+    sim.conversations.configure_service_webhooks(pre_webhook_url=f"{receiver.url}/pre", filters=["onMessageAdd"])
+    conversation = sim.conversations.create_conversation()
+
+    sim.conversations.add_message(conversation.sid, "carol", "hi")
+
+    settle(sim)
+    assert [h.path for h in receiver.events("onMessageAdded")] == ["/global"]
+
+
+@pytest.mark.parametrize("reading", READINGS["conversations_webhooks"])
+def test_service_webhooks_fire_for_rest_changes_only_with_the_header(sim, client, receiver, reading):
+    """Through REST, the service's webhook too fires only when X-Twilio-Webhook-Enabled is true, in both readings."""
+    sim.profile.update(conversations_webhooks=reading)
+    service_and_global_hooks(sim, receiver)
+    messages = client.conversations.v1.conversations(client.conversations.v1.conversations.create().sid).messages
+
+    messages.create(author="bot", body="quiet")
+    messages.create(author="bot", body="loud", x_twilio_webhook_enabled="true")
+
+    settle(sim)
+    assert {h.params["Body"] for h in receiver.events("onMessageAdded")} == {"loud"}
+    assert "/service" in {h.path for h in receiver.events("onMessageAdded")}
 
 
 def test_duplicate_identity_is_a_conflict(client):

@@ -6,6 +6,8 @@ import pytest
 from sim_support import wait_until
 from twilio.base.exceptions import TwilioRestException
 
+from simulator.profiles import READINGS
+
 
 @pytest.fixture
 def customer_chat(sim):
@@ -69,6 +71,20 @@ def test_accepted_offer_brings_the_agent_into_channel_and_conversation(sim, clie
     assert identities == {None, "alice"}
 
 
+def invite(client, world, interaction, attributes):
+    """An invite on the interaction's channel through the twilio SDK (which JSON-encodes Routing)."""
+    channel = client.flex_api.v1.interaction(interaction.sid).channels(interaction.channel["sid"])
+    return channel.invites.create(routing={"properties": {
+        "workspace_sid": world.workspace_sid, "workflow_sid": world.workflow_sid, "task_channel_unique_name": "sms",
+        "attributes": attributes}})
+
+
+def flex_keys(invite, conversation_sid: str) -> dict[str, str]:
+    """The keys Flex merges into the attributes of an invite's task."""
+    return {"flexChannelInviteSid": invite.sid, "conversationSid": conversation_sid,
+            "flexInteractionSid": invite.interaction_sid, "flexInteractionChannelSid": invite.channel_sid}
+
+
 def test_invite_creates_a_task_and_is_listed(sim, client, world, customer_chat):
     """An invite creates a task whose attributes tie it to the invite and channel, and the channel lists it."""
     interaction = start_interaction(client, world, customer_chat.sid)
@@ -76,7 +92,7 @@ def test_invite_creates_a_task_and_is_listed(sim, client, world, customer_chat):
 
     invite = channel.invites.create(routing={"properties": {
         "workspace_sid": world.workspace_sid, "workflow_sid": world.workflow_sid, "task_channel_unique_name": "sms",
-        "attributes": json.dumps({"transfer": {"id": "tr-1"}}), "priority": 5,
+        "attributes": {"transfer": {"id": "tr-1"}}, "priority": 5,
     }})
 
     assert invite.sid.startswith("KG") and invite.channel_sid == channel._solution["sid"]
@@ -91,6 +107,72 @@ def test_invite_creates_a_task_and_is_listed(sim, client, world, customer_chat):
     listed = channel.invites.list()
     assert [i.sid for i in listed] == [invite.sid]
     assert json.loads(listed[0].routing["properties"]["attributes"])["transfer"]["id"] == "tr-1"
+
+
+@pytest.mark.parametrize("reading", READINGS["invite_attributes"])
+def test_invite_attributes_as_an_object_are_merged_under_every_reading(sim, client, world, customer_chat, reading):
+    """Attributes sent as a JSON object (the documented form) are the task's, next to Flex's keys, in both readings."""
+    sim.profile.update(invite_attributes=reading)
+    interaction = start_interaction(client, world, customer_chat.sid)
+
+    created = invite(client, world, interaction, {"transfer": {"id": "tr-1"}})
+
+    task = sim.taskrouter.task(created.routing["properties"]["sid"])
+    assert task.attributes == {"transfer": {"id": "tr-1"}, **flex_keys(created, customer_chat.sid)}
+
+
+def test_invite_attributes_as_a_string_are_parsed(sim, client, world, customer_chat):
+    """Under "parsed" (the default), attributes sent as JSON text are read as the object they encode."""
+    interaction = start_interaction(client, world, customer_chat.sid)
+
+    created = invite(client, world, interaction, json.dumps({"transfer": {"id": "tr-1"}}))
+
+    task = sim.taskrouter.task(created.routing["properties"]["sid"])
+    assert task.attributes == {"transfer": {"id": "tr-1"}, **flex_keys(created, customer_chat.sid)}
+
+
+def test_invite_attributes_as_a_string_are_double_encoded(sim, client, world, customer_chat):
+    """Under "double_encoded", JSON text stays a string under "attributes": none of its keys reach the top level."""
+    sim.profile.update(invite_attributes="double_encoded")
+    interaction = start_interaction(client, world, customer_chat.sid)
+    text = json.dumps({"transfer": {"id": "tr-1"}})
+
+    created = invite(client, world, interaction, text)
+
+    task = sim.taskrouter.task(created.routing["properties"]["sid"])
+    assert task.attributes == {"attributes": text, **flex_keys(created, customer_chat.sid)}
+
+
+@pytest.mark.parametrize("reading", READINGS["invite_attributes"])
+def test_listed_invites_show_attributes_as_json_text(sim, client, world, customer_chat, reading):
+    """A list of invites shows each task's attributes as a JSON string, in both readings."""
+    sim.profile.update(invite_attributes=reading)
+    interaction = start_interaction(client, world, customer_chat.sid)
+    created = invite(client, world, interaction, {"transfer": {"id": "tr-1"}})
+
+    (listed,) = client.flex_api.v1.interaction(interaction.sid).channels(created.channel_sid).invites.list()
+
+    attributes = listed.routing["properties"]["attributes"]
+    assert isinstance(attributes, str) and json.loads(attributes)["transfer"] == {"id": "tr-1"}
+
+
+def test_invite_attributes_stored_over_4096_characters_are_refused(sim, client, world, customer_chat):
+    """Flex stores the merged attributes spaced and escaped; over 4096 characters TaskRouter refuses them (400)."""
+    interaction = start_interaction(client, world, customer_chat.sid)
+    channel = client.flex_api.v1.interaction(interaction.sid).channels(interaction.channel["sid"])
+    attributes = {f"k{i}": "v" * 30 for i in range(98)}
+    merged = {**attributes, **dict.fromkeys(["flexChannelInviteSid", "conversationSid", "flexInteractionSid",
+                                             "flexInteractionChannelSid"], "X" * 34)}
+    # Compact they would fit; in the stored form they do not.
+    assert len(json.dumps(merged, separators=(",", ":"))) <= 4096 < len(json.dumps(merged))
+
+    with pytest.raises(TwilioRestException) as refused:
+        invite(client, world, interaction, attributes)
+
+    assert (refused.value.status, refused.value.code) == (400, 20001)
+    assert "4096" in refused.value.msg
+    assert channel.invites.list() == []
+    assert len(sim.flex.channel(interaction.sid, interaction.channel["sid"]).task_sids) == 1
 
 
 def test_closing_the_agent_completes_its_task_and_removes_it_from_the_conversation(

@@ -1,5 +1,6 @@
 """Flex token validation at /iam, as Flex's token validator calls it."""
 
+import pytest
 import requests
 
 
@@ -22,19 +23,44 @@ def test_minted_token_is_valid(sim, world):
 
 
 def test_unknown_token_is_invalid(sim):
-    """A token the simulator never minted answers 200 with valid false and code 20101."""
+    """Under "ok_invalid" (the default), a token the simulator never minted answers 200, valid false, code 20101."""
     body = validate(sim, "not-a-token").json()
 
     assert (body["valid"], body["code"], body["worker_sid"]) == (False, 20101, None)
 
 
 def test_expired_token_is_invalid(sim, world):
-    """A token past its lifetime answers valid false with code 20104."""
+    """Under "ok_invalid" (the default), a token past its lifetime answers valid false with code 20104."""
     token = sim.iam.mint_token(world.alice, "alice", ttl_seconds=-1)
 
     body = validate(sim, token).json()
 
     assert (body["valid"], body["code"]) == (False, 20104)
+
+
+@pytest.mark.parametrize(("minted", "code", "message"), [
+    (False, 20101, "Invalid Access Token"),
+    (True, 20104, "Access Token expired or expiration date invalid"),
+], ids=["unknown", "expired"])
+def test_refused_token_is_a_401_under_http_401(sim, world, minted, code, message):
+    """Under "http_401", an unknown or expired token answers 401 with Twilio's error body and the same code."""
+    sim.profile.update(iam_invalid_token="http_401")
+    token = sim.iam.mint_token(world.alice, "alice", ttl_seconds=-1) if minted else "not-a-token"
+
+    response = validate(sim, token)
+
+    assert response.status_code == 401
+    assert response.json() == {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                               "status": 401}
+
+
+def test_good_token_is_valid_under_http_401(sim, world):
+    """Under "http_401", a good token still answers 200 with valid true."""
+    sim.profile.update(iam_invalid_token="http_401")
+
+    response = validate(sim, sim.iam.mint_token(world.alice, "alice"))
+
+    assert (response.status_code, response.json()["valid"]) == (200, True)
 
 
 def test_wrong_credentials_are_401(sim, world):

@@ -16,10 +16,11 @@ from baton.context import (
     ATTRIBUTES_LIMIT,
     BODY_CUT,
     CUSTOMER,
-    INVITE_ATTRIBUTES_LIMIT,
+    FLEX_INVITE_KEYS,
     MAX_PAGE_SIZE,
     MEDIA_BODY,
     NOTES_CUT,
+    SEPARATOR_CHARS,
     SYSTEM,
     AttributesTooLarge,
     Context,
@@ -27,11 +28,11 @@ from baton.context import (
     collect_context,
     email_text,
     fit_attributes,
+    json_length,
     page_size_for,
-    serialize_attributes,
-    serialized_length,
+    stored_length,
 )
-from baton.twilio_gateway import TwilioGateway, build_twilio_client
+from baton.twilio_gateway import PermanentTwilioError, TwilioGateway, build_twilio_client, serialize_attributes
 from simulator import Simulator
 from simulator.scenario import build_default_scenario
 
@@ -57,7 +58,7 @@ def transfer(messages=(), summary=None, notes=None, context=True, **extra) -> di
 
 def fitted_transfer(base, value, limit=ATTRIBUTES_LIMIT) -> dict[str, Any]:
     fitted = fit_attributes(base, value, limit=limit)
-    assert serialized_length(fitted) <= limit
+    assert stored_length(fitted) <= limit
     return fitted["transfer"]
 
 
@@ -143,13 +144,23 @@ def test_summary_is_shortened_then_dropped_before_the_notes_are_cut():
     assert cut["notes"].endswith(NOTES_CUT) and notes.startswith(cut["notes"].removesuffix(NOTES_CUT))
 
 
-def test_non_ascii_is_measured_as_sent():
-    """Accents and emoji count as their escaped JSON, which is what the gateway sends."""
+def test_non_ascii_is_measured_escaped_and_spaced():
+    """Accents and emoji count as escaped JSON with spaced separators, longer than what the gateway sends."""
     body = "é😀" * 2000
     kept = fitted_transfer(BASE, transfer([message(body)]))
 
-    assert serialized_length(kept) > len(json.dumps(kept, ensure_ascii=False, separators=(",", ":")))
-    assert serialize_attributes({"a": "é"}) == '{"a":"\\u00e9"}'
+    assert json_length(kept) > len(json.dumps(kept, ensure_ascii=False))
+    assert json_length({"a": "é", "b": 1}) == len('{"a": "\\u00e9", "b": 1}')
+    assert len(serialize_attributes({**BASE, "transfer": kept})) < stored_length({**BASE, "transfer": kept})
+
+
+def test_stored_length_counts_only_the_flex_keys_the_attributes_lack():
+    """Flex's invite keys already in the attributes count once; the missing ones are counted at their longest."""
+    without_flex_keys = {"customerName": "Chloe"}
+
+    assert stored_length(BASE) == json_length({**BASE, "flexChannelInviteSid": FLEX_INVITE_KEYS["flexChannelInviteSid"],
+                                               "flexInteractionType": FLEX_INVITE_KEYS["flexInteractionType"]})
+    assert stored_length(without_flex_keys) == json_length({**without_flex_keys, **FLEX_INVITE_KEYS})
 
 
 def test_base_too_large_raises():
@@ -165,13 +176,6 @@ def test_fitting_huge_input_is_fast():
     started = time.perf_counter()
     fitted_transfer(BASE, value)
     assert time.perf_counter() - started < 0.5
-
-
-def test_invite_limit_leaves_room_for_flex_invite_key():
-    """The invite limit plus the key Flex adds to an invite's task is exactly TaskRouter's limit."""
-    fitted = fit_attributes(BASE, transfer([message("x" * 5000)]), limit=INVITE_ATTRIBUTES_LIMIT)
-
-    assert serialized_length({**fitted, "flexChannelInviteSid": "KG" + "8" * 32}) <= ATTRIBUTES_LIMIT
 
 
 # The property: always within the limit, routing intact, notes kept when they fit, shedding in order.
@@ -203,7 +207,7 @@ def _cases(draw):
     notes = draw(st.none() | _LONG_TEXT.map(lambda text: text[:1000]))
     value = {"id": "tr_x", "mode": "warm", "from_worker_sid": WORKER, "from_task_sid": "WT1", "attempt": 2,
              "earlier_transfers": 1, "notes": notes, "summary": summary, "context": context}
-    return base, value, draw(st.sampled_from([ATTRIBUTES_LIMIT, INVITE_ATTRIBUTES_LIMIT]))
+    return base, value, draw(st.sampled_from([ATTRIBUTES_LIMIT, 3000]))
 
 
 def _was_cut(text: str | None, original: str | None, marker: str) -> bool:
@@ -219,20 +223,20 @@ def test_fitted_attributes_always_fit(case):
     try:
         fitted = fit_attributes(base, value, limit=limit)
     except AttributesTooLarge:
-        assert serialized_length(minimal) > limit
+        assert stored_length(minimal) > limit
         return
 
-    assert serialized_length(fitted) <= limit
+    assert stored_length(fitted) <= limit
     assert set(fitted) == set(base) | {"transfer"}
     assert all(json.dumps(fitted[key]) == json.dumps(base[key]) for key in base if key != "transfer")
     out = fitted["transfer"]
     assert {key: out[key] for key in value if key not in ("notes", "summary", "context")} == \
         {key: value[key] for key in value if key not in ("notes", "summary", "context")}
-    if serialized_length({**base, "transfer": value}) <= limit:
+    if stored_length({**base, "transfer": value}) <= limit:
         assert out == value
 
     notes, summary, context = value["notes"], value["summary"], value["context"]
-    if serialized_length({**minimal, "transfer": {**minimal["transfer"], "notes": notes}}) <= limit:
+    if stored_length({**minimal, "transfer": {**minimal["transfer"], "notes": notes}}) <= limit:
         assert out["notes"] == notes
     assert out["notes"] in (notes, None) or _was_cut(out["notes"], notes, NOTES_CUT)
     assert out["summary"] in (summary, None) or _was_cut(out["summary"], summary, BODY_CUT)
@@ -309,7 +313,7 @@ def test_collection_cost_follows_the_budget_not_the_conversation(sim, count):
     numbers = [int(m.body.split(":")[0].split()[1]) for m in context.messages]
     assert numbers == list(range(count - len(numbers), count))
     assert [m.role for m in context.messages[-2:]] == [CUSTOMER, AGENT]
-    total = sum(serialized_length(m.to_dict()) + 1 for m in context.messages)
+    total = sum(json_length(m.to_dict()) + SEPARATOR_CHARS for m in context.messages)
     assert total >= ATTRIBUTES_LIMIT or len(context.messages) == count
 
 
@@ -322,7 +326,7 @@ def test_empty_messages_fill_the_budget_from_one_page(sim):
     context = collect_context(gateway_for(sim), conversation.sid, channel="chat", redact_pii=False,
                               earlier_transfers=0, participants=[])
     assert message_lists(sim, conversation.sid) == 1
-    assert sum(serialized_length(m.to_dict()) + 1 for m in context.messages) >= ATTRIBUTES_LIMIT
+    assert sum(json_length(m.to_dict()) + SEPARATOR_CHARS for m in context.messages) >= ATTRIBUTES_LIMIT
 
 
 def test_collection_stops_with_the_message_that_fills_the_budget(sim):
@@ -331,11 +335,51 @@ def test_collection_stops_with_the_message_that_fills_the_budget(sim):
 
     context = collect_context(gateway_for(sim), conversation_sid, channel="chat", redact_pii=True,
                               earlier_transfers=2, budget_chars=600)
-    lengths = [serialized_length(m.to_dict()) + 1 for m in context.messages]
+    lengths = [json_length(m.to_dict()) + SEPARATOR_CHARS for m in context.messages]
     assert sum(lengths) >= 600 > sum(lengths[1:])
     assert message_lists(sim, conversation_sid) == 1
     assert page_size_for(600) < MAX_PAGE_SIZE
     assert context.earlier_transfers == 2
+
+
+# The stored size against the simulator's Flex and TaskRouter
+
+def invite_with(sim: Simulator, scenario, attributes: dict[str, Any]):
+    conversation = scenario.conversation
+    return gateway_for(sim).create_invite(conversation.interaction_sid, conversation.channel_sid, {
+        "workspace_sid": scenario.workspace_sid, "workflow_sid": scenario.transfer_workflow_sid,
+        "task_channel_unique_name": "chat", "attributes": attributes})
+
+
+@pytest.mark.parametrize("copied_flex_keys", [True, False], ids=["original with Flex's keys", "original without"])
+def test_the_largest_fitted_attributes_are_stored_by_an_invite(sim, copied_flex_keys):
+    """Attributes fitted to the limit, sent with an invite, fit TaskRouter's 4096 characters with Flex's keys."""
+    scenario = build_default_scenario(sim)
+    original = sim.taskrouter.task(scenario.conversation.task_sid).attributes
+    if not copied_flex_keys:
+        original = {key: value for key, value in original.items() if key not in FLEX_INVITE_KEYS}
+    attributes = fit_attributes({**original, **ROUTING}, transfer([message("é" * 5000)]))
+
+    invite = invite_with(sim, scenario, attributes)
+
+    stored = sim.taskrouter.task(invite.task_sid).to_resource()["attributes"]
+    # All the room is used but flexInteractionType's, a key the simulated Flex does not add.
+    unused = json_length({"flexInteractionType": FLEX_INVITE_KEYS["flexInteractionType"]}) - len("{}")
+    assert ATTRIBUTES_LIMIT - unused - 10 < len(stored) <= ATTRIBUTES_LIMIT
+    assert json.loads(stored)["transfer"]["context"]["messages"][0]["body"].endswith(BODY_CUT)
+
+
+def test_attributes_fitted_past_the_limit_are_refused_by_an_invite(sim):
+    """The simulator's check bites: the same attributes fitted 100 characters past the limit are a 400."""
+    scenario = build_default_scenario(sim)
+    original = sim.taskrouter.task(scenario.conversation.task_sid).attributes
+    attributes = fit_attributes({**original, **ROUTING}, transfer([message("é" * 5000)]),
+                                limit=ATTRIBUTES_LIMIT + 100)
+
+    with pytest.raises(PermanentTwilioError) as refused:
+        invite_with(sim, scenario, attributes)
+
+    assert refused.value.status == 400 and "4096" in str(refused.value)
 
 
 def test_roles_from_the_scenario_participants(sim):

@@ -6,9 +6,11 @@ A scripted loopback HTTP server stands in for Twilio so each failure mode can be
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -28,12 +30,16 @@ TASK_BODY = {"sid": TASK, "attributes": '{"a": 1}', "assignment_status": "pendin
 
 
 class ScriptedTwilio(ThreadingHTTPServer):
-    """Answers each request with the next scripted (status, body, headers, delay); records what it saw."""
+    """Answers each request with the next scripted (status, body, headers, delay); records what it saw.
+
+    seen: (method, path, client address) of each request; bodies: each request's body, as text.
+    """
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.script: list[tuple[int, object, dict, float]] = []
         self.seen: list[tuple[str, str, tuple[str, int]]] = []
+        self.bodies: list[str] = []
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     @property
@@ -49,7 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self):
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        self.server.bodies.append(self.rfile.read(length).decode())
         self.server.seen.append((self.command, self.path, self.client_address))
         status, body, headers, delay = self.server.script.pop(0) if self.server.script else (200, TASK_BODY, {}, 0)
         time.sleep(delay)
@@ -183,3 +189,74 @@ def test_connection_refused_is_retryable(gateway, twilio):
     twilio.server_close()
     with pytest.raises(RetryableTwilioError):
         gateway.fetch_task(TASK)
+
+
+# Flex invites
+
+INTERACTION, CHANNEL, INVITE = "KD" + "2" * 32, "UO" + "3" * 32, "KG" + "4" * 32
+
+
+def invite_answer(attributes) -> dict:
+    return {"sid": INVITE, "interaction_sid": INTERACTION, "channel_sid": CHANNEL,
+            "routing": {"reservation": None, "properties": {"sid": TASK, "attributes": attributes}}}
+
+
+def test_an_invite_sends_its_attributes_as_a_json_object(gateway, twilio):
+    """The task attributes travel as an object inside the JSON-encoded Routing, never as a string in it."""
+    attributes = {"transferTargetType": "queue", "transfer": {"id": "tr_1", "notes": "Vérifier"}}
+    twilio.script = [(201, invite_answer(json.dumps(attributes)), {}, 0)]
+
+    gateway.create_invite(INTERACTION, CHANNEL, {"workspace_sid": WORKSPACE, "attributes": attributes})
+
+    (routing,) = parse_qs(twilio.bodies[0])["Routing"]
+    assert json.loads(routing) == {"properties": {"workspace_sid": WORKSPACE, "attributes": attributes}}
+
+
+@pytest.mark.parametrize("shown", [json.dumps, lambda attributes: attributes], ids=["json text", "object"])
+def test_invite_attributes_are_read_as_json_text_or_object(gateway, twilio, shown):
+    """Flex's answer may show the task's attributes as JSON text or as an object: both read the same."""
+    attributes = {"transfer": {"id": "tr_1"}, "flexChannelInviteSid": INVITE}
+    twilio.script = [(200, {"invites": [invite_answer(shown(attributes))],
+                            "meta": {"key": "invites", "next_page_url": None}}, {}, 0)]
+
+    (invite,) = gateway.list_invites(INTERACTION, CHANNEL)
+
+    assert (invite.sid, invite.task_sid, invite.task_attributes) == (INVITE, TASK, attributes)
+
+
+# IAM
+
+@pytest.mark.parametrize("answer", [
+    (200, {"valid": False, "code": 20101, "message": "Invalid Access Token"}),
+    (401, {"code": 20101, "message": "Invalid Access Token", "status": 401}),
+    (401, {"code": 20104, "message": "Access Token expired or expiration date invalid", "status": 401}),
+    (403, {}),
+], ids=["200 valid false", "401 invalid", "401 expired", "403 without a body"])
+def test_an_iam_refusal_of_the_token_is_an_invalid_token(gateway, twilio, answer):
+    """IAM refusing a token, with valid false or with a 4xx, makes it invalid; nothing is raised."""
+    status, body = answer
+    twilio.script = [(status, body, {}, 0)]
+
+    assert gateway.validate_flex_token("a-token").valid is False
+    assert len(twilio.seen) == 1
+
+
+def test_an_iam_refusal_not_about_the_token_is_logged_for_the_operator(gateway, twilio, caplog):
+    """A 4xx whose code is not an access-token error still refuses the token, with a warning naming the credentials."""
+    twilio.script = [(401, {"code": 20003, "message": "Authenticate", "status": 401}, {}, 0)]
+
+    with caplog.at_level(logging.WARNING, logger="baton.twilio_gateway"):
+        assert gateway.validate_flex_token("a-token").valid is False
+
+    assert "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in caplog.text and "a-token" not in caplog.text
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_iam_unavailable_stays_retryable(gateway, twilio, status):
+    """A 429 or a 5xx from IAM says nothing about the token: it is a retryable error, not a refusal."""
+    twilio.script = [(status, {"code": 20429 if status == 429 else 20503, "status": status}, {}, 0)] * 3
+
+    with pytest.raises(RetryableTwilioError) as caught:
+        gateway.validate_flex_token("a-token")
+
+    assert caught.value.status == status
