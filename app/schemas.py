@@ -103,8 +103,8 @@ class ConversationEventSchema(Schema):
     ConversationSid = fields.String()
     ParticipantSid = fields.String()
     StateTo = fields.String()
-    Identity = fields.String()
-    messaging_binding_address = fields.String(data_key="MessagingBinding.Address")
+    StateUpdated = fields.String()
+    DateUpdated = fields.String()
 
 
 # Answers

@@ -33,9 +33,9 @@ blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 FORWARDED_FIELDS = ("EventType", "Sid", "TaskSid", "ReservationSid", "WorkerSid", "TaskQueueSid", "TaskCanceledReason",
                     "TimestampMs")
 
-# What the worker needs of a Conversations event.
-CONVERSATION_FIELDS = ("EventType", "ConversationSid", "StateTo", "ParticipantSid", "Identity",
-                       "MessagingBinding.Address")
+# What the worker needs of a Conversations event, and what tells one event from another (they carry
+# no event sid): a participant is removed once, a conversation changes state once at a given time.
+CONVERSATION_FIELDS = ("EventType", "ConversationSid", "ParticipantSid", "StateTo", "StateUpdated", "DateUpdated")
 
 _taskrouter_schema = TaskRouterEventSchema()
 _conversation_schema = ConversationEventSchema()
@@ -69,13 +69,27 @@ def conversation_event():
     transfer in progress (the conversation closed, someone left) is enqueued for each such transfer."""
     signed = signed_fields()
     event = load_object(_conversation_schema, signed)
-    if _may_end_a_transfer(event):
-        # Every one of these fields is a string: the schema checked them.
-        fields = {name: signed[name] for name in CONVERSATION_FIELDS if signed.get(name)}
-        for transfer_id in current_store().active_transfers_of_conversation(event["ConversationSid"]):
-            # Not deduplicated: Conversations events carry no event sid, and these two are idempotent.
-            send_job(current_celery(), CONVERSATION_EVENT, transfer_id, fields)
+    if not _may_end_a_transfer(event):
+        return jsonify({})
+    store = current_store()
+    transfer_ids = store.active_transfers_of_conversation(event["ConversationSid"])
+    # Every one of these fields is a string: the schema checked them.
+    fields = {name: signed[name] for name in CONVERSATION_FIELDS if signed.get(name)}
+    key = conversation_event_key(fields)
+    if transfer_ids and store.claim_event(key):
+        try:
+            for transfer_id in transfer_ids:
+                send_job(current_celery(), CONVERSATION_EVENT, transfer_id, fields)
+        except Exception:
+            store.release_event(key)
+            raise
     return jsonify({})
+
+
+def conversation_event_key(fields: Mapping[str, str]) -> str:
+    """The deduplication key of a Conversations event, from its ``CONVERSATION_FIELDS``."""
+    identity = "|".join(fields.get(name, "") for name in CONVERSATION_FIELDS)
+    return "conversations:" + hashlib.sha256(identity.encode()).hexdigest()
 
 
 def _may_end_a_transfer(event: dict[str, str]) -> bool:

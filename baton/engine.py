@@ -94,9 +94,8 @@ def event_from_conversations(fields: Mapping[str, str]) -> t.Event | None:
     kind = fields.get("EventType")
     if kind == "onConversationStateUpdated" and fields.get("StateTo") == "closed":
         return t.ConversationClosed()
-    if kind == "onParticipantRemoved":
-        return t.ParticipantLeft(identity=fields.get("Identity") or None,
-                                 address=fields.get("MessagingBinding.Address") or None)
+    if kind == "onParticipantRemoved" and fields.get("ParticipantSid"):
+        return t.ParticipantLeft(fields["ParticipantSid"])
     return None
 
 
@@ -188,9 +187,31 @@ class TransferEngine:
                 # Only the invite tells which task is the transfer's: until then, an event naming the
                 # transfer may be about any task (a stale or forged one), so it waits.
                 record = self._hold(record, taskrouter_fields)
-            elif event is not None and task_sid in (None, record.transfer.new_task_sid):
+            elif (event is not None and task_sid in (None, record.transfer.new_task_sid)
+                  and self._confirmed(record.transfer, event)):
                 record = self._apply(record, event, settings)
             return self._drain(record, settings, lock)
+
+    def _confirmed(self, transfer: t.Transfer, event: t.Event) -> bool:
+        """Whether Twilio bears out an event that ends the transfer on one participant's leaving:
+        that participant is no longer in the conversation (a replayed or stale removal is not acted on)."""
+        is_about_the_transfer = isinstance(event, t.ParticipantLeft) and (
+            event.participant_sid == transfer.sender_conversation_participant_sid
+            or event.participant_sid in transfer.customer_participant_sids)
+        if not is_about_the_transfer or transfer.is_final or transfer.conversation_sid is None:
+            return True
+        try:
+            participants = self.gateway.list_conversation_participants(transfer.conversation_sid)
+        except TwilioError as exc:
+            # A signed, deduplicated event that cannot be checked now is taken at its word.
+            log.warning("transfer %s: could not check that participant %s left (%s)", transfer.id,
+                        event.participant_sid, exc)
+            return True
+        if any(participant.sid == event.participant_sid for participant in participants):
+            log.warning("transfer %s: participant %s is still in the conversation; their removal is stale",
+                        transfer.id, event.participant_sid)
+            return False
+        return True
 
     def _hold(self, record: Record, fields: Mapping[str, str]) -> Record:
         held = {name: fields[name] for name in HELD_EVENT_FIELDS if fields.get(name)}
@@ -358,8 +379,9 @@ class TransferEngine:
         agent_identities = {sid: flex_identity(self.gateway.fetch_worker(sid))
                             for sid in dict.fromkeys(p.worker_sid for p in agents if p.worker_sid)}
         participants = self.gateway.list_conversation_participants(conversation_sid) if conversation_sid else []
-        customers = tuple(participant.identity or participant.address for participant in participants
-                          if participant.identity not in agent_identities.values())
+        sender_identity = agent_identities.get(transfer.from_worker_sid)
+        sender_in_conversation = next((p.sid for p in participants if p.identity == sender_identity), None)
+        customers = tuple(p.sid for p in participants if p.identity not in agent_identities.values())
         previous = task.attributes.get("transfer") if isinstance(task.attributes.get("transfer"), dict) else {}
         earlier = previous.get("earlier_transfers", 0) + 1 if previous.get("id") else 0
         self._lock.reacquire()
@@ -382,8 +404,8 @@ class TransferEngine:
             agents_in_conversation=tuple(agent_identities),
             target_available=target_available,
             fallback_queue_sid=self.config.fallback_queue_sid,
-            sender_identity=agent_identities.get(transfer.from_worker_sid),
-            customer_identities=tuple(customer for customer in customers if customer),
+            sender_conversation_participant_sid=sender_in_conversation,
+            customer_participant_sids=customers,
             previous_transfer_id=previous.get("id"),
             earlier_transfers=earlier,
             context=context.to_dict() if context is not None else None,

@@ -59,8 +59,10 @@ class Transfer:
         so that every write is a change TaskRouter acts on.
     close_requested/sender_closed: closing the sender's participant has been asked for / is done
         (on acceptance, on queue entry, on leaving a warm transfer), or the sender left by themselves.
-    sender_identity/customer_identities: who is who among the conversation's participants, to
-        tell the sender leaving from the customer leaving.
+    sender_conversation_participant_sid/customer_participant_sids: who is who among the
+        conversation's participants (``MB…``), to tell the sender leaving from the customer leaving.
+        A participant sid is never reused: an event about an earlier participant of the same person
+        (someone who left and came back) is about nobody in this transfer.
     previous_transfer_id/earlier_transfers: the transfer that brought the task to its sender, and
         how many transfers this conversation went through before this one.
     context/summary: the conversation's context and the summary, whole (redacted when the setting
@@ -87,8 +89,8 @@ class Transfer:
     conversation_sid: str | None = None
     task_channel: str | None = None
     sender_participant_sid: str | None = None
-    sender_identity: str | None = None
-    customer_identities: tuple[str, ...] = ()
+    sender_conversation_participant_sid: str | None = None
+    customer_participant_sids: tuple[str, ...] = ()
     previous_transfer_id: str | None = None
     earlier_transfers: int = 0
     context: dict[str, Any] | None = None
@@ -124,7 +126,7 @@ class Transfer:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
         for name in ("excluded_workers", "seen_reservations", "finished_reservations", "refused_reservations",
-                     "customer_identities"):
+                     "customer_participant_sids"):
             values[name] = tuple(values.get(name, ()))
         values["live_offers"] = tuple(tuple(offer) for offer in values.get("live_offers", ()))
         values["timeline"] = tuple(TimelineEntry(**entry) for entry in values.get("timeline", ()))
@@ -151,8 +153,8 @@ class Prepared:
     agents_in_conversation: tuple[str, ...] = ()
     target_available: bool = True
     fallback_queue_sid: str | None = None
-    sender_identity: str | None = None
-    customer_identities: tuple[str, ...] = ()
+    sender_conversation_participant_sid: str | None = None
+    customer_participant_sids: tuple[str, ...] = ()
     previous_transfer_id: str | None = None
     earlier_transfers: int = 0
     context: dict[str, Any] | None = None
@@ -230,10 +232,9 @@ class ConversationClosed:
 
 @dataclass(frozen=True)
 class ParticipantLeft:
-    """Someone left the conversation (``onParticipantRemoved``), known by identity or address."""
+    """A participant (``MB…``) is no longer in the conversation (``onParticipantRemoved``)."""
 
-    identity: str | None = None
-    address: str | None = None
+    participant_sid: str
 
 
 @dataclass(frozen=True)
@@ -443,8 +444,9 @@ def _prepared(transfer: Transfer, event: Prepared, settings: Settings, now: floa
         transfer, now, ROUTING, "routing" if route == transfer.target_type else "target unavailable, routing to queue",
         route=route, queue_sid=queue_sid, excluded_workers=excluded, interaction_sid=event.interaction_sid,
         channel_sid=event.channel_sid, conversation_sid=event.conversation_sid, task_channel=event.task_channel,
-        sender_participant_sid=event.sender_participant_sid, sender_identity=event.sender_identity,
-        customer_identities=event.customer_identities, previous_transfer_id=event.previous_transfer_id,
+        sender_participant_sid=event.sender_participant_sid,
+        sender_conversation_participant_sid=event.sender_conversation_participant_sid,
+        customer_participant_sids=event.customer_participant_sids, previous_transfer_id=event.previous_transfer_id,
         earlier_transfers=event.earlier_transfers, context=event.context, summary=event.summary,
     )
     if event.summary_fallback:
@@ -659,12 +661,10 @@ def _conversation_closed(transfer: Transfer, event: ConversationClosed, settings
 
 
 def _participant_left(transfer: Transfer, event: ParticipantLeft, settings: Settings, now: float) -> Step:
-    if event.identity is not None and event.identity == transfer.sender_identity:
+    if event.participant_sid == transfer.sender_conversation_participant_sid:
         # The sender ended their own task: nothing left to close.
         return _sender_gone(transfer, now, "sender left")
-    is_customer = (event.identity in transfer.customer_identities
-                   or (event.address is not None and event.address in transfer.customer_identities))
-    if not is_customer or transfer.status == ACCEPTED:
+    if event.participant_sid not in transfer.customer_participant_sids or transfer.status == ACCEPTED:
         return Step(transfer)
     canceled = _move(transfer, now, CANCELED, "customer left", {"reason": "the customer left the conversation"})
     return Step(canceled, (CancelNewTask("customer left"),) if transfer.new_task_sid else ())

@@ -8,6 +8,8 @@ import logging
 import pytest
 from edge_support import PUBLIC_BASE_URL, payload, signature
 
+from baton import transfers as t
+from baton.store import Record
 from workers.celery_app import TASKROUTER_EVENT
 
 TRANSFER_ID = "tr_3f1c0e5a9b7d4c2e8a6f1b0d9c7e5a31"  # in the captured payloads' TaskAttributes
@@ -128,3 +130,20 @@ def test_an_event_that_could_not_be_enqueued_is_processed_when_twilio_sends_it_a
     monkeypatch.setattr(app.webhooks, "send_job", real_send)
     assert post_signed("/webhooks/taskrouter", event).status_code == 204
     assert len(jobs()) == 1
+
+
+def test_a_participant_removed_is_enqueued_once_per_transfer_however_often_delivered(post_signed, jobs, store):
+    """Conversations events carry no event sid: the same removal delivered (or replayed) three times is
+    enqueued once for the conversation's transfer; the removal of another participant is another event."""
+    event = payload("conversations/on_participant_removed")
+    transfer = t.Transfer(id="tr_conversation_dedupe", from_task_sid="WT" + "5" * 32, from_worker_sid="WK" + "5" * 32,
+                          target_type="worker", target_sid="WK" + "6" * 32, conversation_sid=event["ConversationSid"])
+    store.create(Record(transfer))
+    for _ in range(3):
+        assert post_signed("/webhooks/conversations", event).status_code == 200
+    post_signed("/webhooks/conversations", {**event, "ParticipantSid": "MB" + "2" * 32})
+
+    enqueued = jobs()
+    assert [job.args[0] for job in enqueued] == ["tr_conversation_dedupe", "tr_conversation_dedupe"]
+    assert [job.args[1]["ParticipantSid"] for job in enqueued] == [event["ParticipantSid"], "MB" + "2" * 32]
+    assert "Identity" not in enqueued[0].args[1]

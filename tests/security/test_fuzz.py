@@ -57,8 +57,8 @@ EXAMPLES = 150
 # Bookkeeping that any request, accepted or not, may write (see the module's docstring).
 BOOKKEEPING = ("baton:token:", "baton:ratelimit:")
 WEBHOOK_FIELDS = ["EventType", "Sid", "TaskSid", "TaskAttributes", "ReservationSid", "WorkerSid", "TaskQueueSid",
-                  "TaskCanceledReason", "TimestampMs", "ConversationSid", "StateTo", "ParticipantSid", "Identity",
-                  "MessagingBinding.Address"]
+                  "TaskCanceledReason", "TimestampMs", "ConversationSid", "StateTo", "ParticipantSid", "StateUpdated",
+                  "DateUpdated"]
 EVENT_TYPES = [*sorted(TRANSFER_EVENTS), "onConversationStateUpdated", "onParticipantRemoved", "onMessageAdded"]
 
 latin1 = st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
