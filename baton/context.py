@@ -36,8 +36,6 @@ FLEX_INVITE_KEYS = {
     # Its values are undocumented; a short name, allowed a sid's length.
     "flexInteractionType": "x" * 34,
 }
-# ``stored_length`` counts Flex's keys, so an invite's limit is TaskRouter's own.
-INVITE_ATTRIBUTES_LIMIT = ATTRIBUTES_LIMIT
 # Between two items of a JSON array or object, in the stored form.
 SEPARATOR_CHARS = len(", ")
 # Twilio's largest page of conversation messages.

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from baton.context import INVITE_ATTRIBUTES_LIMIT, AttributesTooLarge, fit_attributes
+from baton.context import AttributesTooLarge, fit_attributes
 from baton.settings import Settings
 
 REQUESTED, ROUTING, OFFERED, ACCEPTED = "requested", "routing", "offered", "accepted"
@@ -389,7 +389,7 @@ def new_task_attributes(transfer: Transfer, original: dict[str, Any]) -> dict[st
     fitted to TaskRouter's limit (raises AttributesTooLarge when even the routing keys do not fit)."""
     base = {key: value for key, value in original.items() if key not in INVITE_KEYS}
     base.update(routing_keys(transfer))
-    return fit_attributes(base, transfer_object(transfer), limit=INVITE_ATTRIBUTES_LIMIT)
+    return fit_attributes(base, transfer_object(transfer))
 
 
 def _entry(transfer: Transfer, now: float, event: str, **details: Any) -> Transfer:
