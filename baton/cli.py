@@ -1,4 +1,4 @@
-"""The ``baton`` command: ``baton demo``, ``baton sim``, ``baton setup`` and ``baton doctor``."""
+"""The ``baton`` command: ``baton demo``, ``baton sim``, ``baton setup``, ``baton doctor`` and ``baton live-check``."""
 
 from __future__ import annotations
 
@@ -126,6 +126,38 @@ def run_doctor(args: argparse.Namespace) -> int:
     return doctor.run_doctor(config)
 
 
+def run_live_check(args: argparse.Namespace) -> int:
+    """Prove Baton on the configured account (``baton.livecheck``); 2 when it refuses to start."""
+    from baton import livecheck
+    from baton.config import ConfigError, load_config
+
+    if not args.confirmed:
+        print(livecheck.GUARD_REFUSAL, file=sys.stderr)
+        return livecheck.EXIT_REFUSED
+    try:
+        config = load_config(os.environ)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return livecheck.run_live_check(config, args.rejecting_agent, args.accepting_agent,
+                                    probe_timeout_s=args.probe_timeout_s)
+
+
+def _worker_sid(value: str) -> str:
+    from baton.config import sid_parser
+
+    try:
+        return sid_parser("WK")(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} {exc}") from None
+
+
+def _seconds(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of seconds, 1 or more")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="baton", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +187,18 @@ def main(argv: list[str] | None = None) -> int:
 
     doctor = commands.add_parser("doctor", help="check credentials, sids, workflow, callbacks, Redis and workers")
     doctor.set_defaults(run=run_doctor)
+
+    live = commands.add_parser("live-check", help="prove Baton on the configured account: play one transfer between "
+                                                  "two test agents, report what Twilio did, delete what it created")
+    live.add_argument("--rejecting-agent", required=True, type=_worker_sid, metavar="WK…",
+                      help="the test agent whose offer the check rejects (available, with room on chat)")
+    live.add_argument("--accepting-agent", required=True, type=_worker_sid, metavar="WK…",
+                      help="the test agent whose offer the check accepts (available, with room on chat)")
+    live.add_argument("--probe-timeout-s", type=_seconds, default=10,
+                      help="the timeout of the probe step that ends a filter (default 10)")
+    live.add_argument("--i-understand-this-creates-test-tasks", dest="confirmed", action="store_true",
+                      help="required: the check creates a temporary queue, workflow, conversation and tasks")
+    live.set_defaults(run=run_live_check)
 
     args = parser.parse_args(argv)
     return args.run(args)

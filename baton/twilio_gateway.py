@@ -195,6 +195,15 @@ class ConversationParticipant:
 
 
 @dataclass(frozen=True)
+class CreatedInteraction:
+    """A new interaction: its channel and the task its routing created."""
+
+    sid: str
+    channel_sid: str
+    task_sid: str
+
+
+@dataclass(frozen=True)
 class FlexToken:
     """What IAM says of a Flex token."""
 
@@ -410,18 +419,7 @@ class TwilioGateway:
         validator decides on ``valid`` alone, whatever the status): both are an invalid token. A
         429, a 5xx or no answer raises RetryableTwilioError.
         """
-        url = f"https://iam.twilio.com/v1/Accounts/{self.client.account_sid}/Tokens/validate"
-
-        def ask() -> Response:
-            response = self.client.request("POST", url, data=json.dumps({"token": token}),
-                                           headers={"Content-Type": "application/json"})
-            if response.status_code == 429 or response.status_code >= 500:
-                raise RetryableTwilioError("tokens.validate", "IAM unavailable", response.status_code,
-                                           retry_after=_retry_after(response))
-            return response
-
-        # Validating a token changes nothing: a read, whatever its method.
-        response = self._read("tokens.validate", ask)
+        response = self._ask_iam(token)
         answer = _json_object(response.text)
         if response.status_code >= 400:
             # A refusal that is not about the token is more likely Baton's own credentials, which
@@ -441,6 +439,28 @@ class TwilioGateway:
             roles=tuple(answer.get("roles") or ()),
             expires_at=datetime.fromisoformat(expiration.replace("Z", "+00:00")) if expiration else None,
         )
+
+    def iam_answer(self, token: str) -> tuple[int, bool]:
+        """IAM's own answer to ``token`` (the HTTP status, and ``valid``), before ``validate_flex_token`` maps
+        it: ``baton live-check`` tells apart the two ways IAM may refuse a bad token."""
+        response = self._ask_iam(token)
+        return response.status_code, bool(_json_object(response.text).get("valid"))
+
+    def _ask_iam(self, token: str) -> Response:
+        """POST …/Tokens/validate; any answer but a 429 or a 5xx is returned (those, and no answer, raise
+        RetryableTwilioError)."""
+        url = f"https://iam.twilio.com/v1/Accounts/{self.client.account_sid}/Tokens/validate"
+
+        def ask() -> Response:
+            response = self.client.request("POST", url, data=json.dumps({"token": token}),
+                                           headers={"Content-Type": "application/json"})
+            if response.status_code == 429 or response.status_code >= 500:
+                raise RetryableTwilioError("tokens.validate", "IAM unavailable", response.status_code,
+                                           retry_after=_retry_after(response))
+            return response
+
+        # Validating a token changes nothing: a read, whatever its method.
+        return self._read("tokens.validate", ask)
 
     # helpers
 
@@ -476,10 +496,13 @@ class TwilioGateway:
         return [{"sid": r.sid, "friendly_name": r.friendly_name, "target_workers": r.target_workers,
                  "max_reserved_workers": r.max_reserved_workers} for r in records]
 
-    def create_task_queue(self, friendly_name: str, target_workers: str) -> dict[str, Any]:
-        """POST /v1/Workspaces/{WS}/TaskQueues with ``FriendlyName`` and ``TargetWorkers``."""
+    def create_task_queue(self, friendly_name: str, target_workers: str,
+                          max_reserved_workers: int | None = None) -> dict[str, Any]:
+        """POST /v1/Workspaces/{WS}/TaskQueues with ``FriendlyName``, ``TargetWorkers`` and, when given,
+        ``MaxReservedWorkers`` (Twilio's default is 1)."""
+        extra = {} if max_reserved_workers is None else {"max_reserved_workers": max_reserved_workers}
         record = self._call("task_queues.create", lambda: self._workspace.task_queues.create(
-            friendly_name=friendly_name, target_workers=target_workers))
+            friendly_name=friendly_name, target_workers=target_workers, **extra))
         return {"sid": record.sid, "friendly_name": record.friendly_name, "target_workers": record.target_workers}
 
     def fetch_workflow(self, workflow_sid: str) -> dict[str, Any]:
@@ -535,3 +558,87 @@ class TwilioGateway:
         webhooks = self.client.conversations.v1.services(service_sid).configuration.webhooks()
         self._call("service_webhook.update", lambda: webhooks.update(
             post_webhook_url=post_webhook_url, filters=filters, method=method))
+
+    # ``baton live-check``: the temporary objects it creates on a real account, and what it reads to check them.
+
+    def list_worker_channels(self, worker_sid: str) -> list[dict[str, Any]]:
+        """GET /v1/Workspaces/{WS}/Workers/{WK}/Channels: ``task_channel_unique_name``, ``available``,
+        ``available_capacity_percentage``."""
+        records = self._read("worker_channels.list", lambda: self._workspace.workers(worker_sid).worker_channels.list())
+        return [{"task_channel_unique_name": r.task_channel_unique_name, "available": bool(r.available),
+                 "available_capacity_percentage": r.available_capacity_percentage or 0} for r in records]
+
+    def list_queue_workers(self, queue_sid: str) -> list[str]:
+        """GET /v1/Workspaces/{WS}/Workers?TaskQueueSid=…: the sids of the workers the queue admits."""
+        records = self._read("workers.list", lambda: self._workspace.workers.list(task_queue_sid=queue_sid))
+        return [record.sid for record in records]
+
+    def delete_task_queue(self, queue_sid: str) -> None:
+        """DELETE /v1/Workspaces/{WS}/TaskQueues/{WQ}."""
+        self._call("task_queues.delete", lambda: self._workspace.task_queues(queue_sid).delete())
+
+    def create_workflow(self, friendly_name: str, configuration: Mapping[str, Any],
+                        task_reservation_timeout: int) -> str:
+        """POST /v1/Workspaces/{WS}/Workflows with ``FriendlyName``, ``Configuration`` and
+        ``TaskReservationTimeout``; returns its sid."""
+        record = self._call("workflows.create", lambda: self._workspace.workflows.create(
+            friendly_name=friendly_name, configuration=json.dumps(configuration),
+            task_reservation_timeout=task_reservation_timeout))
+        return record.sid
+
+    def delete_workflow(self, workflow_sid: str) -> None:
+        """DELETE /v1/Workspaces/{WS}/Workflows/{WW}."""
+        self._call("workflows.delete", lambda: self._workspace.workflows(workflow_sid).delete())
+
+    def list_open_tasks(self, evaluate_task_attributes: str) -> list[dict[str, Any]]:
+        """GET /v1/Workspaces/{WS}/Tasks with ``EvaluateTaskAttributes`` and ``AssignmentStatus`` pending, reserved,
+        assigned and wrapping: ``sid``, ``assignment_status``."""
+        records = self._read("tasks.list", lambda: self._workspace.tasks.list(
+            evaluate_task_attributes=evaluate_task_attributes,
+            assignment_status=["pending", "reserved", "assigned", "wrapping"]))
+        return [{"sid": r.sid, "assignment_status": r.assignment_status} for r in records]
+
+    def create_conversation(self, friendly_name: str, attributes: Mapping[str, Any]) -> str:
+        """POST https://conversations.twilio.com/v1/Conversations with ``FriendlyName`` and ``Attributes``; its sid."""
+        record = self._call("conversations.create", lambda: self.client.conversations.v1.conversations.create(
+            friendly_name=friendly_name, attributes=json.dumps(attributes)))
+        return record.sid
+
+    def add_chat_participant(self, conversation_sid: str, identity: str) -> str:
+        """POST /v1/Conversations/{CH}/Participants with ``Identity`` (a chat participant); its sid."""
+        participants = self.client.conversations.v1.conversations(conversation_sid).participants
+        record = self._call("conversation_participants.create", lambda: participants.create(identity=identity))
+        return record.sid
+
+    def delete_conversation(self, conversation_sid: str) -> None:
+        """DELETE /v1/Conversations/{CH}, with everything in it."""
+        self._call("conversations.delete",
+                   lambda: self.client.conversations.v1.conversations(conversation_sid).delete())
+
+    def create_interaction(self, conversation_sid: str, channel_type: str,
+                           routing_properties: Mapping[str, Any]) -> CreatedInteraction:
+        """POST /v1/Interactions on an existing conversation (``properties.media_channel_sid``), its task routed by
+        ``routing_properties`` (``attributes`` as a JSON object, as in ``create_invite``)."""
+        channel = {"type": channel_type, "initiated_by": "customer",
+                   "properties": {"media_channel_sid": conversation_sid}}
+        properties = dict(routing_properties)
+        record = self._call("interactions.create", lambda: self.client.flex_api.v1.interaction.create(
+            channel=channel, routing={"properties": properties}))
+        task_properties = (record.routing or {}).get("properties") or {}
+        return CreatedInteraction(record.sid, (record.channel or {}).get("sid"), task_properties.get("sid"))
+
+    def close_interaction_channel(self, interaction_sid: str, channel_sid: str) -> None:
+        """POST /v1/Interactions/{KD}/Channels/{UO} with ``Status=closed`` and ``Routing`` ``{"status": "closed"}``:
+        the channel closes, its tasks not yet accepted are canceled and the accepted ones completed (without
+        ``Routing`` they would be left wrapping up)."""
+        channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
+        self._call("interaction_channels.update", lambda: channel.update(status="closed",
+                                                                         routing={"status": "closed"}))
+
+    def invite_attribute_forms(self, interaction_sid: str, channel_sid: str) -> dict[str, str]:
+        """GET /v1/Interactions/{KD}/Channels/{UO}/Invites: for each invite, how the list shows its task's
+        attributes, ``"object"`` or ``"string"`` (``list_invites`` reads both the same)."""
+        channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
+        records = self._read("invites.list", lambda: channel.invites.list())
+        return {r.sid: "object" if isinstance(((r.routing or {}).get("properties") or {}).get("attributes"), dict)
+                else "string" for r in records}
