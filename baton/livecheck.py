@@ -120,6 +120,9 @@ ROWS = {
                              "answers the agent 401 invalid_token either way"),
     "reoffer": Row(7, "known worker re-offered after a rejection", None,
                    "excludes the agent and refuses any further offer to them"),
+    "exclusion": Row(1, "a step's expression read at every offer", None,
+                     "refuses every offer to an excluded agent; if they are offered it again, the task moves on "
+                     "at the agent step's timeout"),
     "cancel": Row(8, "canceling an invite's task", None, "cancels a transfer's task so, only before acceptance"),
     "close": Row(9, "closing the agent's participant", None, "closes the sender's participant so on acceptance"),
 }
@@ -296,6 +299,8 @@ class LiveCheck:
         self.observations: list[Observation] = []
         self.created: list[Created] = []
         self.unverified: str | None = None
+        # Offers to the rejecting agent once the route excluding them was written.
+        self.offers_after_exclusion: set[str] = set()
 
     def run(self) -> Report:
         failure = None
@@ -553,6 +558,11 @@ class LiveCheck:
             self._write_route(task_sid, version=2)
             offer = self._await(lambda: self._accepting_offer(task_sid),
                                 "the accepting agent to be offered the transfer after the route was written again")
+        late = len(self.offers_after_exclusion)
+        self._observe("exclusion", "offered again" if late else "offered nothing more",
+                      f"once the route excluding the rejecting agent was written, they were offered the task "
+                      f"{late} more time(s)" if late else
+                      "once the route excluding the rejecting agent was written, they were offered nothing more")
         return offer
 
     def _redrive_reading(self, reoffer: Reservation | None, offer: Reservation | None) -> tuple[str | None, str]:
@@ -575,6 +585,7 @@ class LiveCheck:
         pending = [r for r in self.gateway.list_reservations(task_sid) if r.status == "pending"]
         for reservation in pending:
             if reservation.worker_sid == self.rejecting:
+                self.offers_after_exclusion.add(reservation.sid)
                 self._refuse(task_sid, reservation)
         return next((r for r in pending if r.worker_sid == self.accepting), None)
 

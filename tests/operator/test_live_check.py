@@ -91,6 +91,9 @@ def test_the_report_shows_the_reading_in_force_and_nothing_is_left(sim, scenario
     assert {switch: report.readings[switch] for switch in OBSERVABLE} == {s: switches[s] for s in OBSERVABLE}
     assert report.readings["conversations_webhooks"] is None
     assert "not observable here" in output
+    # The simulator reads a step's expression at every offer: once excluded, the rejecting agent gets nothing.
+    (exclusion,) = [o for o in report.observations if o.row == "exclusion"]
+    assert exclusion.observed == "offered nothing more"
     assert output.splitlines()[-1].startswith("verdict: PASSED")
     assert_nothing_left(sim, scenario, config, report)
     assert other_agents_reservations(sim, scenario) == before
