@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -19,6 +19,8 @@ from workers.celery_app import create_celery
 # Twilio's largest webhook form (4 KiB of task attributes, worker attributes, …) fits with room to spare;
 # the API's largest body (a transfer request with 1000 characters of notes) is far smaller.
 MAX_BODY_BYTES = 64 * 1024
+# Behind an https PUBLIC_BASE_URL, browsers keep to https for a year. Not for subdomains: those are the operator's.
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -54,6 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_error_handlers(app)
     telemetry.init_app(app)  # first: every request, even one refused below, has its id and its log line
     app.before_request(_refuse_large_bodies)
+    app.after_request(_security_headers)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(api.blueprint)
@@ -66,6 +69,14 @@ def _refuse_large_bodies() -> None:
     """413 for a body announced larger than MAX_BODY_BYTES, even where the view would not read it."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
+
+
+def _security_headers(response: Response) -> Response:
+    """On every answer: no content sniffing, and over https, Strict-Transport-Security."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if current_config().public_base_url.startswith("https://"):
+        response.headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
+    return response
 
 
 # The current application's services, for the views.

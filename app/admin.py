@@ -3,8 +3,14 @@
 Signing in takes ``ADMIN_TOKEN`` and gives a session cookie signed with ``SECRET_KEY`` (Flask's own
 session: HttpOnly, SameSite=Lax, Secure behind an https ``PUBLIC_BASE_URL``, limited to ``/admin``).
 The session holds a keyed fingerprint of the admin token, so changing ``ADMIN_TOKEN`` signs every
-session out. Every POST form carries the session's CSRF token in a hidden field. Without
-``ADMIN_TOKEN`` the page does not exist (404).
+session out, and the id of a session kept in Redis, checked (and extended) on every request: signing
+out deletes it, so the cookie, or any copy of it, no longer signs in. Every POST form carries the
+session's CSRF token in a hidden field. Without ``ADMIN_TOKEN`` the page does not exist (404).
+
+Failed sign-ins are counted per client address (``app.auth.client_address``) and over all clients, in
+windows of ``SIGN_IN_WINDOW_S``: past ``SIGN_IN_FAILURES_PER_CLIENT`` from one address, or
+``SIGN_IN_FAILURES_IN_ALL`` from all, sign-in answers 429 with Retry-After, without looking at the token,
+until the window ends. A pause is logged once a window.
 
 The pages are server-rendered; ``admin.js`` refreshes the list and a timeline from the small JSON
 endpoints beside them, with the same row markup (``<template>``) the server renders.
@@ -15,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -28,6 +35,7 @@ from flask import (
     Request,
     abort,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -40,6 +48,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from marshmallow import ValidationError, validate
 
 from app import current_config, current_store
+from app.auth import client_address
 from baton.settings import CLOSE_SENDER_ON, Settings, SettingsSchema, validated_settings
 from baton.transfers import PENDING_STATES, TimelineEntry, Transfer
 
@@ -49,6 +58,9 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin", template_folder="t
                       static_folder="static/admin", static_url_path="/static")
 
 SESSION_LIFETIME = timedelta(hours=8)
+SIGN_IN_WINDOW_S = 300
+SIGN_IN_FAILURES_PER_CLIENT = 10
+SIGN_IN_FAILURES_IN_ALL = 100
 RECENT_LIMIT = 50
 POLL_INTERVAL_MS = 2000
 # The list's filters: a name in the query string -> the states it shows.
@@ -158,16 +170,29 @@ def _token_fingerprint(admin_token: str, secret_key: str) -> str:
 
 @blueprint.context_processor
 def _page_context() -> dict[str, Any]:
-    return {"signed_in": _signed_in()}
+    # What _guard found: a page shown because Redis failed does not ask Redis again.
+    return {"signed_in": g.get("admin_signed_in", False)}
 
 
 def _signed_in() -> bool:
+    """The request carries a live session: the current admin token's fingerprint, and an id Redis still has."""
+    if "admin_signed_in" not in g:
+        g.admin_signed_in = _session_is_live()
+    return g.admin_signed_in
+
+
+def _session_is_live() -> bool:
     config = current_config()
     if not (config.admin_token and config.secret_key):
         return False
-    fingerprint = session.get("admin")
-    return isinstance(fingerprint, str) and hmac.compare_digest(
-        fingerprint, _token_fingerprint(config.admin_token, config.secret_key))
+    fingerprint, session_id = session.get("admin"), session.get("id")
+    return (isinstance(fingerprint, str) and isinstance(session_id, str)
+            and hmac.compare_digest(fingerprint, _token_fingerprint(config.admin_token, config.secret_key))
+            and current_store().admin_session_is_live(session_id, _session_lifetime_s()))
+
+
+def _session_lifetime_s() -> int:
+    return int(SESSION_LIFETIME.total_seconds())
 
 
 @blueprint.app_template_global()
@@ -192,12 +217,13 @@ def _guard():
     if not (config.admin_token and config.secret_key):
         return _message("The admin page is off",
                         "Set ADMIN_TOKEN (and SECRET_KEY, which signs the admin's session) to turn it on.", 404)
+    signed_in = _signed_in()
     if request.method == "POST" and not _csrf_ok():
         log.warning("admin: form refused, its CSRF token is missing or wrong (%s %s)", request.method, request.path)
         return _message("This form has expired",
                         "Its security token is missing or out of date (or cookies are off). Go back, reload the "
                         "page and try again.", 400)
-    if request.endpoint in PUBLIC_ENDPOINTS or _signed_in():
+    if request.endpoint in PUBLIC_ENDPOINTS or signed_in:
         return None
     if request.path.endswith(".json"):
         return jsonify(error={"code": "signed_out", "message": "Sign in to the admin page again"}), 401
@@ -208,7 +234,6 @@ def _guard():
 def _headers(response):
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     # No inline script or style anywhere: the page's own files only.
     response.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; "
@@ -250,15 +275,19 @@ def sign_in():
         return redirect(next_url)
     error = None
     if request.method == "POST":
+        pause_s = _sign_in_pause_s()
+        if pause_s:
+            error = f"Too many failed sign-ins: try again in {_duration(pause_s)}."
+            return (render_template("admin/sign_in.html", error=error, next_url=next_url), 429,
+                    {"Retry-After": str(pause_s)})
         config = current_config()
         token = request.form.get("token", "")
         if hmac.compare_digest(token.encode(), config.admin_token.encode()):
-            session.clear()  # a new session, and a new CSRF token, for the signed-in admin
-            session.permanent = True
-            session["admin"] = _token_fingerprint(config.admin_token, config.secret_key)
-            log.info("admin: signed in from %s", request.remote_addr)
+            _start_session(config.admin_token, config.secret_key)
+            log.info("admin: signed in from %s", client_address())
             return redirect(next_url)
-        log.warning("admin: sign-in refused from %s", request.remote_addr)
+        log.warning("admin: sign-in refused from %s", client_address())
+        _count_failed_sign_in()
         error = "That is not the admin token."
     status = 401 if error else 200
     return render_template("admin/sign_in.html", error=error, next_url=next_url), status
@@ -266,9 +295,46 @@ def sign_in():
 
 @blueprint.post("/sign-out")
 def sign_out():
+    """Ends the session in Redis too: the cookie, wherever a copy of it is, no longer signs in."""
+    current_store().end_admin_session(session["id"])
     session.clear()
     flash("You are signed out.")
     return redirect(url_for("admin.sign_in"))
+
+
+def _start_session(admin_token: str, secret_key: str) -> None:
+    session.clear()  # a new session, and a new CSRF token, for the signed-in admin
+    session.permanent = True
+    session["admin"] = _token_fingerprint(admin_token, secret_key)
+    session["id"] = secrets.token_urlsafe(32)
+    current_store().start_admin_session(session["id"], _session_lifetime_s())
+
+
+def _sign_in_subjects() -> tuple[tuple[str, int, str], ...]:
+    """(rate limit subject, failures allowed a window, who it counts) of this request's client, and of everyone."""
+    address = client_address()
+    return ((f"admin-sign-in:{address}", SIGN_IN_FAILURES_PER_CLIENT, f"from {address}"),
+            ("admin-sign-in", SIGN_IN_FAILURES_IN_ALL, "from all clients"))
+
+
+def _sign_in_pause_s() -> int:
+    """Whole seconds until this client may try to sign in again; 0 while neither it nor everyone is past the limit."""
+    store = current_store()
+    waits = []
+    for subject, allowed, _ in _sign_in_subjects():
+        failures, remaining_s = store.counted_requests(subject)
+        if failures >= allowed:
+            waits.append(remaining_s)
+    return max(1, math.ceil(max(waits))) if waits else 0
+
+
+def _count_failed_sign_in() -> None:
+    store = current_store()
+    for subject, allowed, who in _sign_in_subjects():
+        failures, remaining_s = store.count_request(subject, SIGN_IN_WINDOW_S)
+        if failures == allowed:  # once a window, however many attempts follow
+            log.warning("admin: %d failed sign-ins %s within %d s: sign-ins %s are refused for %d s",
+                        failures, who, SIGN_IN_WINDOW_S, who, math.ceil(remaining_s))
 
 
 # Settings

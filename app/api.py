@@ -1,12 +1,17 @@
 """The agent API under ``/v1`` (design.md §6): start, read and cancel transfers; the admin settings.
 
 Each view authenticates, validates, checks what the caller may do, records and enqueues; the
-workers do the rest. The only Twilio calls are the ones that authorize the caller: IAM (cached),
-and, to start a transfer, the task and its reservations.
+workers do the rest. The only Twilio calls are the ones that authorize the caller: IAM (cached,
+briefly for a request that changes something), and, to start a transfer, the task and its reservations.
+
+An ``Idempotency-Key`` is kept a day with the hash of the request it came with: the same request
+again gets the same transfer; another request with the key gets 422 ``idempotency_key_reused``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Any
 
@@ -57,7 +62,7 @@ _settings_schema = SettingsSchema()
 @blueprint.post("/transfers")
 def create_transfer():
     """Start a transfer of a task the caller holds (or, for a supervisor, any agent's): 202, enqueued."""
-    caller = authenticate()
+    caller = authenticate(change=True)
     limit_rate(caller)
     body = load_object(_request_schema, request.get_json(force=True, silent=True))
     idempotency_key = _idempotency_key()
@@ -76,8 +81,13 @@ def create_transfer():
     step = start(transfer, now=time.time())
     created = current_store().create(Record(step.transfer, step.actions), idempotency_key,
                                      caller.worker_sid or caller.identity,
-                                     deadline=step.transfer.created_at + settings.transfer_timeout_s)
+                                     deadline=step.transfer.created_at + settings.transfer_timeout_s,
+                                     request_hash=_request_hash({**body, "notes": notes}))
     logs.bind(transfer_id=created.transfer.id, task_sid=task_sid)
+    if created.key_reused:
+        raise ApiError(422, "idempotency_key_reused",
+                       f"Idempotency-Key: already used with another request (for transfer {created.transfer.id}); "
+                       "send each new request with a new key", "Idempotency-Key")
     if created.conflict:
         raise ApiError(409, "transfer_in_progress",
                        f"Task {task_sid} already has a transfer in progress: {created.transfer.id}")
@@ -114,7 +124,7 @@ def list_transfers():
 @blueprint.post("/transfers/<transfer_id>/cancel")
 def cancel_transfer(transfer_id: str):
     """Ask for a transfer not yet accepted to be canceled (the sender keeps the customer): 202."""
-    caller = authenticate()
+    caller = authenticate(change=True)
     limit_rate(caller)
     transfer = _transfer(transfer_id)
     if not (caller.is_privileged or caller.worker_sid == transfer.from_worker_sid):
@@ -131,7 +141,7 @@ def cancel_transfer(transfer_id: str):
 @blueprint.post("/transfers/<transfer_id>/leave")
 def leave_transfer(transfer_id: str):
     """The sender of an accepted warm transfer leaves the conversation to the new agent: 202."""
-    caller = authenticate()
+    caller = authenticate(change=True)
     limit_rate(caller)
     transfer = _transfer(transfer_id)
     if not (caller.is_privileged or caller.worker_sid == transfer.from_worker_sid):
@@ -157,7 +167,7 @@ def get_settings():
 @blueprint.patch("/settings")
 def patch_settings():
     """Change some settings (admin): the fields given are validated with the others, then stored."""
-    authenticate_admin()
+    authenticate_admin(change=True)
     changes = json_object(request.get_json(force=True, silent=True))
     try:
         settings = validated_settings(changes, _settings())
@@ -196,6 +206,11 @@ def _idempotency_key() -> str | None:
         raise ApiError(400, "invalid_request",
                        f"Idempotency-Key: must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters", "Idempotency-Key")
     return key
+
+
+def _request_hash(body: dict[str, Any]) -> str:
+    """What a transfer request asked, as Baton keeps it (validated, notes redacted), hashed: the same for a retry."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _check_allowed(body: dict[str, Any], settings: Settings) -> None:

@@ -91,8 +91,10 @@ _ERRORS = {
     404: "No such task or transfer",
     409: "The transfer or task is not in a state that allows it",
     413: "The body is larger than 64 KiB",
-    422: "An administrator's setting does not allow it",
-    429: "Too many requests from this agent: wait `Retry-After` seconds",
+    422: "An administrator's setting does not allow it, or the `Idempotency-Key` came with another request "
+         "(`idempotency_key_reused`)",
+    429: "Too many requests from this agent, or too many tokens that are not valid from this address: wait "
+         "`Retry-After` seconds",
     503: "Redis, the broker or Twilio is unavailable: try again shortly",
 }
 
@@ -130,11 +132,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "api.list_transfers": {
         "tags": ["transfers"], "security": [FLEX],
         "parameters": [{"in": "query", "schema": TransferQuerySchema}],
-        "responses": {"200": _json("The transfers the caller may read", "TransferList"), **_errors(400, 401, 503)},
+        "responses": {"200": _json("The transfers the caller may read", "TransferList"),
+                      **_errors(400, 401, 429, 503)},
     },
     "api.get_transfer": {
         "tags": ["transfers"], "security": [FLEX], "parameters": [TRANSFER_ID],
-        "responses": {"200": _transfer_answer("The transfer"), **_errors(401, 403, 404, 503)},
+        "responses": {"200": _transfer_answer("The transfer"), **_errors(401, 403, 404, 429, 503)},
     },
     "api.cancel_transfer": {
         "tags": ["transfers"], "security": [FLEX], "parameters": [TRANSFER_ID],
@@ -148,13 +151,14 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     },
     "api.get_settings": {
         "tags": ["settings"], "security": ADMIN,
-        "responses": {"200": _json("The settings in force", "Settings"), **_errors(401, 403, 503)},
+        "responses": {"200": _json("The settings in force", "Settings"), **_errors(401, 403, 429, 503)},
     },
     "api.patch_settings": {
         "tags": ["settings"], "security": ADMIN,
         "requestBody": {"required": True, "content": {"application/json": {"schema": "Settings"}},
                         "description": "Only the settings to change"},
-        "responses": {"200": _json("The settings now in force", "Settings"), **_errors(400, 401, 403, 503)},
+        "responses": {"200": _json("The settings now in force", "Settings"),
+                      **_errors(400, 401, 403, 429, 503)},
     },
     "health.healthz": {
         "tags": ["operations"], "responses": {"200": _json("The process is up", HealthSchema)},
@@ -167,7 +171,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "tags": ["operations"], "security": [{}, {"metricsToken": []}],
         "responses": {"200": {"description": "Prometheus' text format",
                               "content": {"text/plain": {"schema": {"type": "string"}}}},
-                      **_errors(401)},
+                      **_errors(401, 403)},
     },
     "openapi.openapi_json": {
         "tags": ["operations"],
@@ -218,7 +222,8 @@ def build(app: Flask, server_url: str) -> dict[str, Any]:
     spec.components.security_scheme("adminToken", {
         "type": "http", "scheme": "bearer", "description": "`ADMIN_TOKEN` (or a Flex token with the admin role)"})
     spec.components.security_scheme("metricsToken", {
-        "type": "http", "scheme": "bearer", "description": "`METRICS_TOKEN`, when it is set"})
+        "type": "http", "scheme": "bearer",
+        "description": "`METRICS_TOKEN`, when it is set; without it, only this host (or anyone with `METRICS_PUBLIC`)"})
     spec.components.security_scheme("twilioSignature", {
         "type": "apiKey", "in": "header", "name": "X-Twilio-Signature",
         "description": "Twilio's signature of the request, with the account's auth token"})

@@ -1,5 +1,9 @@
 """What the web process tells its operators: a log line per request, webhook metrics, and ``/metrics``.
 
+``/metrics`` asks for ``METRICS_TOKEN`` as a bearer token when it is set. Without it, it answers only
+requests from this host (a loopback TCP peer, relayed by no proxy), unless ``METRICS_PUBLIC`` opens it
+to anyone: behind Heroku's router no request is from this host.
+
 Each request gets a request id (Heroku's ``X-Request-ID`` when it sent one), bound to the log context
 for the request and carried into the Celery tasks it enqueues; the answer repeats it. Gunicorn's own
 access log is off: the line written here carries the request id, and the ids a view binds (the
@@ -9,6 +13,7 @@ transfer, the TaskRouter task and event).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import os
 import time
@@ -25,6 +30,8 @@ blueprint = Blueprint("telemetry", __name__)
 
 # Polled by probes and Prometheus: logged at DEBUG only.
 QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
+# Headers a proxy adds to the requests it relays: with one of them, a loopback peer is no local client.
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 
 
 def init_app(app: Flask) -> None:
@@ -69,12 +76,26 @@ def _forget(_exc: BaseException | None) -> None:
 
 @blueprint.get("/metrics")
 def prometheus_metrics():
-    """Prometheus metrics of the whole deployment, in the text format; ``METRICS_TOKEN`` as a bearer when set."""
+    """Prometheus metrics of the whole deployment, in the text format: with ``METRICS_TOKEN`` as a bearer when it is
+    set; else to this host only, unless ``METRICS_PUBLIC``."""
     config = current_config()
     if config.metrics_token:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.metrics_token.encode()):
             raise ApiError(401, "missing_token", "Send METRICS_TOKEN as 'Authorization: Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})
+    elif not (config.metrics_public or _from_this_host()):
+        raise ApiError(403, "metrics_not_public", "/metrics answers other hosts only with METRICS_TOKEN (sent as "
+                                                  "'Authorization: Bearer <token>'), or with METRICS_PUBLIC=true")
     body = metrics.exposition(current_store(), config.metrics_dir)
     return Response(body, content_type=metrics.CONTENT_TYPE)
+
+
+def _from_this_host() -> bool:
+    """The request comes from this host: its TCP peer is a loopback address and no proxy relayed it."""
+    if any(header in request.headers for header in FORWARDING_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:  # a Unix socket's peer has no address
+        return False

@@ -7,12 +7,14 @@ and nothing starts half-configured. Tests build ``Config`` objects directly.
 
 from __future__ import annotations
 
+import math
 import re
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from marshmallow import ValidationError
+from marshmallow import ValidationError, fields
 
 from baton.settings import ENVIRONMENT as SETTINGS_ENVIRONMENT
 from baton.settings import Settings, validated_settings
@@ -22,6 +24,13 @@ SUMMARY_PROVIDERS = ("extractive", "openai")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # The Flex UI's own origin: its plugins call the agent API from there.
 DEFAULT_CORS_ORIGINS = ("https://flex.twilio.com",)
+# ADMIN_TOKEN signs in to the admin page and changes the settings: long and random, or refused at start-up.
+MIN_ADMIN_TOKEN_LENGTH = 32
+MIN_ADMIN_TOKEN_BITS = 128
+MIN_ADMIN_TOKEN_DIFFERENT_CHARACTERS = 8
+GENERATE_ADMIN_TOKEN = "generate one with `openssl rand -hex 32`"
+# The kinds of characters a token may mix; a character of none of them counts as punctuation.
+CHARACTER_KINDS = (string.ascii_lowercase, string.ascii_uppercase, string.digits, string.punctuation)
 
 
 class ConfigError(ValueError):
@@ -52,7 +61,11 @@ class Config:
         a stopping worker may finish its requests): under the 30 s after which Heroku's router gives up.
     metrics_dir: prometheus-client's multiprocess folder (``PROMETHEUS_MULTIPROC_DIR``), where every
         gunicorn worker writes its metrics; None in a single process (tests, ``flask run``).
-    metrics_token: the bearer token ``/metrics`` asks for; None leaves it open.
+    metrics_token: the bearer token ``/metrics`` asks for.
+    metrics_public: without ``metrics_token``, serve ``/metrics`` to anyone; otherwise only to this host.
+    trust_forwarded_for: a proxy that appends the client's address to X-Forwarded-For (Heroku's router)
+        stands in front of the web: the client is that header's last address, not the TCP peer.
+        Unless set, true on Heroku (where ``DYNO`` is set).
     cors_origins: the browser origins allowed to call the agent API (the Flex UI's).
     """
 
@@ -81,6 +94,8 @@ class Config:
     web_timeout_s: int = 20
     metrics_dir: str | None = None
     metrics_token: str | None = None
+    metrics_public: bool = False
+    trust_forwarded_for: bool = False
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
     settings: Settings = Settings()
 
@@ -169,6 +184,34 @@ def parse_secret(value: str) -> str:
     return value
 
 
+def parse_admin_token(value: str) -> str:
+    """A token hard to guess: at least 32 characters, about 128 bits by its length and kinds of characters
+    (``openssl rand -hex 32`` gives 330), and no short pattern repeated (8 different characters at least)."""
+    if len(value) < MIN_ADMIN_TOKEN_LENGTH:
+        raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters long; {GENERATE_ADMIN_TOKEN}")
+    if (estimated_bits(value) < MIN_ADMIN_TOKEN_BITS
+            or len(set(value)) < MIN_ADMIN_TOKEN_DIFFERENT_CHARACTERS):
+        raise ValueError(f"is too easy to guess (too few kinds of characters, or too few different ones); "
+                         f"{GENERATE_ADMIN_TOKEN}")
+    return value
+
+
+def estimated_bits(token: str) -> float:
+    """What guessing ``token`` takes at worst, in bits: its length times log2 of the alphabet that its kinds of
+    characters (lowercase, uppercase, digits, punctuation) span. Blind to words and patterns."""
+    kinds = {next((kind for kind in CHARACTER_KINDS if character in kind), string.punctuation) for character in token}
+    return len(token) * math.log2(sum(len(kind) for kind in kinds))
+
+
+def parse_boolean(value: str) -> bool:
+    """``true`` or ``false`` (and the other spellings the settings accept: 1/0, yes/no, on/off)."""
+    if value.lower() in fields.Boolean.truthy:
+        return True
+    if value.lower() in fields.Boolean.falsy:
+        return False
+    raise ValueError("must be true or false")
+
+
 def parse_log_level(value: str) -> str:
     if value.upper() not in LOG_LEVELS:
         raise ValueError(f"must be one of: {', '.join(LOG_LEVELS)}")
@@ -218,7 +261,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "PUBLIC_BASE_URL": ("public_base_url", parse_url, True),
     "FALLBACK_QUEUE_SID": ("fallback_queue_sid", sid_parser("WQ"), False),
     "TWILIO_API_BASE": ("twilio_api_base", parse_url, False),
-    "ADMIN_TOKEN": ("admin_token", parse_secret, False),
+    "ADMIN_TOKEN": ("admin_token", parse_admin_token, False),
     "SECRET_KEY": ("secret_key", parse_secret, False),
     "SUMMARY_PROVIDER": ("summary_provider", parse_summary_provider, False),
     "SUMMARY_LLM_URL": ("summary_llm_url", parse_url, False),
@@ -235,6 +278,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "WEB_TIMEOUT_S": ("web_timeout_s", parse_web_timeout, False),
     "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", parse_directory, False),
     "METRICS_TOKEN": ("metrics_token", parse_secret, False),
+    "METRICS_PUBLIC": ("metrics_public", parse_boolean, False),
+    "TRUST_X_FORWARDED_FOR": ("trust_forwarded_for", parse_boolean, False),
     "CORS_ORIGINS": ("cors_origins", parse_origins, False),
 }
 
@@ -267,6 +312,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
             for name in ("SUMMARY_LLM_URL", "SUMMARY_LLM_MODEL")
             if not environ.get(name, "").strip()
         ]
+    # Heroku's router appends the client's address to X-Forwarded-For; it sets DYNO in every dyno.
+    values.setdefault("trust_forwarded_for", bool(environ.get("DYNO", "").strip()))
     if "admin_token" in values and not environ.get("SECRET_KEY", "").strip():
         problems.append("SECRET_KEY is missing (ADMIN_TOKEN is set: the admin page signs its sessions with it)")
 

@@ -27,7 +27,7 @@ from simulator.scenario import OFFER_TIMEOUT_S, TASK_CHANNELS
 SCRIPTS = {"accept": 0.4, "reject": 0.25, "ignore": 0.15, "unanswerable": 0.2}
 FAULT_KINDS = (429, 500, 503, "drop")
 EXPECTED = {"accept": "completed", "reject": "completed", "ignore": "completed", "unanswerable": "failed"}
-ADMIN_TOKEN = "load-test-admin-token-0123"
+ADMIN_TOKEN = "load-test-admin-token-0123456789abcdef012345"
 MAX_ATTEMPTS = 3
 SENDER_CAPACITY = 10  # transfers per sender: under the per-agent rate limit of the agent API
 POOL_AGENTS = 8

@@ -5,11 +5,14 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   task:{WT}:active          the id of the task's transfer in progress (one at a time: 409 otherwise)
   conversation:{CH}:transfers  set of the ids of the conversation's transfers in progress
   task:{WT}:transfers       sorted set of the transfers from or to that task, by creation time
-  idempotency:{who}:{key}   the transfer a caller's retried request with this Idempotency-Key gets back
+  idempotency:{who}:{key}   the transfer a caller's retried request with this Idempotency-Key gets back, and the
+                            SHA-256 of that request ("{id} {sha256}"): another request with the key is refused
   event:{EV}                a webhook event already accepted (dedupe), kept a few days
   lock:{id}                 the per-transfer lock that serializes all work on one transfer
   settings                  JSON: the admin settings (absent until an administrator changes one)
   token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
+  admin-session:{sha256}    an admin page session, by its id's hash, while it is signed in (sign-out deletes it)
+  ratelimit:{subject}       requests (or failures) counted in the current window of a rate limit
   recent                    sorted set of transfer ids by last update (the admin page's list)
   pending                   sorted set of the transfers not yet finished (or with actions left), by last update
   deadlines                 sorted set of the transfers not yet finished, by when they time out (transfer_timeout_s)
@@ -22,6 +25,7 @@ Celery's queue (the list ``celery``, and one more list per priority) is read her
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -74,22 +78,29 @@ class Created:
     """The outcome of ``create``: the transfer now recorded for the request, and whether it is new.
 
     conflict: the task already had another transfer in progress (that one is ``transfer``).
+    key_reused: the Idempotency-Key came with another request, which created ``transfer``.
     """
 
     transfer: Transfer
     new: bool
     conflict: bool = False
+    key_reused: bool = False
 
 
-# Atomically: an idempotent replay returns the earlier transfer; a task with a transfer in progress
-# is a conflict; otherwise the transfer is recorded and becomes the task's active one.
+# Atomically: an idempotent replay returns the earlier transfer, and a key sent with another request
+# names it too; a task with a transfer in progress is a conflict; otherwise the transfer is recorded and
+# becomes the task's active one. A key stored before requests were hashed holds the id alone: a replay.
 _CREATE = """
 local idem_key, active_key, transfer_key, list_key, recent_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local conversation_key, pending_key, deadlines_key = KEYS[6], KEYS[7], KEYS[8]
-local id, record, score, idem_ttl, deadline = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local id, record, score, idem_ttl, deadline, request_hash = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if idem_key ~= '' then
   local earlier = redis.call('GET', idem_key)
-  if earlier then return {'replay', earlier} end
+  if earlier then
+    local earlier_id, earlier_hash = string.match(earlier, '^(%S+) ?(%S*)$')
+    if earlier_hash ~= '' and earlier_hash ~= request_hash then return {'reused', earlier_id} end
+    return {'replay', earlier_id}
+  end
 end
 local active = redis.call('GET', active_key)
 if active then return {'conflict', active} end
@@ -100,7 +111,7 @@ redis.call('ZADD', recent_key, score, id)
 redis.call('ZADD', pending_key, score, id)
 if deadline ~= '' then redis.call('ZADD', deadlines_key, deadline, id) end
 if conversation_key ~= '' then redis.call('SADD', conversation_key, id) end
-if idem_key ~= '' then redis.call('SET', idem_key, id, 'EX', idem_ttl) end
+if idem_key ~= '' then redis.call('SET', idem_key, id .. ' ' .. request_hash, 'EX', idem_ttl) end
 return {'created', id}
 """
 
@@ -153,11 +164,12 @@ class Store:
     # transfers
 
     def create(self, record: Record, idempotency_key: str | None = None, caller: str | None = None,
-               deadline: float | None = None) -> Created:
+               deadline: float | None = None, request_hash: str = "") -> Created:
         """Record a new transfer unless the request is a replay or its task already has one in progress.
 
-        Idempotency keys are the caller's own (``caller``: who sent the request; by default the sender).
-        ``deadline``: when the transfer times out if it is not over by then (``due_deadlines`` finds it).
+        Idempotency keys are the caller's own (``caller``: who sent the request; by default the sender), and
+        kept with ``request_hash`` (what the request asked, hashed): the key sent again with another hash is
+        ``key_reused``. ``deadline``: when the transfer times out if it is not over by then (``due_deadlines``).
         """
         transfer = record.transfer
         scope = caller or transfer.from_worker_sid
@@ -168,12 +180,12 @@ class Store:
                   self._conversation_key(transfer.conversation_sid) if transfer.conversation_sid else "",
                   self._key("pending"), self._key("deadlines")],
             args=[transfer.id, self._encode(record), transfer.updated_at, IDEMPOTENCY_TTL_S,
-                  "" if deadline is None else repr(deadline)],
+                  "" if deadline is None else repr(deadline), request_hash],
         )
         if outcome == "created":
             return Created(transfer, new=True)
         existing = self.load(transfer_id)
-        return Created(existing.transfer, new=False, conflict=outcome == "conflict")
+        return Created(existing.transfer, new=False, conflict=outcome == "conflict", key_reused=outcome == "reused")
 
     def load(self, transfer_id: str) -> Record | None:
         return self._decode(self.redis.get(self._key("transfer", transfer_id)))
@@ -278,6 +290,22 @@ class Store:
         if ttl_s > 0:
             self.redis.set(self._key("token", token_hash), json.dumps(info), ex=ttl_s)
 
+    # admin page sessions: kept by their id's hash, so that Redis never holds what signs in
+
+    def start_admin_session(self, session_id: str, lifetime_s: int) -> None:
+        """Record a signed-in admin session for ``lifetime_s`` seconds."""
+        self.redis.set(self._admin_session_key(session_id), 1, ex=lifetime_s)
+
+    def admin_session_is_live(self, session_id: str, lifetime_s: int) -> bool:
+        """True while the session is signed in; each use keeps it ``lifetime_s`` seconds more (one round trip)."""
+        return bool(self.redis.expire(self._admin_session_key(session_id), lifetime_s))
+
+    def end_admin_session(self, session_id: str) -> None:
+        self.redis.delete(self._admin_session_key(session_id))
+
+    def _admin_session_key(self, session_id: str) -> str:
+        return self._key("admin-session", hashlib.sha256(session_id.encode()).hexdigest())
+
     # webhooks
 
     def claim_event(self, event_sid: str) -> bool:
@@ -352,6 +380,15 @@ return {count, ttl}
         script = self.redis.register_script(self._COUNT_REQUEST)
         count, ttl_ms = script(keys=[self._key("ratelimit", subject)], args=[max(1, int(window_s * 1000))])
         return int(count), int(ttl_ms) / 1000
+
+    def counted_requests(self, subject: str) -> tuple[int, float]:
+        """What ``count_request`` has counted for ``subject`` in its current window, and the seconds until the window
+        ends, without counting anything: (0, 0.0) outside a window."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._key("ratelimit", subject))
+            pipe.pttl(self._key("ratelimit", subject))
+            count, ttl_ms = pipe.execute()
+        return (0, 0.0) if count is None or ttl_ms < 0 else (int(count), ttl_ms / 1000)
 
     # metrics
 

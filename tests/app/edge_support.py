@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from baton.store import celery_queue_lists
 
 PUBLIC_BASE_URL = "https://baton.example.com"
-ADMIN_TOKEN = "admin-token-for-the-tests"
+ADMIN_TOKEN = "admin-token-for-the-tests-0123456789abcdef"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -37,6 +38,11 @@ def queued_jobs(broker: redis.Redis) -> list[Job]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def unknown_token() -> str:
+    """A token shaped like the simulator's (43 base64url characters) that it never minted: IAM refuses it."""
+    return secrets.token_urlsafe(32)
 
 
 def payload(name: str) -> dict[str, str]:

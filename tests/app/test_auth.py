@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from edge_support import bearer
+from edge_support import bearer, unknown_token
 
 from app.auth import INVALID_TOKEN_CACHE_S, TOKEN_CACHE_S, cache_seconds
 from baton.twilio_gateway import FlexToken
@@ -45,11 +45,12 @@ def test_a_token_is_never_cached_past_its_expiry(client, sim, scenario, store):
 def test_a_refused_token_is_remembered_briefly(client, sim, scenario, store):
     """A token IAM refuses is a 401 invalid_token, and asking again within 30 s does not call IAM."""
     before = iam_calls(sim)
+    token = unknown_token()
     for _ in range(2):
-        response = client.get(f"/v1/transfers?task_sid={scenario.conversation.task_sid}", headers=bearer("expired"))
+        response = client.get(f"/v1/transfers?task_sid={scenario.conversation.task_sid}", headers=bearer(token))
         assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_token"
     assert iam_calls(sim) - before == 1
-    assert 0 < token_ttl(store, "expired") <= INVALID_TOKEN_CACHE_S
+    assert 0 < token_ttl(store, token) <= INVALID_TOKEN_CACHE_S
 
 
 @pytest.fixture(params=READINGS["iam_invalid_token"])
@@ -63,11 +64,13 @@ def iam_reading(request, sim):
 @pytest.mark.parametrize("expired", [False, True], ids=["unknown token", "expired token"])
 def test_a_token_iam_refuses_is_a_401_under_every_reading(client, sim, scenario, iam_reading, expired):
     """Whether IAM refuses a token with valid false or with a 401, the agent API answers 401 invalid_token."""
-    token = sim.iam.mint_token(scenario.agents["alice"], "alice", ttl_seconds=-1) if expired else "never-minted"
+    token = sim.iam.mint_token(scenario.agents["alice"], "alice", ttl_seconds=-1) if expired else unknown_token()
+    before = iam_calls(sim)
 
     response = client.get(f"/v1/transfers?task_sid={scenario.conversation.task_sid}", headers=bearer(token))
 
     assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_token"
+    assert iam_calls(sim) - before == 1
 
 
 def test_iam_failing_is_a_503_not_a_refused_token(client, sim, scenario, iam_reading):

@@ -238,6 +238,42 @@ def test_a_retried_request_with_its_idempotency_key_gets_the_same_transfer(clien
     assert len(store.redis.keys("baton:transfer:*")) == 1
 
 
+@pytest.mark.parametrize("change", [{"notes": "Refund approved"}, {"mode": "warm"}, {"summary": True},
+                                    {"to": "bob"}], ids=["notes", "mode", "summary", "target"])
+def test_an_idempotency_key_sent_with_another_request_is_refused(client, alice, request_body, scenario, store, jobs,
+                                                                 change):
+    """The key of a first request, sent with a request that asks something else, is a 422 idempotency_key_reused
+    naming the header and the first transfer, not that transfer passed off as the answer; the same request with its
+    key, written otherwise (sids in upper case, fields in another order), still gets the first transfer."""
+    change_settings(client, summary_enabled=True)
+    headers = {**alice, "Idempotency-Key": "retry-me-2"}
+    first = client.post("/v1/transfers", json=request_body, headers=headers).get_json()
+    other = {**request_body, **change}
+    if "to" in change:
+        other["to"] = scenario.agents[change["to"]]
+
+    reused = client.post("/v1/transfers", json=other, headers=headers)
+
+    assert reused.status_code == 422
+    error = error_of(reused)
+    assert (error["code"], error["field"]) == ("idempotency_key_reused", "Idempotency-Key")
+    assert first["id"] in error["message"]
+    assert len(store.redis.keys("baton:transfer:*")) == 1 and [job.args for job in jobs()] == [[first["id"]]]
+    same = {"to": request_body["to"].upper(), "task_sid": request_body["task_sid"].upper()}
+    again = client.post("/v1/transfers", json=same, headers=headers)
+    assert again.status_code == 202 and again.get_json()["id"] == first["id"]
+
+
+def test_a_key_stored_before_requests_were_hashed_still_replays(client, alice, request_body, store):
+    """An Idempotency-Key recorded by the previous version (the transfer's id alone, kept a day) answers as a replay."""
+    headers = {**alice, "Idempotency-Key": "retry-me-3"}
+    first = client.post("/v1/transfers", json=request_body, headers=headers).get_json()
+    [key] = store.redis.keys("baton:idempotency:*")
+    store.redis.set(key, first["id"], keepttl=True)
+    again = client.post("/v1/transfers", json={**request_body, "notes": "other"}, headers=headers)
+    assert again.status_code == 202 and again.get_json()["id"] == first["id"]
+
+
 # Reading
 
 

@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 
-ADMIN_TOKEN = "browser-admin-token-0123456789"
+ADMIN_TOKEN = "browser-admin-token-0123456789abcdef01234567"
 SECRET_KEY = "browser-secret-key-0123456789"
 # What this machine's Chromium needs: no sandbox as root, and no calls home (the network is closed).
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

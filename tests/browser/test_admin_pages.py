@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
+import re
 
 import pytest
 from admin_support import ADMIN_TOKEN, csrf_of
 from flask import request
 
+import app.admin
 from app import create_app
-from app.admin import time_to_accept
+from app.admin import SESSION_LIFETIME, SIGN_IN_FAILURES_PER_CLIENT, SIGN_IN_WINDOW_S, time_to_accept
 from baton import transfers as t
 from baton.store import Record
 
@@ -101,6 +105,86 @@ def test_a_new_admin_token_signs_every_session_out(signed_in, app):
     assert signed_in.get("/admin/").status_code == 200
     app.config["BATON"] = dataclasses.replace(app.config["BATON"], admin_token="a-brand-new-admin-token")
     assert signed_in.get("/admin/").status_code == 302
+
+
+def admin_cookie(client) -> str:
+    return client.get_cookie("baton_admin", path="/admin").value
+
+
+def test_a_cookie_kept_after_sign_out_no_longer_signs_in(signed_in, app, store):
+    """The session lives in Redis too (by its id's SHA-256, for SESSION_LIFETIME): signing out deletes it, so a copy
+    of the cookie taken before, replayed afterwards, is signed out."""
+    cookie = admin_cookie(signed_in)
+    session_id = app.session_interface.get_signing_serializer(app).loads(cookie)["id"]
+    [key] = store.redis.keys("baton:admin-session:*")
+    assert key == "baton:admin-session:" + hashlib.sha256(session_id.encode()).hexdigest()
+    assert SESSION_LIFETIME.total_seconds() - 5 < store.redis.ttl(key) <= SESSION_LIFETIME.total_seconds()
+    page = signed_in.get("/admin/")
+    signed_in.post("/admin/sign-out", data={"csrf_token": csrf_of(page.text)})
+
+    replay = app.test_client()
+    replay.set_cookie("baton_admin", cookie, path="/admin")
+    assert replay.get("/admin/").status_code == 302
+    assert replay.get("/admin/transfers.json").status_code == 401
+    assert store.redis.keys("baton:admin-session:*") == []
+
+
+def test_a_session_redis_no_longer_has_is_signed_out(signed_in, store):
+    """Whatever the cookie says, the session is over once its record in Redis is gone (expired, or deleted)."""
+    assert signed_in.get("/admin/").status_code == 200
+    store.redis.delete(*store.redis.keys("baton:admin-session:*"))
+    assert signed_in.get("/admin/").status_code == 302
+
+
+def sign_in(client, token: str, **request):
+    """Post the sign-in form as a browser does: the form's page first, for its CSRF token."""
+    page = client.get("/admin/sign-in", **request)
+    return client.post("/admin/sign-in", data={"token": token, "csrf_token": csrf_of(page.text)}, **request)
+
+
+def pause_lines(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if "failed sign-ins" in record.getMessage()]
+
+
+def test_failed_sign_ins_pause_the_client(client, app, caplog):
+    """The probe's attack: wrong tokens one after another. After SIGN_IN_FAILURES_PER_CLIENT failures the client gets
+    429 with Retry-After, even with the right token, and one log line for the whole window; another client signs in."""
+    caplog.set_level(logging.INFO)
+    for _ in range(SIGN_IN_FAILURES_PER_CLIENT):
+        assert sign_in(client, "not-the-token").status_code == 401
+
+    paused = [sign_in(client, token) for token in ("not-the-token", ADMIN_TOKEN) * 10]
+
+    assert [response.status_code for response in paused] == [429] * 20
+    assert all(1 <= int(response.headers["Retry-After"]) <= SIGN_IN_WINDOW_S for response in paused)
+    assert "Too many failed sign-ins: try again in" in paused[-1].text
+    assert client.get("/admin/").status_code == 302
+    [line] = pause_lines(caplog)
+    assert re.fullmatch(rf"admin: {SIGN_IN_FAILURES_PER_CLIENT} failed sign-ins from 127\.0\.0\.1 within "
+                        rf"{SIGN_IN_WINDOW_S} s: sign-ins from 127\.0\.0\.1 are refused for \d+ s", line)
+    assert ADMIN_TOKEN not in caplog.text
+    other = app.test_client()
+    assert sign_in(other, ADMIN_TOKEN, environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code == 302
+
+
+def test_failed_sign_ins_from_all_clients_pause_everyone(client, caplog, monkeypatch):
+    """Failures from many addresses add up: past SIGN_IN_FAILURES_IN_ALL (5 here) sign-in is paused for every client,
+    a new one included, and that is logged once."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(app.admin, "SIGN_IN_FAILURES_IN_ALL", 5)
+    for number in range(5):
+        assert sign_in(client, "not-the-token", environ_base={"REMOTE_ADDR": f"192.0.2.{number}"}).status_code == 401
+    for number in range(5, 10):
+        response = sign_in(client, ADMIN_TOKEN, environ_base={"REMOTE_ADDR": f"192.0.2.{number}"})
+        assert response.status_code == 429 and int(response.headers["Retry-After"]) <= SIGN_IN_WINDOW_S
+    assert len(pause_lines(caplog)) == 1 and "from all clients" in pause_lines(caplog)[0]
+
+
+def test_a_good_sign_in_is_not_counted(client):
+    """Signing in, out and in again, however often, never pauses anyone."""
+    for _ in range(SIGN_IN_FAILURES_PER_CLIENT + 1):
+        assert sign_in(client, ADMIN_TOKEN).status_code == 302
+        client.post("/admin/sign-out", data={"csrf_token": csrf_of(client.get("/admin/").text)})
 
 
 def test_settings_form_without_the_csrf_token_changes_nothing(signed_in, store):

@@ -16,7 +16,7 @@ from baton.store import Store, connect_redis
 from simulator.scenario import AGENTS, open_conversation
 
 TIME_SCALE = 0.05
-ADMIN_TOKEN = "e2e-admin-token-0123456789"
+ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef0123456789"
 
 
 @pytest.fixture(scope="module")

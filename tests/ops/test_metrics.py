@@ -126,3 +126,29 @@ def test_metrics_token_is_required_when_set(guarded_client):
     assert guarded_client.get("/metrics", headers=bearer("metrics-token-wrong")).status_code == 401
     response = guarded_client.get("/metrics", headers=bearer("metrics-token-0123456789"))
     assert response.status_code == 200 and b"baton_transfers" in response.data
+
+
+def test_without_a_token_metrics_answer_this_host_only(client):
+    """Without METRICS_TOKEN, /metrics answers a client on this host (loopback, as the test client and a local
+    Prometheus are); another address, or a request a proxy relayed to loopback, gets 403 metrics_not_public."""
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "::1"}).status_code == 200
+    for request in ({"environ_base": {"REMOTE_ADDR": "203.0.113.9"}},
+                    {"environ_base": {"REMOTE_ADDR": "10.1.2.3"}, "headers": {"X-Forwarded-For": "127.0.0.1"}},
+                    {"headers": {"X-Forwarded-For": "203.0.113.9"}},
+                    {"headers": {"Forwarded": "for=203.0.113.9"}}):
+        response = client.get("/metrics", **request)
+        assert response.status_code == 403, request
+        assert response.get_json()["error"]["code"] == "metrics_not_public"
+        assert b"baton_" not in response.data
+
+
+def test_metrics_public_opens_them_to_anyone(config):
+    """METRICS_PUBLIC=true is the operator's explicit choice to serve /metrics without a token to every address."""
+    client = create_app(dataclasses.replace(config, metrics_public=True)).test_client()
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 200
+
+
+def test_with_a_token_even_this_host_must_send_it(guarded_client):
+    """METRICS_TOKEN set: no address is trusted, loopback included."""
+    assert guarded_client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 401

@@ -1,5 +1,7 @@
 """The environment contract of design.md §6."""
 
+import secrets
+
 import pytest
 
 from baton.config import Config, ConfigError, load_config
@@ -11,6 +13,7 @@ VALID = {
     "TRANSFER_WORKFLOW_SID": "WW" + "c" * 32,
     "PUBLIC_BASE_URL": "https://baton.example.com/",
 }
+ADMIN_TOKEN = "b2f0e6c1d4a39857e1c0f2a6b9d83e47"  # 32 hex digits: `openssl rand -hex 16`
 
 
 def problems_of(environ):
@@ -75,8 +78,41 @@ def test_openai_summary_needs_its_endpoint_and_model():
 
 def test_admin_token_needs_a_secret_key():
     """The admin page cannot sign sessions without SECRET_KEY."""
-    (problem,) = problems_of({**VALID, "ADMIN_TOKEN": "x" * 20})
+    (problem,) = problems_of({**VALID, "ADMIN_TOKEN": ADMIN_TOKEN})
     assert problem.startswith("SECRET_KEY is missing")
+
+
+@pytest.mark.parametrize(("token", "why"), [
+    ("admin-token-for-the-tests", "must be at least 32 characters long"),
+    ("a" * 31 + "1", "is too easy to guess"),  # two kinds of characters, but one repeated
+    ("12" * 20, "is too easy to guess"),
+    ("0123456789" * 3 + "01", "is too easy to guess"),  # digits only: 106 bits at 32 characters
+])
+def test_a_short_or_guessable_admin_token_stops_start_up(token, why):
+    """ADMIN_TOKEN shorter than 32 characters, of too small an alphabet or of a few characters repeated is refused,
+    naming the variable, what is wrong and how to generate a good one; the token itself is not repeated."""
+    (problem,) = problems_of({**VALID, "ADMIN_TOKEN": token, "SECRET_KEY": "s" * 32})
+    assert problem.startswith(f"ADMIN_TOKEN {why}") and problem.endswith("generate one with `openssl rand -hex 32`")
+    assert token not in problem
+
+
+@pytest.mark.parametrize("token", [secrets.token_hex(32), secrets.token_hex(16), secrets.token_urlsafe(32),
+                                   "0123456789" * 4, "e2e-admin-token-0123456789abcdef0123456789"])
+def test_a_random_admin_token_is_accepted(token):
+    """What `openssl rand -hex 32` (or -hex 16, or -base64) and Heroku's generator make is accepted."""
+    assert load_config({**VALID, "ADMIN_TOKEN": token, "SECRET_KEY": "s" * 32}).admin_token == token
+
+
+def test_metrics_stay_private_and_x_forwarded_for_is_trusted_only_on_heroku():
+    """By default /metrics is not public, and X-Forwarded-For is trusted only in a Heroku dyno (DYNO is set) or when
+    TRUST_X_FORWARDED_FOR says so."""
+    config = load_config(VALID)
+    assert (config.metrics_public, config.trust_forwarded_for) == (False, False)
+    assert load_config({**VALID, "DYNO": "web.1"}).trust_forwarded_for is True
+    assert load_config({**VALID, "DYNO": "web.1", "TRUST_X_FORWARDED_FOR": "false"}).trust_forwarded_for is False
+    assert load_config({**VALID, "TRUST_X_FORWARDED_FOR": "true", "METRICS_PUBLIC": "true"}) == Config(
+        **{**load_config(VALID).__dict__, "metrics_public": True, "trust_forwarded_for": True})
+    assert problems_of({**VALID, "METRICS_PUBLIC": "sure"}) == ["METRICS_PUBLIC must be true or false"]
 
 
 def test_heroku_tls_redis_is_preferred_and_accepts_its_certificate():
@@ -90,7 +126,7 @@ def test_heroku_tls_redis_is_preferred_and_accepts_its_certificate():
 def test_optional_values_are_parsed():
     """Optional variables land in their typed fields."""
     config = load_config({**VALID, "FALLBACK_QUEUE_SID": "WQ" + "d" * 32, "TWILIO_API_BASE": "http://127.0.0.1:9/",
-                          "PORT": "8080", "ADMIN_TOKEN": "a" * 16, "SECRET_KEY": "s" * 32})
+                          "PORT": "8080", "ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": "s" * 32})
     assert (config.fallback_queue_sid, config.twilio_api_base, config.port) == (
         "WQ" + "d" * 32, "http://127.0.0.1:9", 8080)
 

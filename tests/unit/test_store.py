@@ -40,6 +40,18 @@ def test_idempotency_key_replays_the_same_transfer(store):
     assert (replay.new, replay.conflict, replay.transfer.id) == (False, False, "tr1")
 
 
+def test_idempotency_key_is_kept_with_its_requests_hash(store):
+    """A key comes back with its request's hash: the same hash replays, another is key_reused (naming the first
+    transfer), and neither records anything."""
+    store.create(Record(a_transfer("tr1")), idempotency_key="k1", request_hash="a" * 64)
+    assert store.redis.get(f"baton:idempotency:{SENDER}:k1") == "tr1 " + "a" * 64
+    replay = store.create(Record(a_transfer("tr2")), idempotency_key="k1", request_hash="a" * 64)
+    reused = store.create(Record(a_transfer("tr3")), idempotency_key="k1", request_hash="b" * 64)
+    assert (replay.new, replay.key_reused, replay.transfer.id) == (False, False, "tr1")
+    assert (reused.new, reused.conflict, reused.key_reused, reused.transfer.id) == (False, False, True, "tr1")
+    assert store.load("tr2") is None and store.load("tr3") is None
+
+
 def test_finishing_frees_the_task_and_sets_retention(store):
     """A final transfer releases its task for a new transfer and expires after the retention period."""
     store.create(Record(a_transfer("tr1")))
