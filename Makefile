@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint browser demo sim bench extract-oai clean
+.PHONY: test lint browser plugin demo sim bench extract-oai clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +12,29 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## test: lint, then the whole suite against real Redis (a private redis-server is started when none answers)
-test: lint browser
+## test: lint, the Flex UI plugin, then the whole suite against real Redis (a private redis-server is started when
+## none answers); the suite's browser tests use the plugin's test page that `plugin` builds
+test: lint browser plugin
 	scripts/with-redis $(PY) -m pytest $(PYTEST_ARGS)
+
+## plugin: the Flex UI plugin in flex-plugin/, with Node.js 20 and npm. `npm ci` installs exactly what its committed
+## package-lock.json lists into flex-plugin/node_modules (again only when package.json or the lock changes):
+## @twilio/flex-plugin-scripts 7 (Twilio's build tooling: webpack 4, Babel, Jest 27), @twilio/flex-plugin,
+## @twilio/flex-ui 2.17 (its types, and the React version the tooling checks; never bundled), React 17,
+## Twilio Paste, TypeScript, React Testing Library, jest-axe and esbuild (for the browser test's page).
+## Then: the type check, the Jest tests, the production bundle (flex-plugin/build/plugin-baton.js) and the page.
+NPM ?= npm
+PLUGIN_STAMP := flex-plugin/node_modules/.installed
+$(PLUGIN_STAMP): flex-plugin/package.json flex-plugin/package-lock.json
+	@command -v $(NPM) >/dev/null 2>&1 || { echo "npm is missing: install Node.js 20 and npm (the Flex UI plugin needs them)"; exit 1; }
+	cd flex-plugin && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $(PLUGIN_STAMP)
+
+plugin: $(PLUGIN_STAMP)
+	cd flex-plugin && $(NPM) run --silent typecheck
+	cd flex-plugin && $(NPM) test --silent
+	cd flex-plugin && $(NPM) run --silent build
+	cd flex-plugin && $(NPM) run --silent build:harness
 
 ## lint: ruff over the code, the tests and the bench
 lint: $(STAMP)
@@ -60,4 +80,4 @@ extract-oai: $(STAMP)
 	$(PY) scripts/extract_twilio_oai.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info flex-plugin/node_modules flex-plugin/build flex-plugin/harness/dist
