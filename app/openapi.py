@@ -79,6 +79,18 @@ class ConversationAnswerSchema(Schema):
     """Conversations expects a JSON object; Baton's is empty."""
 
 
+class EventStreamsAnswerSchema(Schema):
+    """What became of a delivery's CloudEvents (Event Streams needs only a 2xx)."""
+
+    received = fields.Integer(required=True, metadata={"description": "CloudEvents in the delivery"})
+    enqueued = fields.Integer(required=True, metadata={"description": "Events of transfers, enqueued"})
+    duplicates = fields.Integer(required=True, metadata={"description": "Events of transfers already enqueued (by "
+                                                                       "either path)"})
+    ignored = fields.Integer(required=True, metadata={"description": "Events of other tasks or types, or of other "
+                                                                    "products"})
+    malformed = fields.Integer(required=True, metadata={"description": "CloudEvents that could not be read, skipped"})
+
+
 # Security schemes
 FLEX = {"flexToken": []}
 ADMIN = [{"adminToken": []}, {"flexToken": []}]
@@ -186,6 +198,21 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "responses": {"204": {"description": "Accepted (an event about a transfer is enqueued once)"},
                       **_errors(400, 403, 413, 503)},
     },
+    "webhooks.event_streams_delivery": {
+        "tags": ["webhooks"], "security": [{"sinkCredentials": []}],
+        "description": "An Event Streams webhook sink's deliveries (`baton setup --events streams` creates the sink): "
+                       "a JSON array of CloudEvents (`com.twilio.taskrouter.*`), or one. Authenticated by the "
+                       "credentials in the sink's URL; an X-Twilio-Signature, when Twilio sends one, must match. A "
+                       "malformed or foreign event is skipped, the others handled as the callback handles them.",
+        "parameters": [{"name": "bodySHA256", "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": "SHA-256 (hex) of the body, when Twilio signs it so"}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+            {"type": "array", "items": {"type": "object"}}, {"type": "object"}]}}}},
+        "responses": {"200": _json("Accepted", EventStreamsAnswerSchema),
+                      "401": {"description": "The sink's credentials are missing or wrong",
+                              "content": {"application/json": {"schema": "Error"}}},
+                      **_errors(400, 403, 413, 503)},
+    },
     "webhooks.conversation_event": {
         "tags": ["webhooks"], "security": TWILIO,
         "description": "The Conversations post-event webhook (`baton setup` registers it). A JSON body is signed "
@@ -227,6 +254,9 @@ def build(app: Flask, server_url: str) -> dict[str, Any]:
     spec.components.security_scheme("twilioSignature", {
         "type": "apiKey", "in": "header", "name": "X-Twilio-Signature",
         "description": "Twilio's signature of the request, with the account's auth token"})
+    spec.components.security_scheme("sinkCredentials", {
+        "type": "http", "scheme": "basic",
+        "description": "The user name and password in the Event Streams sink's URL, derived from the auth token"})
     for name, schema in (("TransferRequest", TransferRequestSchema), ("Transfer", TransferSchema),
                          ("TransferList", TransferListSchema), ("Settings", SettingsSchema), ("Error", ErrorSchema),
                          ("TaskRouterEvent", TaskRouterEventSchema), ("ConversationEvent", ConversationEventSchema),

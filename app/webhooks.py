@@ -3,6 +3,11 @@
 Most TaskRouter events of a Flex workspace are about tasks that are not transfers. Whether an
 event is about a Baton transfer shows in its ``TaskAttributes`` (the new task of a transfer carries
 ``{"transfer": {"id": …}}``, design.md §4), so those other events are answered without touching Redis.
+
+TaskRouter's events come by the workspace's callback (``/webhooks/taskrouter``, a signed form per
+event), by an Event Streams webhook sink (``/webhooks/event-streams``, a JSON array of CloudEvents,
+``baton.eventstreams``), or both. A CloudEvent is translated into the callback's fields, and from
+there both paths are one: the same checks, the same dedupe key (TaskRouter's event sid), the same job.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -23,9 +30,12 @@ from app import current_celery, current_config, current_store
 from app.errors import ApiError
 from app.schemas import ConversationEventSchema, TaskRouterEventSchema, json_object, load_object
 from app.telemetry import log_at_debug
-from baton import logs
+from baton import eventstreams, logs
+from baton.config import Config
 from baton.engine import TRANSFER_EVENTS
 from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
+
+log = logging.getLogger(__name__)
 
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
@@ -47,20 +57,113 @@ _TASKROUTER_FIELDS = tuple(_taskrouter_schema.fields)
 def taskrouter_event():
     """A TaskRouter event callback: 204 for every valid event; one about a transfer is enqueued once."""
     event = taskrouter_fields(signed_fields())
-    transfer_id = transfer_id_of(event.get("TaskAttributes")) if event["EventType"] in TRANSFER_EVENTS else None
+    transfer_id = transfer_of(event)
     logs.bind(event_sid=event["Sid"], task_sid=event.get("TaskSid"), transfer_id=transfer_id)
-    if transfer_id is not None and current_store().claim_event(event["Sid"]):
-        fields = {name: event[name] for name in FORWARDED_FIELDS if name in event}
-        try:
-            send_job(current_celery(), TASKROUTER_EVENT, transfer_id, fields)
-        except Exception:
-            # Not enqueued: answer 5xx (below) so Twilio sends it again, and let that copy through.
-            current_store().release_event(event["Sid"])
-            raise
-    elif transfer_id is None:
+    if transfer_id is not None:
+        enqueue_taskrouter_event(transfer_id, event)
+    else:
         log_at_debug()
     # TaskRouter's event reference asks for exactly this answer.
     return Response(status=204, content_type="application/json")
+
+
+def transfer_of(event: Mapping[str, Any]) -> str | None:
+    """The transfer a TaskRouter event (the callback's fields) moves, or None: no Redis call, no parsing of
+    attributes that cannot name a transfer."""
+    return transfer_id_of(event.get("TaskAttributes")) if event["EventType"] in TRANSFER_EVENTS else None
+
+
+def enqueue_taskrouter_event(transfer_id: str, event: Mapping[str, Any]) -> bool:
+    """Enqueue a transfer's TaskRouter event once, whichever path brought it (dedupe on its ``Sid``); False for
+    a copy already enqueued. Raises when it cannot be enqueued, the claim released for the copy Twilio sends again."""
+    store = current_store()
+    if not store.claim_event(event["Sid"]):
+        return False
+    fields = {name: event[name] for name in FORWARDED_FIELDS if name in event}
+    try:
+        send_job(current_celery(), TASKROUTER_EVENT, transfer_id, fields)
+    except Exception:
+        # Not enqueued: answer 5xx so Twilio sends it again, and let that copy through.
+        store.release_event(event["Sid"])
+        raise
+    return True
+
+
+@blueprint.post("/event-streams")
+def event_streams_delivery():
+    """An Event Streams webhook sink's delivery: a JSON array of CloudEvents (or one), answered 200 at once.
+
+    Authenticated by the sink URL's credentials (HTTP Basic, 401 otherwise) and, when Twilio sends one,
+    X-Twilio-Signature (403 when it does not match). Each TaskRouter event is translated into the callback's
+    fields and handled as the callback handles it; a malformed event or one of another product is skipped
+    and the rest delivered (sending the batch again would not mend it). Only a failure to enqueue answers
+    5xx: Twilio then sends the whole batch again, and the events enqueued before are deduplicated.
+    """
+    config = current_config()
+    body = request.get_data()
+    authenticate_sink(config, body)
+    try:
+        events = eventstreams.cloud_events(json.loads(body))
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", "The body must be a JSON array of CloudEvents") from exc
+    enqueued = duplicates = malformed = ignored = 0
+    for index, raw in enumerate(events):
+        try:
+            event = eventstreams.read_event(raw)
+        except eventstreams.MalformedEvent as exc:
+            malformed += 1
+            log.warning("Event Streams: event %s of the batch skipped: %s", index, exc)
+            continue
+        if event.kind == "test":
+            eventstreams.record_sink_test(current_store(), event.test_id, time.time())
+            log.info("Event Streams: test event %s received", event.test_id)
+            continue
+        transfer_id = transfer_of(event.fields) if event.kind == "taskrouter" else None
+        if transfer_id is None:
+            ignored += 1
+        elif enqueue_taskrouter_event(transfer_id, event.fields):
+            enqueued += 1
+            logs.bind(event_sid=event.fields["Sid"], task_sid=event.fields.get("TaskSid"), transfer_id=transfer_id)
+        else:
+            duplicates += 1
+    if not (enqueued or duplicates or malformed):
+        log_at_debug()
+    return jsonify({"received": len(events), "enqueued": enqueued, "duplicates": duplicates, "ignored": ignored,
+                    "malformed": malformed})
+
+
+def authenticate_sink(config: Config, body: bytes) -> None:
+    """The sink's credentials, compared in constant time (401), and Twilio's signature where sent (403).
+
+    Which URL Twilio signs, and how, is not documented for Event Streams (docs/twilio-behaviour.md §14):
+    the signature is accepted under the JSON-body scheme of Twilio's webhook security page (a
+    ``bodySHA256`` query parameter, the URL signed) and with the URL followed by the raw body signed,
+    each with the public URL with or without the sink's credentials in it.
+    """
+    username, password = eventstreams.sink_credentials(config.twilio_auth_token, config.public_base_url)
+    auth = request.authorization
+    given_user = (auth.username or "") if auth is not None and auth.type == "basic" else ""
+    given_password = (auth.password or "") if auth is not None and auth.type == "basic" else ""
+    # Both compared, whatever the first gives: the time taken says nothing of either.
+    user_ok = _same(username, given_user)
+    password_ok = _same(password, given_password)
+    if not (user_ok and password_ok):
+        raise ApiError(401, "invalid_credentials", "The Event Streams sink's credentials are missing or wrong",
+                       headers={"WWW-Authenticate": 'Basic realm="Baton Event Streams"'})
+    signature = request.headers.get("X-Twilio-Signature")
+    if signature is None:
+        return
+    url = config.public_base_url + (request.full_path if request.query_string else request.path)
+    candidates = (url, eventstreams.with_userinfo(url, username, password))
+    if "bodySHA256" in request.args:
+        signed = any(signature_matches(config.twilio_auth_token, candidate, body, signature)
+                     for candidate in candidates)
+    else:
+        text = body.decode("utf-8", errors="replace")
+        signed = any(url_and_body_signature_matches(config.twilio_auth_token, candidate, text, signature)
+                     for candidate in candidates)
+    if not signed:
+        raise ApiError(403, "invalid_signature", "X-Twilio-Signature does not match the request")
 
 
 @blueprint.post("/conversations")
@@ -170,6 +273,15 @@ def signature_matches(auth_token: str, url: str, params: Mapping[str, Any] | byt
     key, signed_parameters = auth_token.encode("utf-8"), _signed_parameters(params)
     matches = [_same(_signature(key, candidate + signed_parameters), signature)
                for candidate in (remove_port(parsed), add_port(parsed))]
+    return any(matches)
+
+
+def url_and_body_signature_matches(auth_token: str, url: str, body: str, signature: str) -> bool:
+    """Whether ``signature`` is the HMAC-SHA1 of ``url`` followed by the raw ``body``: how some public code
+    reads Event Streams' signature (docs/twilio-behaviour.md §14); the URL with and without its default port."""
+    parsed, key = urlparse(url), auth_token.encode("utf-8")
+    matches = [_same(_signature(key, candidate + body), signature) for candidate in (remove_port(parsed),
+                                                                                     add_port(parsed))]
     return any(matches)
 
 

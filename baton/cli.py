@@ -14,7 +14,7 @@ import requests
 from baton.devstack import DevStack, StackError
 from simulator import Simulator
 from simulator.profiles import PROFILES
-from simulator.scenario import build_default_scenario, connect_baton
+from simulator.scenario import EVENT_PATHS, build_default_scenario, connect_baton
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
@@ -55,7 +55,7 @@ def play_transfer(stack: DevStack, timeout: float = 60.0) -> dict:
 def run_demo(args: argparse.Namespace) -> int:
     """Start web, worker and the simulator with its scripted agents, show where they listen."""
     stack = DevStack(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), time_scale=args.time_scale,
-                     web_port=args.port)
+                     web_port=args.port, events=args.events)
     print("Starting the Twilio simulator, Baton's web and worker processes…", flush=True)
     try:
         stack.start()
@@ -88,7 +88,7 @@ def run_sim(args: argparse.Namespace) -> int:
     with Simulator(time_scale=args.time_scale, profile=args.profile) as sim:
         sim.serve(port=args.port)
         scenario = build_default_scenario(sim)
-        connect_baton(sim, scenario, args.baton_url)
+        connect_baton(sim, scenario, args.baton_url, args.events)
         print(f"Twilio simulator on {sim.url}", flush=True)
         for name, value in scenario.baton_environment(sim.url, public_base_url=args.baton_url).items():
             print(f"{name}={value}")
@@ -110,7 +110,7 @@ def run_setup(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    return setup.run_setup(config, dry_run=args.dry_run, force=args.force)
+    return setup.run_setup(config, dry_run=args.dry_run, force=args.force, events=args.events)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--time-scale", type=float, default=0.05,
                       help="factor applied to simulated durations (0.05: a 30 s offer timeout takes 1.5 s)")
     demo.add_argument("--once", action="store_true", help="stop after the demo transfer, not serve until Ctrl-C")
+    demo.add_argument("--events", choices=EVENT_PATHS, default="callback",
+                      help="how TaskRouter's events reach Baton: the workspace's callback, an Event Streams sink, "
+                           "or both")
     demo.set_defaults(run=run_demo)
 
     sim = commands.add_parser("sim", help="serve the Twilio simulator with the default scenario")
@@ -176,13 +179,22 @@ def main(argv: list[str] | None = None) -> int:
                      help="how to play what Twilio's docs leave ambiguous (docs/twilio-behaviour.md)")
     sim.add_argument("--baton-url", default="http://127.0.0.1:5000",
                      help="where the simulator delivers Baton's webhooks")
+    sim.add_argument("--events", choices=EVENT_PATHS, default="callback",
+                     help="how TaskRouter's events reach Baton: the workspace's callback, an Event Streams sink "
+                          "(with the credentials Baton derives for --baton-url), or both")
     sim.set_defaults(run=run_sim)
 
-    setup = commands.add_parser("setup", help="write Baton's transfer workflow, event callback and Conversations "
-                                              "webhook to the configured Twilio account")
+    setup = commands.add_parser("setup", help="write Baton's transfer workflow, event callback (or Event Streams "
+                                              "sink) and Conversations webhook to the configured Twilio account")
     setup.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
     setup.add_argument("--force", action="store_true",
-                       help="replace another application's event callback URL or Conversations webhook")
+                       help="replace another application's event callback URL (with --events callback) or "
+                            "Conversations webhook")
+    setup.add_argument("--events", choices=("auto", "streams", "callback"), default="auto",
+                       help="how TaskRouter's events reach Baton: an Event Streams sink (streams, never touching the "
+                            "workspace's callback), the workspace's EventCallbackUrl (callback), or auto (the "
+                            "default): streams when Baton has a sink or another application holds the callback, "
+                            "else callback")
     setup.set_defaults(run=run_setup)
 
     doctor = commands.add_parser("doctor", help="check credentials, sids, workflow, callbacks, Redis and workers")

@@ -142,12 +142,14 @@ class DevStack:
     """Simulator + scenario + Baton's web and worker processes.
 
     time_scale: how fast simulated timeouts run (0.05 turns a 120 s reservation timeout into 6 s).
+    events: how TaskRouter's events reach Baton: ``callback``, ``streams`` (an Event Streams sink) or ``both``.
     """
 
     def __init__(self, redis_url: str, time_scale: float = 1.0, web_port: int | None = None,
-                 extra_env: Mapping[str, str] | None = None, log_dir: Path | None = None):
+                 extra_env: Mapping[str, str] | None = None, log_dir: Path | None = None, events: str = "callback"):
         self.redis_url = redis_url
         self.time_scale = time_scale
+        self.events = events
         self.web_port = web_port or free_port()
         self.extra_env = dict(extra_env or {})
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="baton-stack-"))
@@ -179,7 +181,7 @@ class DevStack:
         for name in processes:
             self.launch(name, timeout)
         # Only now: events sent before Baton listens would be lost, as they would with Twilio.
-        connect_baton(self.simulator, self.scenario, self.web_url)
+        connect_baton(self.simulator, self.scenario, self.web_url, self.events)
         return self
 
     def launch(self, name: str, timeout: float = 30.0) -> Process:

@@ -3,9 +3,12 @@
 The checks follow the path of a transfer: the credentials work, every configured sid exists, the
 transfer workflow is what ``baton setup`` writes and, whoever wrote it, cannot cancel a transfer,
 TaskRouter and Conversations send their events here, Redis answers, a worker answers a ping, and
-beat sweeps the deadlines. A check whose prerequisite failed is skipped (the failure it needs
-already names the fault). A warning names something Baton copes with that an operator may not
-want. The exit status is non-zero on any failure, never on a warning.
+beat sweeps the deadlines. TaskRouter's events come by the workspace's callback or, when Baton has an
+Event Streams sink, by that sink: then the sink is checked (active, this deployment's credentials),
+its subscription (Baton's events), and a test event sent through it must reach the web process. A
+check whose prerequisite failed is skipped (the failure it needs already names the fault). A warning
+names something Baton copes with that an operator may not want. The exit status is non-zero on any
+failure, never on a warning.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, TextIO
 
 import redis
 
-from baton import setup
+from baton import eventstreams, setup
 from baton.config import Config
 from baton.engine import TRANSFER_EVENTS
 from baton.store import Store, connect_redis
@@ -30,6 +33,9 @@ PING_TIMEOUT_S = 2.0
 BEAT_SILENT_AFTER_S = 3 * DEADLINE_SWEEP_S
 RUN_SETUP = "run `baton setup`"
 RUN_SETUP_FORCE = "run `baton setup --force` (it replaces what is there)"
+RUN_SETUP_STREAMS = "run `baton setup --events streams`"
+# How long doctor waits for a sink's test event to reach the web process.
+DELIVERY_WAIT_S = 5.0
 
 CREDENTIALS = "Twilio accepts the credentials"
 WORKFLOW_MATCHES = "the transfer workflow is what `baton setup` writes"
@@ -38,6 +44,11 @@ QUEUES_READ = "the workspace's task queues can be read"
 QUEUE_OFFERS = "task queues offer a task to one agent at a time"
 CALLBACK = "the workspace's EventCallbackUrl points at this deployment"
 EVENTS = "the workspace's EventsFilter includes Baton's events"
+STREAMS_READ = "Event Streams can be read"
+CALLBACK_LEFT = "the workspace's EventCallbackUrl is left to its application: events come by Event Streams"
+SINK = "Baton's Event Streams sink is active, with this deployment's URL and credentials"
+SUBSCRIPTION = "the Event Streams subscription has Baton's events"
+SINK_DELIVERS = "a test event sent through the Event Streams sink reaches Baton"
 WEBHOOK = "the Conversations post-event webhook points at this deployment"
 WEBHOOK_EVENTS = "the Conversations webhook filters include Baton's events"
 SERVICE_WEBHOOK = "the Flex conversation service's own webhook, if it has one, is Baton's"
@@ -72,12 +83,14 @@ class Check:
         return f"ok   {self.name}"
 
 
-def run_checks(config: Config, ping_timeout_s: float = PING_TIMEOUT_S) -> list[Check]:
+def run_checks(config: Config, ping_timeout_s: float = PING_TIMEOUT_S,
+               delivery_timeout_s: float = DELIVERY_WAIT_S) -> list[Check]:
     """Every check, in order; none raises."""
-    return [*twilio_checks(config, TwilioGateway.from_config(config)), *runtime_checks(config, ping_timeout_s)]
+    return [*twilio_checks(config, TwilioGateway.from_config(config), delivery_timeout_s),
+            *runtime_checks(config, ping_timeout_s)]
 
 
-def twilio_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
+def twilio_checks(config: Config, gateway: TwilioGateway, delivery_timeout_s: float = DELIVERY_WAIT_S) -> list[Check]:
     """The credentials, the configured sids, the workflow, the workspace's callback and the Conversations webhook."""
     workspace_exists = f"workspace TWILIO_WORKSPACE_SID {config.twilio_workspace_sid} exists"
     after_workspace = [_workflow_exists(config), *([_fallback_exists(config)] if config.fallback_queue_sid else []),
@@ -100,11 +113,13 @@ def twilio_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
                         "set TWILIO_WORKSPACE_SID to the Flex workspace's sid (Console: TaskRouter, Workspaces)"),
                   *(Check(name, needs=workspace_exists) for name in after_workspace)]
     else:
-        checks = [Check(CREDENTIALS), Check(workspace_exists), *workspace_checks(config, gateway, workspace)]
+        checks = [Check(CREDENTIALS), Check(workspace_exists),
+                  *workspace_checks(config, gateway, workspace, delivery_timeout_s)]
     return checks + webhook_checks(config, gateway) + [service_webhook_check(config, gateway)]
 
 
-def workspace_checks(config: Config, gateway: TwilioGateway, workspace: dict[str, Any]) -> list[Check]:
+def workspace_checks(config: Config, gateway: TwilioGateway, workspace: dict[str, Any],
+                     delivery_timeout_s: float = DELIVERY_WAIT_S) -> list[Check]:
     """The workflow and fallback queue exist, the workflow is setup's and safe, the queues' offers, and the
     workspace's events come here."""
     checks: list[Check] = []
@@ -139,18 +154,115 @@ def workspace_checks(config: Config, gateway: TwilioGateway, workspace: dict[str
     checks.append(Check(QUEUE_OFFERS, needs=QUEUES_READ) if queue_records is None
                   else queue_offers_check(queue_records))
 
+    return checks + events_checks(config, gateway, workspace, delivery_timeout_s)
+
+
+def events_checks(config: Config, gateway: TwilioGateway, workspace: dict[str, Any],
+                  delivery_timeout_s: float = DELIVERY_WAIT_S) -> list[Check]:
+    """TaskRouter's events come here: by the workspace's callback, or by Baton's Event Streams sink when it has one."""
     ours = config.public_base_url + setup.TASKROUTER_PATH
     current = workspace["event_callback_url"] or ""
+    callback_is_ours = setup.same_endpoint(current, ours)
+    checks: list[Check] = []
+    try:
+        streams = setup.read_streams(gateway, config.public_base_url)
+    except TwilioError as exc:
+        streams = None
+        checks.append(Check(STREAMS_READ, f"the sinks could not be read ({exc}), so an Event Streams sink of Baton's "
+                                          "is not known", "run `baton doctor` again", warning=True))
+    if streams is not None and streams.sinks:
+        if not callback_is_ours:
+            return [*checks, Check(CALLBACK_LEFT), *streams_checks(config, gateway, streams, delivery_timeout_s)]
+        checks += callback_checks(config, workspace)
+        return checks + streams_checks(config, gateway, streams, delivery_timeout_s)
+    return checks + callback_checks(config, workspace)
+
+
+def callback_checks(config: Config, workspace: dict[str, Any]) -> list[Check]:
+    """The workspace's EventCallbackUrl is Baton's, and its EventsFilter lets Baton's events through."""
+    ours = config.public_base_url + setup.TASKROUTER_PATH
+    current = workspace["event_callback_url"] or ""
+    checks = []
     if setup.same_endpoint(current, ours):
         checks.append(Check(CALLBACK))
     elif current:
-        checks.append(Check(CALLBACK, f"it is {setup.redact_url(current)}, not {ours}", RUN_SETUP_FORCE))
+        checks.append(Check(CALLBACK, f"it is {setup.redact_url(current)}, not {ours}",
+                            "run `baton setup` (it adds an Event Streams sink and leaves the callback to that "
+                            "application), or `baton setup --events callback --force` to replace it"))
     else:
         checks.append(Check(CALLBACK, "it is not set", RUN_SETUP))
     chosen = setup.event_set(workspace["events_filter"])
     missing = sorted(TRANSFER_EVENTS - chosen) if chosen else []  # an empty filter lets every event through
     checks.append(Check(EVENTS, f"it leaves out {', '.join(missing)}", RUN_SETUP) if missing else Check(EVENTS))
     return checks
+
+
+def streams_checks(config: Config, gateway: TwilioGateway, streams: setup.EventStreamsState,
+                   delivery_timeout_s: float = DELIVERY_WAIT_S) -> list[Check]:
+    """Baton's sink is active with this deployment's credentials, its subscription has Baton's events, and a test
+    event sent through it reaches the web process (then validated with its id, as Twilio's API offers)."""
+    destination = eventstreams.sink_destination(config)
+    sink = next((s for s in streams.sinks if s.destination == destination), streams.sinks[0])
+    problems = []
+    if sink.destination != destination:
+        problems.append("its URL carries other credentials than this deployment's (TWILIO_AUTH_TOKEN or "
+                        "PUBLIC_BASE_URL changed since setup): Baton refuses its deliveries")
+    if sink.method.upper() != setup.SINK_METHOD:
+        problems.append(f"its method is {sink.method or '(none)'}, not {setup.SINK_METHOD}")
+    if sink.status != "active":
+        problems.append(f"its status is {sink.status or '(none)'}, not active: Twilio delivers nothing to it")
+    checks = [Check(SINK, f"sink {sink.sid}: " + "; ".join(problems), RUN_SETUP_STREAMS) if problems
+              else Check(f"{SINK} ({sink.sid})")]
+    subscriptions = [s for s in streams.subscriptions if s.sink_sid == sink.sid]
+    subscribed = {t for s in subscriptions for t in s.types}
+    missing = [t for t in eventstreams.SUBSCRIBED_TYPES if t not in subscribed]
+    extra = sorted(subscribed - set(eventstreams.SUBSCRIBED_TYPES))
+    if not subscriptions:
+        checks.append(Check(SUBSCRIPTION, f"sink {sink.sid} has no subscription: no event is sent to it",
+                            RUN_SETUP_STREAMS))
+    elif missing:
+        checks.append(Check(SUBSCRIPTION, f"it leaves out {', '.join(missing)}", RUN_SETUP_STREAMS))
+    elif extra or len(subscriptions) > 1:
+        checks.append(Check(SUBSCRIPTION, f"sink {sink.sid} also gets {', '.join(extra) or 'every event twice'} "
+                                          "(delivered, then ignored or deduplicated)", RUN_SETUP_STREAMS,
+                            warning=True))
+    else:
+        checks.append(Check(SUBSCRIPTION))
+    if problems:
+        checks.append(Check(SINK_DELIVERS, needs=SINK))
+    else:
+        checks.append(delivery_check(config, gateway, sink.sid, delivery_timeout_s))
+    return checks
+
+
+def delivery_check(config: Config, gateway: TwilioGateway, sink_sid: str, timeout_s: float) -> Check:
+    """Twilio sends the sink a test event (``POST /Sinks/{DG}/Test``); the web process records it in Redis; doctor
+    reads its id there and validates the sink with it (``POST /Sinks/{DG}/Validate``)."""
+    fix = ("check that the web process runs at PUBLIC_BASE_URL and shares this REDIS_URL; Twilio's Console "
+           "(Monitor, Errors) shows why the sink's deliveries fail")
+    client = connect_redis(config.redis_url)
+    try:
+        known = eventstreams.last_sink_test(Store(client))
+        since = time.time()
+        gateway.test_sink(sink_sid)
+        test_id = eventstreams.wait_for_sink_test(Store(client), since, timeout_s, known=known[0] if known else None)
+    except TwilioError as exc:
+        return Check(SINK_DELIVERS, f"Twilio refused to send a test event ({exc})", "run `baton doctor` again")
+    except redis.RedisError as exc:
+        return Check(SINK_DELIVERS, f"Redis did not answer ({exc.__class__.__name__}), so a test event received "
+                                    "is not known", "start Redis, then run `baton doctor` again")
+    finally:
+        client.close()
+    if test_id is None:
+        return Check(SINK_DELIVERS, f"the test event Twilio sent sink {sink_sid} did not reach Baton within "
+                                    f"{timeout_s:g} s", fix)
+    try:
+        result = setup.validate_sink(gateway, sink_sid, test_id)
+    except TwilioError as exc:
+        return Check(SINK_DELIVERS, f"the test event arrived, but Twilio refused the validation ({exc})", fix)
+    if result not in (None, "valid"):
+        return Check(SINK_DELIVERS, f"the test event arrived, but Twilio's validation says {result!r}", fix)
+    return Check(SINK_DELIVERS)
 
 
 def workflow_check(config: Config, queues: tuple[setup.Queue, ...], workflow: setup.Workflow) -> Check:
@@ -303,9 +415,9 @@ def worker_check(config: Config, timeout_s: float = PING_TIMEOUT_S) -> Check:
     return Check(f"{WORKER} ({', '.join(sorted(name for reply in replies for name in reply))})")
 
 
-def run_doctor(config: Config, out: TextIO = sys.stdout) -> int:
+def run_doctor(config: Config, out: TextIO = sys.stdout, delivery_timeout_s: float = DELIVERY_WAIT_S) -> int:
     """``baton doctor``: print every check; 0 when none fails (warnings aside), 1 when any fails."""
-    checks = run_checks(config)
+    checks = run_checks(config, delivery_timeout_s=delivery_timeout_s)
     for check in checks:
         print(check.line(), file=out, flush=True)
     failures = sum(check.failed for check in checks)

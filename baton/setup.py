@@ -1,13 +1,28 @@
 """``baton setup``: point a Flex account at this Baton deployment, the same way every time.
 
-Setup manages five things, through the gateway only:
+Setup manages these things, through the gateway only:
 - the transfer workflow ``TRANSFER_WORKFLOW_SID``: its configuration is ``transfer_workflow_configuration``
   (design.md §4) over the workspace's task queues, and its ``TaskReservationTimeout`` is the offer timeout;
 - the everyone queue that configuration needs (``target_workers`` ``1==1``), created as "Everyone" if missing;
-- the workspace's ``EventCallbackUrl`` (``PUBLIC_BASE_URL/webhooks/taskrouter``) and ``EventsFilter``
-  (exactly the TaskRouter events Baton acts on);
+- how TaskRouter's events reach Baton (``--events``), one of:
+  - ``callback``: the workspace's ``EventCallbackUrl`` (``PUBLIC_BASE_URL/webhooks/taskrouter``) and
+    ``EventsFilter`` (exactly the TaskRouter events Baton acts on);
+  - ``streams``: one Event Streams webhook sink (``PUBLIC_BASE_URL/webhooks/event-streams``, with this
+    deployment's credentials in its URL, ``baton.eventstreams``), active, and one subscription of it to
+    exactly those events; the workspace's ``EventCallbackUrl`` is never touched;
+  - ``auto`` (the default): ``streams`` when Baton already has a sink, or when the callback URL is another
+    application's (a workspace has one callback, an account many sinks: Baton then lives beside that
+    application instead of asking for ``--force``); else ``callback``, the shorter path that Baton's
+    load tests measure, which nothing else is using;
 - the account's Conversations post-event webhook (``PUBLIC_BASE_URL/webhooks/conversations``);
 - the Flex conversation service's own post-event webhook, only when it has one.
+
+Event Streams: sinks cannot be changed but for their description, so a sink of Baton's URL with other
+credentials (the auth token was rotated) or another method is replaced: the new sink and its subscription
+are made first, the old ones deleted after, so no event is lost meanwhile (one that comes both ways is
+handled once). A sink that is not active is tested (Twilio sends it a test event, which the web process
+records) and validated with that test's id; Twilio now documents sinks as active at once, older
+documentation and the API description ask for that validation first (docs/twilio-behaviour.md §14).
 
 Where Conversations events go: a service's own post-event URL gets its conversations' events
 instead of the account's global one, or besides it (docs/twilio-behaviour.md; the simulator plays
@@ -23,24 +38,27 @@ Reading, planning and writing are separate steps: ``read_state`` reads what Twil
 ``plan_setup`` (pure) turns it into the settings setup manages, each with its value now and the
 value setup wants, and the writes that make the difference, and ``apply_plan`` makes the writes.
 A second run finds nothing to change and writes nothing. Another application's callback URL or
-Conversations webhook is never replaced without ``--force``.
+Conversations webhook is never replaced without ``--force`` (and ``--events callback``, when the callback
+is in question: ``auto`` goes through Event Streams instead).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit, urlunsplit
 
 import redis
 
+from baton import eventstreams
 from baton.config import Config
 from baton.engine import TRANSFER_EVENTS
 from baton.store import Store, connect_redis
-from baton.twilio_gateway import TwilioError, TwilioGateway
+from baton.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGateway
 from baton.workflow import transfer_workflow_configuration
 
 TASKROUTER_PATH = "/webhooks/taskrouter"
@@ -66,6 +84,14 @@ PRE_ACTION_EVENTS = frozenset({
 })
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 2
+
+EVENTS_MODES = ("auto", "streams", "callback")
+# Stands for the sid of the sink setup is about to create.
+NEW_SINK = "(new sink)"
+SINK_METHOD = "POST"
+# How long setup waits for the web process to receive a sink's test event.
+SINK_TEST_WAIT_S = 10.0
+VALIDATE_TRIES = 4
 
 
 class SetupError(Exception):
@@ -115,9 +141,36 @@ class ServiceWebhook:
 
 
 @dataclass(frozen=True)
+class StreamSink:
+    """An Event Streams webhook sink whose destination is Baton's URL (credentials aside)."""
+
+    sid: str
+    status: str
+    destination: str
+    method: str
+    batch_events: bool | None
+
+
+@dataclass(frozen=True)
+class StreamSubscription:
+    sid: str
+    sink_sid: str
+    types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EventStreamsState:
+    """Baton's Event Streams sinks (every webhook sink delivering to Baton's URL, in Twilio's order) and their
+    subscriptions with their types."""
+
+    sinks: tuple[StreamSink, ...] = ()
+    subscriptions: tuple[StreamSubscription, ...] = ()
+
+
+@dataclass(frozen=True)
 class AccountState:
     """Everything setup manages, as Twilio has it now (``service_webhook`` None: the account has no default
-    Conversations service)."""
+    Conversations service; ``streams`` None: Event Streams not read, as with ``--events callback``)."""
 
     workspace_sid: str
     workspace_name: str
@@ -127,16 +180,39 @@ class AccountState:
     workflow: Workflow
     webhook: ConversationsWebhook
     service_webhook: ServiceWebhook | None = None
+    streams: EventStreamsState | None = None
 
 
-def read_state(gateway: TwilioGateway, workflow_sid: str) -> AccountState:
-    """Read what setup manages; raises TwilioError (401: bad credentials, 404: a sid that does not exist)."""
+def read_state(gateway: TwilioGateway, workflow_sid: str, public_base_url: str | None = None) -> AccountState:
+    """Read what setup manages (Event Streams too when ``public_base_url`` is given); raises TwilioError (401: bad
+    credentials, 404: a sid that does not exist)."""
     workspace = gateway.fetch_workspace()
     queues = tuple(Queue(q["sid"], q["friendly_name"], q["target_workers"] or "") for q in gateway.list_task_queues())
     workflow = read_workflow(gateway, workflow_sid)
     return AccountState(workspace["sid"], workspace["friendly_name"], workspace["event_callback_url"],
                         workspace["events_filter"], queues, workflow, read_webhook(gateway),
-                        read_service_webhook(gateway))
+                        read_service_webhook(gateway),
+                        read_streams(gateway, public_base_url) if public_base_url is not None else None)
+
+
+def read_streams(gateway: TwilioGateway, public_base_url: str) -> EventStreamsState:
+    """The webhook sinks delivering to ``PUBLIC_BASE_URL/webhooks/event-streams`` and their subscriptions."""
+    ours = eventstreams.sink_url(public_base_url)
+    sinks = []
+    for record in gateway.list_sinks():
+        configuration = record["sink_configuration"]
+        destination = configuration.get("destination")
+        if record["sink_type"] != "webhook" or not isinstance(destination, str):
+            continue
+        if eventstreams.without_userinfo(destination) != ours:
+            continue
+        batch = configuration.get("batch_events")
+        sinks.append(StreamSink(record["sid"], record["status"] or "", destination,
+                                str(configuration.get("method") or ""), batch if isinstance(batch, bool) else None))
+    subscriptions = tuple(
+        StreamSubscription(subscription["sid"], sink.sid, tuple(gateway.list_subscribed_events(subscription["sid"])))
+        for sink in sinks for subscription in gateway.list_subscriptions(sink.sid))
+    return EventStreamsState(tuple(sinks), subscriptions)
 
 
 def read_workflow(gateway: TwilioGateway, workflow_sid: str) -> Workflow:
@@ -253,7 +329,84 @@ class UpdateServiceWebhook:
         return f"update the Conversations webhook of service {self.service_sid}"
 
 
-Write = CreateQueue | UpdateWorkflow | UpdateWorkspace | UpdateConversationsWebhook | UpdateServiceWebhook
+@dataclass(frozen=True)
+class CreateSink:
+    """POST events.twilio.com/v1/Sinks: a webhook sink (``destination`` carries the credentials: never printed)."""
+
+    destination: str = ""
+    description: str = eventstreams.SINK_DESCRIPTION
+
+    def configuration(self) -> dict[str, Any]:
+        return {"destination": self.destination, "method": SINK_METHOD, "batch_events": True}
+
+    def describe(self) -> str:
+        return "create the Event Streams sink"
+
+
+@dataclass(frozen=True)
+class ActivateSink:
+    """When the sink is not active: POST …/Sinks/{DG}/Test, wait for the web process to receive the test event,
+    then POST …/Sinks/{DG}/Validate with its id."""
+
+    sink_sid: str
+
+    def describe(self) -> str:
+        return f"activate the Event Streams sink {self.sink_sid} (test event, then validation)"
+
+
+@dataclass(frozen=True)
+class CreateSubscription:
+    """POST …/Subscriptions: the sink's subscription to ``types``."""
+
+    sink_sid: str
+    types: tuple[str, ...]
+    description: str = eventstreams.SUBSCRIPTION_DESCRIPTION
+
+    def describe(self) -> str:
+        return f"subscribe the Event Streams sink {self.sink_sid} to Baton's events"
+
+
+@dataclass(frozen=True)
+class AddSubscribedEvent:
+    """POST …/Subscriptions/{DF}/SubscribedEvents with ``Type``."""
+
+    subscription_sid: str
+    event_type: str
+
+    def describe(self) -> str:
+        return f"add {self.event_type} to subscription {self.subscription_sid}"
+
+
+@dataclass(frozen=True)
+class RemoveSubscribedEvent:
+    """DELETE …/Subscriptions/{DF}/SubscribedEvents/{Type}."""
+
+    subscription_sid: str
+    event_type: str
+
+    def describe(self) -> str:
+        return f"remove {self.event_type} from subscription {self.subscription_sid}"
+
+
+@dataclass(frozen=True)
+class DeleteSubscription:
+    subscription_sid: str
+
+    def describe(self) -> str:
+        return f"delete the Event Streams subscription {self.subscription_sid}"
+
+
+@dataclass(frozen=True)
+class DeleteSink:
+    sink_sid: str
+
+    def describe(self) -> str:
+        return f"delete the Event Streams sink {self.sink_sid}"
+
+
+Write = (CreateQueue | UpdateWorkflow | UpdateWorkspace | UpdateConversationsWebhook | UpdateServiceWebhook
+         | CreateSink | ActivateSink | CreateSubscription | AddSubscribedEvent | RemoveSubscribedEvent
+         | DeleteSubscription | DeleteSink)
 
 
 @dataclass(frozen=True)
@@ -272,14 +425,104 @@ class Plan:
     refusals: tuple[str, ...] = ()
 
 
-def plan_setup(state: AccountState, config: Config, offer_timeout_s: int) -> Plan:
-    """The plan that brings ``state`` to what this deployment needs (pure: no I/O)."""
+def plan_setup(state: AccountState, config: Config, offer_timeout_s: int, events: str = "auto") -> Plan:
+    """The plan that brings ``state`` to what this deployment needs (pure: no I/O); ``events`` is ``--events``."""
+    mode, why = choose_events(state, config.public_base_url, events)
+    path = (plan_streams(state, config) if mode == "streams"
+            else plan_workspace(state, config.public_base_url))
     parts = [plan_workflow(state.queues, state.workflow, config.fallback_queue_sid, offer_timeout_s),
-             plan_workspace(state, config.public_base_url),
+             Plan((why,), (), ()), path,
              plan_webhook(state.webhook, config.public_base_url),
              plan_service_webhook(state.service_webhook, config.public_base_url)]
     return Plan(tuple(n for p in parts for n in p.notes), tuple(s for p in parts for s in p.settings),
                 tuple(w for p in parts for w in p.writes), tuple(r for p in parts for r in p.refusals))
+
+
+def choose_events(state: AccountState, public_base_url: str, events: str) -> tuple[str, str]:
+    """``streams`` or ``callback`` for ``--events`` (``auto`` decided from the account), and why, for the output."""
+    if events not in EVENTS_MODES:
+        raise SetupError(f"--events is one of {', '.join(EVENTS_MODES)}, not {events!r}")
+    callback = state.event_callback_url or ""
+    if events == "streams":
+        return "streams", "events: through Event Streams (--events streams); the workspace's EventCallbackUrl is " \
+                          "left as it is"
+    if events == "callback":
+        return "callback", "events: through the workspace's EventCallbackUrl (--events callback)"
+    if state.streams is not None and state.streams.sinks:
+        return "streams", "events: through Event Streams, where Baton already has a sink (--events auto); the " \
+                          "workspace's EventCallbackUrl is left as it is"
+    if callback and not same_endpoint(callback, public_base_url + TASKROUTER_PATH):
+        return "streams", (f"events: through Event Streams (--events auto): the workspace's EventCallbackUrl "
+                           f"{redact_url(callback)} is another application's, and stays its own")
+    return "callback", "events: through the workspace's EventCallbackUrl, which no other application uses " \
+                       "(--events auto; --events streams for Event Streams)"
+
+
+def plan_streams(state: AccountState, config: Config) -> Plan:
+    """One webhook sink to Baton's URL with this deployment's credentials, active, and one subscription of it to
+    exactly Baton's events; other sinks to Baton's URL (and their subscriptions) deleted once the new ones exist."""
+    streams = state.streams or EventStreamsState()
+    destination = eventstreams.sink_destination(config)
+    shown = redact_url(destination)
+    kept = next((sink for sink in streams.sinks if sink.destination == destination
+                 and sink.method.upper() == SINK_METHOD), None)
+    notes, settings, writes, removals = [], [], [], []
+    if kept is None:
+        sink_sid = NEW_SINK
+        before = streams.sinks[0] if streams.sinks else None
+        old = "(none)" if before is None else (f"{before.sid}, {redact_url(before.destination)} {before.method}, with "
+                                               "other credentials or method")
+        settings.append(Setting("Event Streams sink", old, f"{NEW_SINK} {shown} {SINK_METHOD}", changed=True))
+        settings.append(Setting("Event Streams sink status", "(none)", "active", changed=True))
+        writes += [CreateSink(destination), ActivateSink(NEW_SINK)]
+        subscriptions: list[StreamSubscription] = []
+    else:
+        sink_sid = kept.sid
+        settings.append(Setting("Event Streams sink", "", f"{kept.sid} {shown} {SINK_METHOD}", changed=False))
+        settings.append(Setting(f"Event Streams sink {kept.sid} status", kept.status, "active",
+                                changed=kept.status != "active"))
+        if kept.status != "active":
+            writes.append(ActivateSink(kept.sid))
+        subscriptions = [s for s in streams.subscriptions if s.sink_sid == kept.sid]
+    wanted = eventstreams.SUBSCRIBED_TYPES
+    label = "Event Streams subscription types"
+    if not subscriptions:
+        settings.append(Setting(label, "(no subscription)", _short_types(wanted), changed=True))
+        writes.append(CreateSubscription(sink_sid, wanted))
+    else:
+        subscription, *extra = subscriptions
+        current = set(subscription.types)
+        missing = [t for t in wanted if t not in current]
+        unwanted = sorted(current - set(wanted))
+        settings.append(Setting(f"{label} of {subscription.sid}", _short_types(sorted(current)) or "(none)",
+                                _short_types(wanted), changed=bool(missing or unwanted)))
+        writes += [AddSubscribedEvent(subscription.sid, t) for t in missing]
+        writes += [RemoveSubscribedEvent(subscription.sid, t) for t in unwanted]
+        removals += [DeleteSubscription(s.sid) for s in extra]
+        if extra:
+            notes.append(f"sink {kept.sid} has further subscriptions ({', '.join(s.sid for s in extra)}): "
+                         "deleted, each would deliver every event once more")
+    for sink in streams.sinks:
+        if kept is not None and sink.sid == kept.sid:
+            continue
+        removals += [DeleteSubscription(s.sid) for s in streams.subscriptions if s.sink_sid == sink.sid]
+        removals.append(DeleteSink(sink.sid))
+        notes.append(f"the sink {sink.sid} to Baton's URL with other credentials or method is deleted once its "
+                     "replacement is subscribed" if kept is None else
+                     f"the further sink {sink.sid} to Baton's URL is deleted (with its subscriptions)")
+    if removals:
+        settings.append(Setting("other Event Streams sinks and subscriptions to Baton's URL",
+                                ", ".join(w.sink_sid if isinstance(w, DeleteSink) else w.subscription_sid
+                                          for w in removals), "(none)", changed=True))
+    callback = state.event_callback_url or ""
+    if same_endpoint(callback, config.public_base_url + TASKROUTER_PATH):
+        notes.append("the workspace's EventCallbackUrl is Baton's too: each event arrives both ways and is handled "
+                     "once (clear it in Console, TaskRouter, Workspace settings, to keep Event Streams only)")
+    return Plan(tuple(notes), tuple(settings), tuple(writes + removals))
+
+
+def _short_types(types: Sequence[str]) -> str:
+    return ", ".join(t.removeprefix(eventstreams.TASKROUTER_TYPE_PREFIX) for t in types)
 
 
 def is_everyone_queue(queue: Queue) -> bool:
@@ -436,18 +679,24 @@ def webhook_filters(current: Sequence[str]) -> tuple[str, ...]:
 class ApplyError(Exception):
     """A write failed; ``done`` are the writes made before it."""
 
-    def __init__(self, write: Write, cause: TwilioError, done: Sequence[Write]):
+    def __init__(self, write: Write, cause: TwilioError | SetupError, done: Sequence[Write]):
         super().__init__(f"{write.describe()}: {cause}")
         self.write, self.cause, self.done = write, cause, tuple(done)
 
 
-def apply_plan(plan: Plan, gateway: TwilioGateway) -> dict[str, str]:
-    """Make the plan's writes in order; returns the sids of what was created (NEW_EVERYONE_QUEUE → WQ…)."""
+def apply_plan(plan: Plan, gateway: TwilioGateway,
+               sink_test: Callable[[float], str | None] | None = None) -> dict[str, str]:
+    """Make the plan's writes in order; returns the sids of what was created (NEW_EVERYONE_QUEUE → WQ…, NEW_SINK →
+    DG…). ``sink_test(since)`` is the id of a test event the web process received since then (None: none came)."""
     created: dict[str, str] = {}
+    statuses: dict[str, str] = {}
     done: list[Write] = []
     for write in plan.writes:
         try:
-            if isinstance(write, CreateQueue):
+            if isinstance(write, (CreateSink, ActivateSink, CreateSubscription, AddSubscribedEvent,
+                                  RemoveSubscribedEvent, DeleteSubscription, DeleteSink)):
+                _apply_streams_write(write, gateway, created, statuses, sink_test)
+            elif isinstance(write, CreateQueue):
                 queue = gateway.create_task_queue(write.friendly_name, write.target_workers)
                 created[NEW_EVERYONE_QUEUE] = queue["sid"]
             elif isinstance(write, UpdateWorkflow):
@@ -460,10 +709,77 @@ def apply_plan(plan: Plan, gateway: TwilioGateway) -> dict[str, str]:
             else:
                 gateway.update_service_webhook(write.service_sid, write.post_webhook_url, list(write.filters),
                                                write.method)
-        except TwilioError as exc:
+        except (TwilioError, SetupError) as exc:
             raise ApplyError(write, exc, done) from exc
         done.append(write)
     return created
+
+
+def _apply_streams_write(write: Write, gateway: TwilioGateway, created: dict[str, str], statuses: dict[str, str],
+                         sink_test: Callable[[float], str | None] | None) -> None:
+    if isinstance(write, CreateSink):
+        sink = gateway.create_sink(write.description, write.configuration())
+        created[NEW_SINK], statuses[sink["sid"]] = sink["sid"], sink["status"]
+    elif isinstance(write, ActivateSink):
+        sid = created.get(write.sink_sid, write.sink_sid)
+        if (statuses.get(sid) or gateway.fetch_sink(sid)["status"]) == "active":
+            return
+        since = time.time()
+        gateway.test_sink(sid)
+        test_id = sink_test(since) if sink_test is not None else None
+        if test_id is None:
+            raise SetupError(f"the test event of sink {sid} did not reach Baton within {SINK_TEST_WAIT_S:g} s: check "
+                             "that the web process runs at PUBLIC_BASE_URL and shares this REDIS_URL, then run "
+                             "`baton setup` again")
+        validate_sink(gateway, sid, test_id)
+    elif isinstance(write, CreateSubscription):
+        gateway.create_subscription(write.description, created.get(write.sink_sid, write.sink_sid), list(write.types))
+    elif isinstance(write, AddSubscribedEvent):
+        gateway.add_subscribed_event(write.subscription_sid, write.event_type)
+    elif isinstance(write, RemoveSubscribedEvent):
+        gateway.remove_subscribed_event(write.subscription_sid, write.event_type)
+    elif isinstance(write, DeleteSubscription):
+        gateway.delete_subscription(write.subscription_sid)
+    elif isinstance(write, DeleteSink):
+        gateway.delete_sink(write.sink_sid)
+
+
+def validate_sink(gateway: TwilioGateway, sink_sid: str, test_id: str, tries: int = VALIDATE_TRIES,
+                  pause_s: float = 0.5) -> str | None:
+    """POST …/Sinks/{DG}/Validate with ``TestId``; its ``result``. The web process records a test event before it
+    answers Twilio, and Twilio counts it received once answered: a refusal (4xx) right after is tried again."""
+    for attempt in range(1, tries + 1):
+        try:
+            return gateway.validate_sink(sink_sid, test_id)
+        except PermanentTwilioError:
+            if attempt == tries:
+                raise
+            time.sleep(pause_s)
+    return None
+
+
+def sink_test_waiter(config: Config, timeout_s: float | None = None) -> Callable[[float], str | None]:
+    """``apply_plan``'s ``sink_test``: waits (SINK_TEST_WAIT_S) for the web process's record of a test event, other
+    than the one recorded when it was made (the test is asked for right after)."""
+    client = connect_redis(config.redis_url)
+    try:
+        known = eventstreams.last_sink_test(Store(client))
+    except redis.RedisError:
+        known = None
+    finally:
+        client.close()
+
+    def wait(since: float) -> str | None:
+        client = connect_redis(config.redis_url)
+        try:
+            return eventstreams.wait_for_sink_test(Store(client), since,
+                                                   SINK_TEST_WAIT_S if timeout_s is None else timeout_s,
+                                                   known=known[0] if known else None)
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+    return wait
 
 
 # The command
@@ -501,7 +817,8 @@ def explain_twilio_error(error: TwilioError, config: Config) -> str:
     return str(error)
 
 
-def run_setup(config: Config, dry_run: bool = False, force: bool = False, out: TextIO = sys.stdout) -> int:
+def run_setup(config: Config, dry_run: bool = False, force: bool = False, out: TextIO = sys.stdout,
+              events: str = "auto") -> int:
     """``baton setup``: print the plan and apply it; 0 when done, 1 on an error, 2 when refused (no ``--force``)."""
     def say(line: str = "") -> None:
         print(line, file=out, flush=True)
@@ -509,8 +826,9 @@ def run_setup(config: Config, dry_run: bool = False, force: bool = False, out: T
     gateway = TwilioGateway.from_config(config)
     timeout_s, timeout_source = offer_timeout(config)
     try:
-        state = read_state(gateway, config.transfer_workflow_sid)
-        plan = plan_setup(state, config, timeout_s)
+        state = read_state(gateway, config.transfer_workflow_sid,
+                           None if events == "callback" else config.public_base_url)
+        plan = plan_setup(state, config, timeout_s, events)
     except TwilioError as exc:
         say(f"error: {explain_twilio_error(exc, config)}")
         return EXIT_ERROR
@@ -528,15 +846,18 @@ def run_setup(config: Config, dry_run: bool = False, force: bool = False, out: T
         for refusal in plan.refusals:
             say(f"{'refused' if refused else 'would replace (--force)'}: {refusal}")
         if refused:
-            say("nothing was changed: run `baton setup --force` to replace it")
+            say("nothing was changed: run `baton setup --force` to replace it"
+                + (", or `baton setup --events streams` to leave the callback alone"
+                   if any("EventCallbackUrl" in refusal for refusal in plan.refusals) else ""))
             return EXIT_REFUSED
         say("dry run: nothing was changed" if plan.writes else "dry run: everything is already set up")
         return EXIT_OK
 
     try:
-        created = apply_plan(plan, gateway)
+        created = apply_plan(plan, gateway, sink_test_waiter(config))
     except ApplyError as exc:
-        say(f"error: {exc.write.describe()} failed: {explain_twilio_error(exc.cause, config)}")
+        cause = explain_twilio_error(exc.cause, config) if isinstance(exc.cause, TwilioError) else str(exc.cause)
+        say(f"error: {exc.write.describe()} failed: {cause}")
         done = "; ".join(write.describe() for write in exc.done)
         say(f"done before it: {done}" if done else "nothing was changed")
         return EXIT_ERROR

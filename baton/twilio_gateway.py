@@ -559,6 +559,76 @@ class TwilioGateway:
         self._call("service_webhook.update", lambda: webhooks.update(
             post_webhook_url=post_webhook_url, filters=filters, method=method))
 
+    # Event Streams (``baton setup --events streams`` and ``baton doctor``): Baton's webhook sink and its subscription.
+
+    def list_sinks(self) -> list[dict[str, Any]]:
+        """GET https://events.twilio.com/v1/Sinks (all pages): ``sid``, ``description``, ``sink_type``, ``status``,
+        ``sink_configuration`` (a dict: a webhook's ``destination``, ``method``, ``batch_events``)."""
+        records = self._read("sinks.list", lambda: self.client.events.v1.sinks.list())
+        return [self._sink(record) for record in records]
+
+    def create_sink(self, description: str, configuration: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /v1/Sinks with ``SinkType=webhook``, ``Description`` and ``SinkConfiguration`` (JSON)."""
+        record = self._call("sinks.create", lambda: self.client.events.v1.sinks.create(
+            description=description, sink_configuration=dict(configuration), sink_type="webhook"))
+        return self._sink(record)
+
+    def fetch_sink(self, sink_sid: str) -> dict[str, Any]:
+        """GET /v1/Sinks/{DG}."""
+        return self._sink(self._read("sinks.fetch", lambda: self.client.events.v1.sinks(sink_sid).fetch()))
+
+    def delete_sink(self, sink_sid: str) -> None:
+        """DELETE /v1/Sinks/{DG} (its subscriptions deleted first)."""
+        self._call("sinks.delete", lambda: self.client.events.v1.sinks(sink_sid).delete())
+
+    def test_sink(self, sink_sid: str) -> str | None:
+        """POST /v1/Sinks/{DG}/Test: Twilio sends the sink a test event; its ``result``."""
+        record = self._call("sinks.test", lambda: self.client.events.v1.sinks(sink_sid).sink_test.create())
+        return record.result
+
+    def validate_sink(self, sink_sid: str, test_id: str) -> str | None:
+        """POST /v1/Sinks/{DG}/Validate with ``TestId``, the id of a test event the sink received; its ``result``."""
+        record = self._call("sinks.validate", lambda: self.client.events.v1.sinks(sink_sid).sink_validate.create(
+            test_id=test_id))
+        return record.result
+
+    def list_subscriptions(self, sink_sid: str) -> list[dict[str, Any]]:
+        """GET /v1/Subscriptions?SinkSid=: ``sid``, ``description``, ``sink_sid``."""
+        records = self._read("subscriptions.list", lambda: self.client.events.v1.subscriptions.list(sink_sid=sink_sid))
+        return [{"sid": r.sid, "description": r.description, "sink_sid": r.sink_sid} for r in records]
+
+    def create_subscription(self, description: str, sink_sid: str, types: list[str]) -> str:
+        """POST /v1/Subscriptions with ``Description``, ``SinkSid`` and one ``Types`` value per type (``{"type"}``
+        as JSON: the schema version left to Twilio); its sid."""
+        record = self._call("subscriptions.create", lambda: self.client.events.v1.subscriptions.create(
+            description=description, sink_sid=sink_sid, types=[{"type": event_type} for event_type in types]))
+        return record.sid
+
+    def delete_subscription(self, subscription_sid: str) -> None:
+        """DELETE /v1/Subscriptions/{DF}."""
+        self._call("subscriptions.delete", lambda: self.client.events.v1.subscriptions(subscription_sid).delete())
+
+    def list_subscribed_events(self, subscription_sid: str) -> dict[str, int | None]:
+        """GET /v1/Subscriptions/{DF}/SubscribedEvents: each type and its schema version."""
+        events = self.client.events.v1.subscriptions(subscription_sid).subscribed_events
+        records = self._read("subscribed_events.list", lambda: events.list())
+        return {r.type: r.schema_version for r in records}
+
+    def add_subscribed_event(self, subscription_sid: str, event_type: str) -> None:
+        """POST /v1/Subscriptions/{DF}/SubscribedEvents with ``Type``."""
+        events = self.client.events.v1.subscriptions(subscription_sid).subscribed_events
+        self._call("subscribed_events.create", lambda: events.create(type=event_type))
+
+    def remove_subscribed_event(self, subscription_sid: str, event_type: str) -> None:
+        """DELETE /v1/Subscriptions/{DF}/SubscribedEvents/{Type}."""
+        events = self.client.events.v1.subscriptions(subscription_sid).subscribed_events
+        self._call("subscribed_events.delete", lambda: events(event_type).delete())
+
+    @staticmethod
+    def _sink(record) -> dict[str, Any]:
+        return {"sid": record.sid, "description": record.description, "sink_type": record.sink_type,
+                "status": record.status, "sink_configuration": _json_object(record.sink_configuration)}
+
     # ``baton live-check``: the temporary objects it creates on a real account, and what it reads to check them.
 
     def list_worker_channels(self, worker_sid: str) -> list[dict[str, Any]]:

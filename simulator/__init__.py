@@ -1,4 +1,4 @@
-"""A local, stateful Twilio simulator: TaskRouter, Flex Interactions, Conversations and IAM.
+"""A local, stateful Twilio simulator: TaskRouter, Flex Interactions, Conversations, IAM and Event Streams.
 
 ``Simulator`` wires the products together around one lock, one scaled clock and one webhook
 dispatcher, and serves them over HTTP under the ``TWILIO_API_BASE`` layout (see `simulator.server`)::
@@ -19,6 +19,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from simulator.agents import ScriptedAgents
 from simulator.conversations import Conversations
 from simulator.core import Clock, WebhookDispatcher
+from simulator.events import Events
 from simulator.faults import Faults
 from simulator.flex import Flex
 from simulator.iam import Iam
@@ -62,6 +63,7 @@ class Simulator:
         self.conversations = Conversations(account_sid, self.clock, self.dispatcher, self.profile)
         self.flex = Flex(account_sid, self.clock, self.taskrouter, self.conversations, self.profile)
         self.iam = Iam(account_sid, self.clock, self.profile)
+        self.events = Events(account_sid, auth_token, self.clock, self.dispatcher, self.taskrouter, self.profile)
         self.agents = ScriptedAgents(self.taskrouter, self.clock)
         self.requests = RequestLog()
         self.faults = Faults()

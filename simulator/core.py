@@ -168,6 +168,7 @@ class Delivery:
     """One webhook the simulator sent (or was told to drop), for tests to inspect.
 
     ``sent_at`` (epoch seconds) is when its POST began, after any jitter: where a reaction time starts.
+    ``events`` are the CloudEvents of an Event Streams delivery, a JSON body (its ``params`` are empty).
     """
 
     url: str
@@ -175,20 +176,35 @@ class Delivery:
     status: int | None
     dropped: bool = False
     sent_at: float | None = None
+    events: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """One queued webhook: a form to sign, or a JSON body its sender already signed (``headers``)."""
+
+    url: str
+    form: Mapping[str, str]
+    body: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    events: tuple[Mapping[str, Any], ...] = ()
+    on_answer: Callable[[int | None], None] | None = None
 
 
 class WebhookDispatcher:
-    """Posts signed, form-encoded webhooks from background threads, as Twilio does.
+    """Posts signed, form-encoded webhooks from background threads, as Twilio does; and JSON bodies
+    (Event Streams' batches of CloudEvents) that their sender signed.
 
     Several delivery threads run at once, so, as with Twilio, events can arrive out of order.
-    Fault injection: ``drop`` decides per webhook whether it is lost on the way; ``copies`` sends
-    each webhook that many times (Twilio retries), each copy after a random delay of up to
-    ``jitter_s`` seconds, which also shuffles their order.
+    Fault injection: ``drop`` decides per form webhook whether it is lost on the way (Event Streams
+    asks it per event, before batching); ``copies`` sends each webhook that many times (Twilio
+    retries), each copy after a random delay of up to ``jitter_s`` seconds, which also shuffles
+    their order.
     """
 
     def __init__(self, auth_token: str, threads: int = 4, timeout: float = 15.0):
         self._validator = RequestValidator(auth_token)
-        self._queue: queue.Queue[tuple[str, dict[str, str]] | None] = queue.Queue()
+        self._queue: queue.Queue[_Outgoing | None] = queue.Queue()
         self._timeout = timeout
         self._local = threading.local()
         self.drop: Callable[[str, Mapping[str, str]], bool] = lambda url, params: False
@@ -211,10 +227,20 @@ class WebhookDispatcher:
         """Queue a signed POST of ``params`` to ``url``; values are sent as strings."""
         form = {name: value if isinstance(value, str) else str(value)
                 for name, value in params.items() if value is not None}
+        self._put(_Outgoing(url, form))
+
+    def send_json(self, url: str, body: bytes, headers: Mapping[str, str],
+                  events: Sequence[Mapping[str, Any]] = (),
+                  on_answer: Callable[[int | None], None] | None = None) -> None:
+        """Queue a POST of the JSON ``body`` with ``headers`` (authorization and signature: the
+        sender's); ``on_answer`` is called with each copy's HTTP status (None: no answer)."""
+        self._put(_Outgoing(url, {}, body, dict(headers), tuple(events), on_answer))
+
+    def _put(self, outgoing: _Outgoing) -> None:
         with self._idle:
             self._pending += self.copies
         for _ in range(self.copies):
-            self._queue.put((url, form))
+            self._queue.put(outgoing)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every queued webhook has been sent; False on timeout."""
@@ -234,15 +260,20 @@ class WebhookDispatcher:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            url, form = item
             try:
-                self.deliveries.append(self._deliver(url, form))
+                delivery = self._deliver(item) if item.body is None else self._deliver_json(item)
+                self.deliveries.append(delivery)
+                if item.on_answer is not None:
+                    item.on_answer(delivery.status)
+            except Exception:  # a broken callback must not stop delivery
+                log.exception("webhook delivery to %s failed", item.url)
             finally:
                 with self._idle:
                     self._pending -= 1
                     self._idle.notify_all()
 
-    def _deliver(self, url: str, form: dict[str, str]) -> Delivery:
+    def _deliver(self, item: _Outgoing) -> Delivery:
+        url, form = item.url, item.form
         if self.jitter_s:
             time.sleep(random.uniform(0, self.jitter_s))
         if self.drop(url, form):
@@ -255,3 +286,15 @@ class WebhookDispatcher:
             log.warning("webhook to %s failed: %s", url, exc.__class__.__name__)
             return Delivery(url, form, None, sent_at=sent_at)
         return Delivery(url, form, response.status_code, sent_at=sent_at)
+
+    def _deliver_json(self, item: _Outgoing) -> Delivery:
+        if self.jitter_s:
+            time.sleep(random.uniform(0, self.jitter_s))
+        headers = {"Content-Type": "application/json", "User-Agent": "Twilio-Event-Streams/1.0", **item.headers}
+        sent_at = time.time()
+        try:
+            response = self._session().post(item.url, data=item.body, headers=headers, timeout=self._timeout)
+        except requests.RequestException as exc:
+            log.warning("webhook to %s failed: %s", item.url, exc.__class__.__name__)
+            return Delivery(item.url, {}, None, sent_at=sent_at, events=item.events)
+        return Delivery(item.url, {}, response.status_code, sent_at=sent_at, events=item.events)

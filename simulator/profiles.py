@@ -33,6 +33,18 @@ READINGS: dict[str, tuple[str, ...]] = {
     "conversations_webhooks": ("service_overrides", "both"),
     # IAM's answer to an invalid Flex token: 200 with ``valid: false`` ("ok_invalid"), or 401 ("http_401").
     "iam_invalid_token": ("ok_invalid", "http_401"),
+    # Event Streams' CloudEvents ``data`` for a TaskRouter event: an envelope whose ``payload`` holds the
+    # event's snake_case fields, as Twilio's event-type pages show ("envelope"), or those fields directly
+    # in ``data`` ("flat").
+    "event_streams_data": ("envelope", "flat"),
+    # X-Twilio-Signature on an Event Streams delivery: the JSON-body scheme of Twilio's webhook security
+    # page, a ``bodySHA256`` query parameter added to the URL and the URL signed ("body_sha256"); the URL
+    # followed by the raw body signed ("url_and_body"); or no signature at all ("none").
+    "event_streams_signature": ("body_sha256", "url_and_body", "none"),
+    # A new sink is active at once, its Validate always "valid", as the Sink Validate page now says
+    # ("active_at_once"); or it starts ``initialized`` and becomes active only once validated with the
+    # id of a test event it received, subscriptions refused until then ("test_and_validate").
+    "sink_validation": ("active_at_once", "test_and_validate"),
 }
 
 # Named profiles: the documented reading of everything, and the other reading of everything.
@@ -56,6 +68,9 @@ class Profile:
     invite_attributes: str = READINGS["invite_attributes"][0]
     conversations_webhooks: str = READINGS["conversations_webhooks"][0]
     iam_invalid_token: str = READINGS["iam_invalid_token"][0]
+    event_streams_data: str = READINGS["event_streams_data"][0]
+    event_streams_signature: str = READINGS["event_streams_signature"][0]
+    sink_validation: str = READINGS["sink_validation"][0]
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()

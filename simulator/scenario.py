@@ -11,6 +11,14 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from baton.eventstreams import (
+    SINK_DESCRIPTION,
+    SUBSCRIBED_TYPES,
+    SUBSCRIPTION_DESCRIPTION,
+    sink_credentials,
+    sink_url,
+    with_userinfo,
+)
 from baton.workflow import transfer_workflow_configuration
 from simulator import Simulator
 
@@ -112,12 +120,44 @@ def build_default_scenario(sim: Simulator) -> Scenario:
                     conversation)
 
 
-def connect_baton(sim: Simulator, scenario: Scenario, baton_url: str) -> None:
-    """Send the workspace's TaskRouter events and the Conversations post-event webhooks to Baton."""
-    sim.taskrouter.update_workspace(scenario.workspace_sid, event_callback_url=f"{baton_url}/webhooks/taskrouter")
+# How TaskRouter's events reach Baton: the workspace's callback, an Event Streams sink, or both at once.
+EVENT_PATHS = ("callback", "streams", "both")
+
+
+def connect_baton(sim: Simulator, scenario: Scenario, baton_url: str, events: str = "callback") -> None:
+    """Send the workspace's TaskRouter events (by ``events``, one of EVENT_PATHS) and the Conversations post-event
+    webhooks to Baton."""
+    route_taskrouter_events(sim, scenario, baton_url, events)
     sim.conversations.configure_webhooks(
         post_webhook_url=f"{baton_url}/webhooks/conversations",
         filters=["onMessageAdded", "onConversationStateUpdated", "onParticipantRemoved"])
+
+
+def route_taskrouter_events(sim: Simulator, scenario: Scenario, baton_url: str, events: str) -> None:
+    """TaskRouter's events to Baton by the workspace's callback, by an Event Streams sink with Baton's credentials
+    and a subscription to Baton's events (as ``baton setup --events streams`` leaves them), or both.
+
+    Baton's sink, when wanted and already there, is kept; when not wanted, it is deleted with its subscriptions.
+    """
+    if events not in EVENT_PATHS:
+        raise ValueError(f"events is one of {', '.join(EVENT_PATHS)}, not {events!r}")
+    callback = f"{baton_url}/webhooks/taskrouter" if events in ("callback", "both") else ""
+    sim.taskrouter.update_workspace(scenario.workspace_sid, event_callback_url=callback)
+    destination = with_userinfo(sink_url(baton_url), *sink_credentials(scenario.auth_token, baton_url))
+    streams = sim.events
+    with sim.lock:
+        ours = [sink for sink in streams.sinks.values()
+                if sink.sink_type == "webhook" and sink.configuration.get("destination") == destination]
+        if events == "callback":
+            for sink in ours:
+                for subscription in [s for s in streams.subscriptions.values() if s.sink_sid == sink.sid]:
+                    streams.delete_subscription(subscription.sid)
+                streams.delete_sink(sink.sid)
+        elif not ours:
+            sink = streams.create_sink(SINK_DESCRIPTION, "webhook",
+                                       {"destination": destination, "method": "POST", "batch_events": True})
+            streams.activate(sink.sid)  # what setup's test and validation do, when the profile asks for them
+            streams.create_subscription(SUBSCRIPTION_DESCRIPTION, sink.sid, [(t, None) for t in SUBSCRIBED_TYPES])
 
 
 def open_conversation(sim: Simulator, scenario: Scenario, agent: str, channel_type: str = "chat",

@@ -1,8 +1,8 @@
 """The simulator's HTTP face: Twilio's REST APIs under ``TWILIO_API_BASE``, and a control API.
 
-Layout: ``{base}/{product}/{path}``, product ``taskrouter``, ``conversations``, ``flex-api`` or
-``iam``, so ``https://conversations.twilio.com/v1/Conversations`` is served at
-``{base}/conversations/v1/Conversations``. For the three products Twilio describes in OpenAPI, a
+Layout: ``{base}/{product}/{path}``, product ``taskrouter``, ``conversations``, ``flex-api``,
+``events`` or ``iam``, so ``https://conversations.twilio.com/v1/Conversations`` is served at
+``{base}/conversations/v1/Conversations``. For the four products Twilio describes in OpenAPI, a
 request is authenticated (basic auth: account sid and auth token), matched and validated against
 the descriptions, handled by the product module under the simulator's lock, and answered in
 Twilio's shape. List answers are paged as Twilio pages them, with absolute URLs on Twilio's real
@@ -31,6 +31,9 @@ in another process:
   (all types when none are named); ``DELETE`` stops dropping; ``GET`` the setting
 - ``POST /_sim/webhooks/delivery`` ``{"copies"?, "jitter_s"?}`` sends every webhook ``copies`` times,
   each after up to ``jitter_s`` s; ``GET`` the setting
+- ``POST /_sim/events/delivery`` ``{"batch_window_s"?, "max_batch"?, "redeliver_after_s"?}`` sets how
+  Event Streams batches (real seconds, events) and whether every batch is sent once more that late
+  (``null``: not); ``GET`` the setting. Its duplicates, jitter and losses are ``/_sim/webhooks/…``'s.
 - ``GET /_sim/profile`` → ``{"switches", "profiles"}``: the reading in force of each ambiguous
   behaviour (`simulator.profiles`); ``PUT /_sim/profile`` ``{"name"?, "switches"?}`` starts from the
   named profile (else from the switches in force), sets those switches, answers like ``GET``
@@ -64,7 +67,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SPEC_PRODUCTS = ("taskrouter", "conversations", "flex-api")
+SPEC_PRODUCTS = ("taskrouter", "conversations", "flex-api", "events")
 
 DEFAULT_PAGE_SIZE = 50
 # Twilio's largest page per list operation, from the descriptions' PageSize maximum; a larger
@@ -147,6 +150,7 @@ class SimulatorApp:
             "taskrouter": simulator.taskrouter.handlers(),
             "conversations": simulator.conversations.handlers(),
             "flex-api": simulator.flex.handlers(),
+            "events": simulator.events.handlers(),
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -326,9 +330,11 @@ class SimulatorApp:
                     simulator.dispatcher.wait_idle()
                 return _json_response({"deliveries": [
                     {"url": d.url, "event_type": d.params.get("EventType"), "status": d.status,
-                     "dropped": d.dropped, "params": dict(d.params)}
+                     "dropped": d.dropped, "params": dict(d.params), "events": [dict(e) for e in d.events]}
                     for d in list(simulator.dispatcher.deliveries)
                 ]})
+            if path == "/events/delivery":
+                return self._events_delivery(request)
             if path == "/faults" or path.startswith("/faults/"):
                 return self._faults(request, path)
             if path in ("/webhooks/drop", "/webhooks/delivery"):
@@ -426,6 +432,25 @@ class SimulatorApp:
         elif method != "GET":
             return _json_response({"error": "use GET or POST"}, 405)
         return _json_response({"copies": dispatcher.copies, "jitter_s": dispatcher.jitter_s})
+
+    def _events_delivery(self, request: Request) -> Response:
+        events = self.simulator.events
+        if request.method == "POST":
+            body = _json_body(request)
+            if not isinstance(body, dict) or not set(body) <= {"batch_window_s", "max_batch", "redeliver_after_s"}:
+                raise ValueError('expected {"batch_window_s"?, "max_batch"?, "redeliver_after_s"?}')
+            window = float(body.get("batch_window_s", events.batch_window_s))
+            size = int(body.get("max_batch", events.max_batch))
+            late = body.get("redeliver_after_s", events.redeliver_after_s)
+            if window < 0 or size < 1 or (late is not None and float(late) < 0):
+                raise ValueError("batch_window_s and redeliver_after_s must not be negative, max_batch at least 1")
+            with self.simulator.lock:
+                events.batch_window_s, events.max_batch = window, size
+                events.redeliver_after_s = None if late is None else float(late)
+        elif request.method != "GET":
+            return _json_response({"error": "use GET or POST"}, 405)
+        return _json_response({"batch_window_s": events.batch_window_s, "max_batch": events.max_batch,
+                               "redeliver_after_s": events.redeliver_after_s})
 
     def _policy(self, request: Request, worker_sid: str) -> Response:
         agents = self.simulator.agents

@@ -13,7 +13,7 @@ import requests
 
 from baton.devstack import DevStack
 from baton.store import Store, connect_redis
-from simulator.scenario import AGENTS, open_conversation
+from simulator.scenario import AGENTS, open_conversation, route_taskrouter_events
 
 TIME_SCALE = 0.05
 ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef0123456789"
@@ -112,9 +112,43 @@ READINGS = {
     "alternate": ("alternate", 1),
 }
 
+# How TaskRouter's events reach Baton (simulator.scenario.EVENT_PATHS), paired with the readings rather than
+# multiplied by them: every reading through the workspace's callback; the documented and the alternate profile
+# (each plays one reading of every Event Streams switch: the shape of ``data``, the signature, the sink's
+# validation) through Event Streams only, queues reserving 3 being about routing, not delivery; and both paths
+# at once, under the documented profile, only for the tests marked ``both_event_paths``: those where an event
+# handled twice would show (duplicated and reordered deliveries, a refusal re-routed once).
+EVENT_RUNS = [(reading, "callback") for reading in READINGS] + [("documented", "streams"), ("alternate", "streams")]
+BOTH_PATHS_RUN = ("documented", "both")
+EVENT_PATH_NAMES = {"streams": "Event Streams only", "both": "callback and Event Streams"}
 
-@pytest.fixture(params=list(READINGS))
-def reading(request, stack):
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_event_paths: also run with TaskRouter's events coming both ways at once")
+
+
+def pytest_generate_tests(metafunc):
+    """Each test under the ``reading`` fixture runs once per EVENT_RUNS pair (and BOTH_PATHS_RUN if marked)."""
+    if "reading" not in metafunc.fixturenames:
+        return
+    runs = EVENT_RUNS + ([BOTH_PATHS_RUN] if metafunc.definition.get_closest_marker("both_event_paths") else [])
+    ids = [reading if events == "callback" else f"{reading}, {EVENT_PATH_NAMES[events]}" for reading, events in runs]
+    metafunc.parametrize(("reading", "events"), runs, ids=ids, indirect=True)
+
+
+@pytest.fixture
+def events(request, stack):
+    """TaskRouter's events to Baton by one path for one test (``callback`` unless parametrized); the callback alone
+    comes back afterwards."""
+    path = getattr(request, "param", "callback")
+    route_taskrouter_events(stack.simulator, stack.scenario, stack.web_url, path)
+    yield path
+    if path != "callback":
+        route_taskrouter_events(stack.simulator, stack.scenario, stack.web_url, "callback")
+
+
+@pytest.fixture
+def reading(request, stack, events):
     """Play one reading of Twilio's docs for one test; the documented one comes back afterwards."""
     profile, reserved = READINGS[request.param]
     sim, scenario = stack.simulator, stack.scenario

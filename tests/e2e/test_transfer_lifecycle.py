@@ -17,6 +17,23 @@ def events_of(stack, task_sid: str, event_type: str):
             if e.event_type == event_type and e.fields.get("TaskSid") == task_sid]
 
 
+def delivered(stack, task_sid: str, event_type: str) -> dict[str, list[dict]]:
+    """The deliveries of a task's event by each path: the callback's forms, and Event Streams' CloudEvents (the event
+    of each batch that carried it, whatever the reading of ``data``)."""
+    paths: dict[str, list[dict]] = {"callback": [], "streams": []}
+    for delivery in list(stack.simulator.dispatcher.deliveries):
+        if delivery.dropped:
+            continue
+        if delivery.params.get("TaskSid") == task_sid and delivery.params.get("EventType") == event_type:
+            paths["callback"].append(dict(delivery.params))
+        for event in delivery.events:
+            data = event.get("data") or {}
+            fields = data.get("payload", data)
+            if event.get("type") == "com.twilio.taskrouter." + event_type and fields.get("task_sid") == task_sid:
+                paths["streams"].append(fields)
+    return paths
+
+
 def invites_of(stack, conversation):
     return stack.simulator.requests.find("POST", f"/Channels/{conversation.channel_sid}/Invites")
 
@@ -71,6 +88,7 @@ def test_cold_transfer_to_an_agent_who_accepts(stack, baton, conversation):
 
 
 @under_every_reading
+@pytest.mark.both_event_paths
 def test_rejected_offer_goes_to_the_next_available_agent(stack, baton, conversation):
     """Bob rejects; the fallback queue offers it to Carol (Alice and Bob excluded), who accepts."""
     agents = stack.scenario.agents
@@ -185,8 +203,10 @@ def test_a_queue_offering_several_agents_at_once_completes_with_the_first_accept
 
 
 @under_every_reading
-def test_duplicated_and_reordered_webhooks_change_nothing(stack, baton, conversation):
-    """With every webhook delivered three times in shuffled order, the outcome is the same: one invite, one close."""
+@pytest.mark.both_event_paths
+def test_duplicated_and_reordered_webhooks_change_nothing(stack, baton, conversation, events):
+    """With every webhook (every Event Streams batch) delivered three times in shuffled order, by one path or both,
+    the outcome is the same: one invite, one close."""
     dispatcher = stack.simulator.dispatcher
     dispatcher.copies, dispatcher.jitter_s = 3, 0.03
     try:
@@ -200,11 +220,40 @@ def test_duplicated_and_reordered_webhooks_change_nothing(stack, baton, conversa
     assert offered_workers(transfer) == [agents["bob"], agents["carol"]]
     assert len(invites_of(stack, conversation)) == 1
     assert len(closes_of(stack, conversation)) == 1
-    deliveries = [d for d in dispatcher.deliveries
-                  if d.params.get("TaskSid") == transfer["new_task_sid"]
-                  and d.params.get("EventType") == "reservation.accepted"]
-    assert len(deliveries) == 3
-    assert json.loads(deliveries[0].params["TaskAttributes"])["transfer"]["id"] == transfer["id"]
+    paths = delivered(stack, transfer["new_task_sid"], "reservation.accepted")
+    assert {path: len(copies) for path, copies in paths.items()} == {
+        "callback": 3 if events in ("callback", "both") else 0, "streams": 3 if events in ("streams", "both") else 0}
+    attributes = [copy.get("TaskAttributes") or copy.get("task_attributes") for copy in paths["callback"] +
+                  paths["streams"]]
+    assert {json.loads(text)["transfer"]["id"] for text in attributes} == {transfer["id"]}
+
+
+@pytest.mark.parametrize("events", ["streams"], indirect=True)
+def test_batches_redelivered_late_change_nothing(stack, baton, conversation, events):
+    """Event Streams retries for hours: every batch comes once more a second later, after the transfer is over.
+    Each late copy is answered 200 and changes nothing: one invite, one close, the timeline as it was."""
+    streams = stack.simulator.events
+    streams.redeliver_after_s = 1.0
+    try:
+        agents = stack.scenario.agents
+        transfer = baton.wait(baton.transfer("alice", conversation.task_sid, agents["bob"]).json()["id"])
+
+        def copies() -> list[dict]:
+            return delivered(stack, transfer["new_task_sid"], "reservation.accepted")["streams"]
+
+        deadline = time.monotonic() + 5
+        while len(copies()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        streams.redeliver_after_s = None
+
+    assert transfer["status"] == "completed" and len(copies()) == 2
+    time.sleep(0.3)  # the worker would have had the late copies by now
+    assert baton.get(transfer["id"])["timeline"] == transfer["timeline"]
+    assert len(invites_of(stack, conversation)) == 1 and len(closes_of(stack, conversation)) == 1
+    late = [d for d in streams.deliveries() if any((e["data"].get("payload") or e["data"]).get("task_sid")
+                                                   == transfer["new_task_sid"] for e in d.events)]
+    assert late and all(d.status == 200 for d in late)
 
 
 def test_refused_requests_create_no_invite(stack, baton, conversation):

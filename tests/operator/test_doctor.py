@@ -121,7 +121,8 @@ def test_bad_credentials_are_named(config):
 
 
 def test_wrong_callback_url_is_named(stack, config):
-    """A workspace whose events go to another URL fails the callback check, naming that URL."""
+    """A workspace whose events go to another URL (and no Event Streams sink of Baton's) fails the callback check,
+    naming that URL, with both ways out."""
     sim, workspace_sid = stack.simulator, stack.scenario.workspace_sid
     ours = sim.taskrouter.workspace(workspace_sid).event_callback_url
     sim.taskrouter.update_workspace(workspace_sid, event_callback_url="https://old-baton.example.com/webhooks/taskrouter")
@@ -134,7 +135,8 @@ def test_wrong_callback_url_is_named(stack, config):
     (failure,) = failures(output)
     assert failure == ("FAIL the workspace's EventCallbackUrl points at this deployment: it is "
                        f"https://old-baton.example.com/webhooks/taskrouter, not {ours} — fix: run "
-                       "`baton setup --force` (it replaces what is there)")
+                       "`baton setup` (it adds an Event Streams sink and leaves the callback to that application), "
+                       "or `baton setup --events callback --force` to replace it")
 
 
 def test_workflow_differing_from_setup_is_named(stack, config):

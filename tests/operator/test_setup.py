@@ -8,19 +8,30 @@ from dataclasses import replace
 
 import pytest
 
-from baton import setup
+from baton import eventstreams, setup
 from baton.config import Config
 from baton.settings import Settings
 from baton.setup import (
     EVENTS_FILTER,
     NEW_EVERYONE_QUEUE,
+    NEW_SINK,
     AccountState,
+    ActivateSink,
+    AddSubscribedEvent,
     ApplyError,
     ConversationsWebhook,
     CreateQueue,
+    CreateSink,
+    CreateSubscription,
+    DeleteSink,
+    DeleteSubscription,
+    EventStreamsState,
     Queue,
+    RemoveSubscribedEvent,
     ServiceWebhook,
     SetupError,
+    StreamSink,
+    StreamSubscription,
     UpdateConversationsWebhook,
     UpdateServiceWebhook,
     UpdateWorkflow,
@@ -120,7 +131,8 @@ def test_plan_keeps_another_applications_pre_event_filters():
 
 def test_plan_refuses_another_applications_callback_and_hides_its_credentials():
     """A foreign callback URL becomes a refusal naming it, with user info and query values masked."""
-    plan = plan_setup(account(callback="https://user:secret@other.example.com/events?key=k3y"), deployment(), 30)
+    plan = plan_setup(account(callback="https://user:secret@other.example.com/events?key=k3y"), deployment(), 30,
+                      events="callback")
 
     (refusal,) = plan.refusals
     assert "https://***@other.example.com/events?key=***" in refusal
@@ -291,24 +303,27 @@ def test_dry_run_shows_the_changes_and_writes_nothing(sim, scenario, config):
 
 
 def test_foreign_callback_is_refused_without_force(sim, scenario, config):
-    """Another application's callback URL stops setup (status 2, the URL named) before any write."""
+    """With --events callback, another application's callback URL stops setup (status 2, the URL named) before any
+    write, and the refusal points to Event Streams."""
     sim.taskrouter.update_workspace(scenario.workspace_sid, event_callback_url="https://other.example.com/events")
     before = writes(sim)
 
-    status, output = setup_run(config)
+    status, output = setup_run(config, events="callback")
 
     assert status == 2
     assert writes(sim) == before
     assert ("refused: the workspace's EventCallbackUrl https://other.example.com/events is another application's"
             in output)
     assert sim.taskrouter.workspace(scenario.workspace_sid).event_callback_url == "https://other.example.com/events"
+    assert "or `baton setup --events streams` to leave the callback alone" in output
 
 
 def test_force_replaces_a_foreign_callback(sim, scenario, config):
-    """With --force the foreign callback URL is replaced by Baton's, and the output says what it was."""
+    """With --events callback --force the foreign callback URL is replaced by Baton's, and the output says what it
+    was."""
     sim.taskrouter.update_workspace(scenario.workspace_sid, event_callback_url="https://other.example.com/events")
 
-    status, output = setup_run(config, force=True)
+    status, output = setup_run(config, force=True, events="callback")
 
     assert status == 0
     assert sim.taskrouter.workspace(scenario.workspace_sid).event_callback_url == f"{BASE}/webhooks/taskrouter"
@@ -436,3 +451,165 @@ def test_force_puts_baton_on_the_service_webhook_where_events_go(sim, config, re
         "method": "POST", "filters": ["onConversationStateUpdated", "onMessageAdd", "onParticipantRemoved"]}
     assert lines(output_again, "changed: ") == []
     assert baton_hears_a_conversation_close(sim)
+
+
+# TaskRouter's events through Event Streams (--events streams, or auto when the callback is another application's)
+
+SINK = "DG" + "1" * 32
+SUBSCRIPTION = "DF" + "2" * 32
+TOKEN_SINK_DESTINATION = eventstreams.sink_destination(deployment())
+
+
+def streams_account(callback="https://crm.example.com/events", sinks=(), subscriptions=()) -> AccountState:
+    return replace(account(callback=callback), streams=EventStreamsState(tuple(sinks), tuple(subscriptions)))
+
+
+def ours(sid=SINK, status="active", destination=TOKEN_SINK_DESTINATION, method="POST") -> StreamSink:
+    return StreamSink(sid, status, destination, method, True)
+
+
+def streams_writes(plan) -> list:
+    return [w for w in plan.writes if type(w).__module__ == "baton.setup"
+            and type(w).__name__ in ("CreateSink", "ActivateSink", "CreateSubscription", "AddSubscribedEvent",
+                                     "RemoveSubscribedEvent", "DeleteSubscription", "DeleteSink")]
+
+
+def test_auto_goes_through_event_streams_when_the_callback_is_another_applications():
+    """No refusal, no write to the workspace: one sink with this deployment's credentials, activated, subscribed to
+    exactly Baton's events; the output shows no secret."""
+    plan = plan_setup(streams_account(), deployment(), 30)
+
+    assert plan.refusals == ()
+    assert not any(isinstance(w, UpdateWorkspace) for w in plan.writes)
+    assert streams_writes(plan) == [CreateSink(TOKEN_SINK_DESTINATION), ActivateSink(NEW_SINK),
+                                    CreateSubscription(NEW_SINK, eventstreams.SUBSCRIBED_TYPES)]
+    assert CreateSink(TOKEN_SINK_DESTINATION).configuration() == {
+        "destination": TOKEN_SINK_DESTINATION, "method": "POST", "batch_events": True}
+    assert any(note.startswith("events: through Event Streams (--events auto): the workspace's EventCallbackUrl "
+                               "https://crm.example.com/events is another application's") for note in plan.notes)
+    printed = "\n".join([*plan.notes, *(line for setting in plan.settings for line in setting.lines())])
+    assert "https://***@baton.example.com/webhooks/event-streams" in printed
+    assert eventstreams.userinfo(TOKEN_SINK_DESTINATION)[1] not in printed + repr(plan.writes[0].describe())
+
+
+@pytest.mark.parametrize("callback", [None, f"{BASE}/webhooks/taskrouter"])
+def test_auto_keeps_the_callback_when_no_other_application_uses_it(callback):
+    plan = plan_setup(streams_account(callback=callback), deployment(), 30)
+    assert streams_writes(plan) == []
+    assert any(note.startswith("events: through the workspace's EventCallbackUrl") for note in plan.notes)
+
+
+def test_auto_keeps_to_event_streams_once_baton_has_a_sink():
+    """A sink of Baton's (set up before) keeps auto on Event Streams, even with the callback free."""
+    subscription = StreamSubscription(SUBSCRIPTION, SINK, eventstreams.SUBSCRIBED_TYPES)
+    plan = plan_setup(streams_account(callback=None, sinks=[ours()], subscriptions=[subscription]), deployment(), 30)
+    assert not any(isinstance(w, UpdateWorkspace) for w in plan.writes) and streams_writes(plan) == []
+
+
+def test_a_sink_and_subscription_as_setup_leaves_them_need_no_write():
+    subscription = StreamSubscription(SUBSCRIPTION, SINK, tuple(reversed(eventstreams.SUBSCRIBED_TYPES)))
+    plan = plan_setup(streams_account(sinks=[ours()], subscriptions=[subscription]), deployment(), 30,
+                      events="streams")
+    assert streams_writes(plan) == []
+    assert not any(setting.changed for setting in plan.settings if "Event Streams" in setting.name)
+
+
+def test_the_subscription_gets_exactly_batons_types():
+    """Missing types are added before unwanted ones are removed (a subscription is never left empty)."""
+    types = (*eventstreams.SUBSCRIBED_TYPES[1:], "com.twilio.taskrouter.task.created")
+    plan = plan_setup(streams_account(sinks=[ours()], subscriptions=[StreamSubscription(SUBSCRIPTION, SINK, types)]),
+                      deployment(), 30, events="streams")
+    assert streams_writes(plan) == [AddSubscribedEvent(SUBSCRIPTION, eventstreams.SUBSCRIBED_TYPES[0]),
+                                    RemoveSubscribedEvent(SUBSCRIPTION, "com.twilio.taskrouter.task.created")]
+
+
+def test_an_inactive_sink_is_activated():
+    subscription = StreamSubscription(SUBSCRIPTION, SINK, eventstreams.SUBSCRIBED_TYPES)
+    plan = plan_setup(streams_account(sinks=[ours(status="initialized")], subscriptions=[subscription]),
+                      deployment(), 30, events="streams")
+    assert streams_writes(plan) == [ActivateSink(SINK)]
+
+
+def test_a_sink_with_other_credentials_is_replaced_after_its_successor_is_subscribed():
+    """Sinks cannot be changed: a new one with this deployment's credentials, subscribed, then the old subscription
+    and sink deleted, so that no event is missed meanwhile."""
+    stale = ours(destination="https://baton:old@baton.example.com/webhooks/event-streams")
+    subscription = StreamSubscription(SUBSCRIPTION, SINK, eventstreams.SUBSCRIBED_TYPES)
+    plan = plan_setup(streams_account(sinks=[stale], subscriptions=[subscription]), deployment(), 30,
+                      events="streams")
+    assert streams_writes(plan) == [CreateSink(TOKEN_SINK_DESTINATION), ActivateSink(NEW_SINK),
+                                    CreateSubscription(NEW_SINK, eventstreams.SUBSCRIBED_TYPES),
+                                    DeleteSubscription(SUBSCRIPTION), DeleteSink(SINK)]
+
+
+def test_an_unknown_events_mode_is_refused():
+    with pytest.raises(SetupError, match="--events"):
+        plan_setup(account(), deployment(), 30, events="kinesis")
+
+
+def baton_sinks(sim) -> list:
+    return [s for s in sim.events.sinks.values() if eventstreams.without_userinfo(
+        s.configuration["destination"]) == f"{BASE}/webhooks/event-streams"]
+
+
+def test_setup_adds_a_sink_beside_another_applications_callback_and_a_second_run_changes_nothing(sim, scenario,
+                                                                                                 config):
+    """The default (auto) with a foreign callback: a sink and a subscription of Baton's events; the callback stays;
+    a second run reports everything unchanged and writes nothing."""
+    sim.taskrouter.update_workspace(scenario.workspace_sid, event_callback_url="https://crm.example.com/events")
+
+    status, output = setup_run(config)
+    before = writes(sim)
+    status_again, output_again = setup_run(config)
+
+    assert (status, status_again) == (0, 0), output
+    workspace = sim.taskrouter.workspace(scenario.workspace_sid)
+    assert workspace.event_callback_url == "https://crm.example.com/events" and workspace.events_filter is None
+    (sink,) = baton_sinks(sim)
+    assert sink.status == "active"
+    assert sink.configuration == {"destination": eventstreams.sink_destination(config), "method": "POST",
+                                  "batch_events": True}
+    (subscription,) = sim.events.subscriptions.values()
+    assert subscription.sink_sid == sink.sid and tuple(subscription.types) == eventstreams.SUBSCRIBED_TYPES
+    assert f"changed: Event Streams sink: (none) → {sink.sid} https://***@baton.example.com/webhooks/" in output
+    assert writes(sim) == before and lines(output_again, "changed: ") == []
+    assert "done: everything was already set up" in output_again
+    assert eventstreams.userinfo(sink.configuration["destination"])[1] not in output + output_again
+
+
+def test_dry_run_with_event_streams_writes_nothing(sim, config):
+    before = writes(sim)
+    status, output = setup_run(config, dry_run=True, events="streams")
+    assert status == 0 and writes(sim) == before and sim.events.sinks == {}
+    assert "would change: Event Streams sink: (none) → (new sink) https://***@baton.example.com" in output
+    assert "would change: workspace" not in output
+
+
+def test_setup_replaces_a_sink_whose_credentials_are_no_longer_this_deployments(sim, scenario, config):
+    """After the auth token's rotation the sink's URL carries old credentials: setup makes a new sink and
+    subscription, then deletes the old ones; one sink and one subscription remain."""
+    setup_run(config, events="streams")
+    (old,) = baton_sinks(sim)
+    old.configuration["destination"] = eventstreams.with_userinfo(f"{BASE}/webhooks/event-streams", "baton", "old")
+
+    status, output = setup_run(config, events="streams")
+
+    assert status == 0, output
+    (new,) = baton_sinks(sim)
+    assert new.sid != old.sid and new.configuration["destination"] == eventstreams.sink_destination(config)
+    (subscription,) = sim.events.subscriptions.values()
+    assert subscription.sink_sid == new.sid
+
+
+def test_a_sink_whose_test_event_never_arrives_stops_setup_with_the_fix(sim, config, monkeypatch):
+    """Where sinks must be validated, no web process to receive the test event: status 1, the sink left
+    unsubscribed, and what to check."""
+    sim.profile.update(sink_validation="test_and_validate")
+    monkeypatch.setattr(setup, "SINK_TEST_WAIT_S", 0.3)
+
+    status, output = setup_run(config, events="streams")
+
+    assert status == 1
+    assert "did not reach Baton within 0.3 s: check that the web process runs at PUBLIC_BASE_URL" in output
+    assert "done before it: " in output and "create the Event Streams sink" in output
+    assert sim.events.subscriptions == {}
