@@ -93,7 +93,9 @@ def test_admin_switches_notes_and_watches_a_transfer_live(stack, api, page, slow
     expect(events).to_contain_text(["requested", "offered", re.compile(r"offer (rejected|ended)"), "offered",
                                     "accepted", "sender closed", "completed"])
     agents = page.locator(".timeline tbody tr", has=page.locator("td.event", has_text=re.compile(r"^offered$")))
-    expect(agents.locator("td.stack > code:first-child")).to_have_text([sids["bob"], sids["carol"]])
+    # TaskRouter may offer Bob the task again before it hears of the re-route: Baton refuses it, uncounted.
+    offered = agents.locator("td.stack > code:first-child").all_text_contents()
+    assert list(dict.fromkeys(offered)) == [sids["bob"], sids["carol"]]
     assert_not_reloaded(page)
     expect(page.locator("[data-live]")).to_have_text("Finished")
     page.screenshot(path=tmp_path / "admin.png", full_page=True)

@@ -41,6 +41,7 @@ ENDPOINTS = [
     ("PATCH", "/v1/settings"),
     ("POST", "/webhooks/taskrouter"),
     ("POST", "/webhooks/conversations"),
+    ("POST", "/webhooks/event-streams"),
     ("GET", "/admin/"),
     ("GET", "/admin/sign-in"),
     ("POST", "/admin/sign-in"),
