@@ -19,6 +19,9 @@ from workers.celery_app import create_celery
 # Twilio's largest webhook form (4 KiB of task attributes, worker attributes, …) fits with room to spare;
 # the API's largest body (a transfer request with 1000 characters of notes) is far smaller.
 MAX_BODY_BYTES = 64 * 1024
+# An Event Streams delivery is a batch of events, each with its task's and worker's attributes (up to
+# 4 KiB each): refusing a large batch would have Twilio retry it for hours.
+BODY_LIMITS = {"/webhooks/event-streams": 8 * 1024 * 1024}
 # Behind an https PUBLIC_BASE_URL, browsers keep to https for a year. Not for subdomains: those are the operator's.
 STRICT_TRANSPORT_SECURITY = "max-age=31536000"
 
@@ -66,8 +69,11 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _refuse_large_bodies() -> None:
-    """413 for a body announced larger than MAX_BODY_BYTES, even where the view would not read it."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+    """413 for a body announced larger than the path's limit (MAX_BODY_BYTES but for BODY_LIMITS), even
+    where the view would not read it."""
+    limit = BODY_LIMITS.get(request.path, MAX_BODY_BYTES)
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge()
 
 

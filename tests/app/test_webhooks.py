@@ -349,8 +349,6 @@ def test_a_batch_is_answered_well_within_the_sinks_five_seconds(post_stream, job
     assert len(jobs()) == 20
 
 
-@pytest.mark.xfail(strict=True, reason="app/__init__.py refuses every body over MAX_BODY_BYTES (64 KiB), and a sink's "
-                                       "batch can be larger: the limit must be raised for this path")
 def test_a_batch_over_64_kib_is_accepted(post_stream):
     """Event Streams batches carry each event's task and worker attributes: a batch can pass 64 KiB."""
     form = payload("taskrouter/reservation_created")
