@@ -11,12 +11,11 @@ import time
 
 import requests
 
+from baton.config import DEFAULT_REDIS_URL
 from baton.devstack import DevStack, StackError
 from simulator import Simulator
 from simulator.profiles import PROFILES
 from simulator.scenario import EVENT_PATHS, build_default_scenario, connect_baton
-
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 
 def _interruption() -> threading.Event:

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from redis.lock import Lock
 
@@ -30,7 +31,9 @@ from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, Twi
 log = logging.getLogger(__name__)
 
 MAX_ACTION_ATTEMPTS = 8
-MAX_RETRY_DELAY_S = 60.0
+# The longest backoff between two tries, of an action here and of a Celery task (workers.tasks); whole
+# seconds, as Celery's jittered backoff wants.
+MAX_RETRY_DELAY_S = 60
 MAX_RETRY_AFTER_S = 300.0
 # Re-routing reads the task, merges, and writes it back with If-Match; a task that changes under
 # us (TaskRouter re-offering it) is read again this many times before the attempt counts as failed.
@@ -114,6 +117,21 @@ class Outcome:
     retry_in: float | None = None
 
 
+@dataclass(frozen=True)
+class ActionTry:
+    """One try of the action at the head of a transfer's outbox: what its performer works with.
+
+    number: 1 for the first try; a later try of a once-only action first checks whether an earlier one went through.
+    lock: the transfer's lock, held by this run; renewed before each long step. It is passed along, never kept
+    on the engine, which one worker process shares between its threads.
+    """
+
+    transfer: t.Transfer
+    number: int
+    settings: Settings
+    lock: Lock
+
+
 class TransferEngine:
     """Applies events to transfers and performs the resulting actions."""
 
@@ -124,7 +142,6 @@ class TransferEngine:
         self.config = config
         self.clock = clock
         self.summarizer = summarizer_for(config)
-        self._lock: Lock | None = None  # the lock of the transfer being worked on, renewed between long steps
 
     # entry points (one per Celery task)
 
@@ -281,7 +298,6 @@ class TransferEngine:
             metrics.transfer_finished(after.status, after.mode, after.attempt)
 
     def _drain(self, record: Record, settings: Settings, lock: Lock) -> Outcome:
-        self._lock = lock
         while record.outbox:
             lock.reacquire()
             action = record.outbox[0]
@@ -292,7 +308,7 @@ class TransferEngine:
                 record = dataclasses.replace(record, head_attempts=attempts)
                 self.store.save(record)
             try:
-                follow_up = self._perform(action, record.transfer, attempts, settings)
+                follow_up = self._perform(action, ActionTry(record.transfer, attempts, settings, lock))
             except RetryableTwilioError as exc:
                 if attempts < MAX_ACTION_ATTEMPTS:
                     self.store.save(dataclasses.replace(record, head_attempts=attempts))
@@ -322,29 +338,31 @@ class TransferEngine:
 
     # actions
 
-    def _perform(self, action: t.Action, transfer: t.Transfer, attempts: int, settings: Settings) -> t.Event | None:
-        if isinstance(action, t.Prepare):
-            return self._prepare(transfer, settings)
-        if isinstance(action, t.CreateInvite):
-            return self._create_invite(action, transfer, look_first=attempts > 1)
-        if isinstance(action, t.Reroute):
-            return self._reroute(action, transfer)
-        if isinstance(action, t.RejectReservation):
-            return self._tolerating_gone(lambda: self.gateway.update_reservation(
-                transfer.new_task_sid, action.reservation_sid, "rejected"))
-        if isinstance(action, t.CloseSender):
-            if attempts == 1 or self._sender_task_open(transfer):
-                self._tolerating_gone(lambda: self.gateway.close_channel_participant(
-                    transfer.interaction_sid, transfer.channel_sid, transfer.sender_participant_sid, action.status))
-            return t.SenderClosed()
-        if isinstance(action, t.CancelNewTask):
-            return self._tolerating_gone(lambda: self.gateway.cancel_task(transfer.new_task_sid, action.reason))
-        if isinstance(action, t.NotifyCustomer):
-            if attempts == 1 or not self._notice_posted(transfer):
-                self.gateway.post_message(transfer.conversation_sid, action.text,
-                                          {"baton": {"transfer_id": transfer.id}})
-            return None
-        raise TypeError(f"unknown action {action!r}")
+    def _perform(self, action: t.Action, attempt: ActionTry) -> t.Event | None:
+        """Carry out ``action`` through its type's performer (``PERFORMERS``); the event it leads to, if any."""
+        return self.PERFORMERS[type(action)](self, action, attempt)
+
+    def _reject_reservation(self, action: t.RejectReservation, attempt: ActionTry) -> None:
+        new_task_sid = attempt.transfer.new_task_sid
+        return self._tolerating_gone(lambda: self.gateway.update_reservation(
+            new_task_sid, action.reservation_sid, "rejected"))
+
+    def _close_sender(self, action: t.CloseSender, attempt: ActionTry) -> t.Event:
+        transfer = attempt.transfer
+        if attempt.number == 1 or self._sender_task_open(transfer):
+            self._tolerating_gone(lambda: self.gateway.close_channel_participant(
+                transfer.interaction_sid, transfer.channel_sid, transfer.sender_participant_sid, action.status))
+        return t.SenderClosed()
+
+    def _cancel_new_task(self, action: t.CancelNewTask, attempt: ActionTry) -> None:
+        new_task_sid = attempt.transfer.new_task_sid
+        return self._tolerating_gone(lambda: self.gateway.cancel_task(new_task_sid, action.reason))
+
+    def _notify_customer(self, action: t.NotifyCustomer, attempt: ActionTry) -> None:
+        transfer = attempt.transfer
+        if attempt.number == 1 or not self._notice_posted(transfer):
+            self.gateway.post_message(transfer.conversation_sid, action.text, {"baton": {"transfer_id": transfer.id}})
+        return None
 
     def _notice_posted(self, transfer: t.Transfer) -> bool:
         """Whether this transfer's notice is among the newest messages (a try before went through)."""
@@ -361,7 +379,8 @@ class TransferEngine:
         except PermanentTwilioError:
             return False
 
-    def _prepare(self, transfer: t.Transfer, settings: Settings) -> t.Event:
+    def _prepare(self, action: t.Prepare, attempt: ActionTry) -> t.Event:
+        transfer, settings = attempt.transfer, attempt.settings
         task = self.gateway.fetch_task(transfer.from_task_sid)
         interaction_sid = task.attributes.get("flexInteractionSid")
         channel_sid = task.attributes.get("flexInteractionChannelSid")
@@ -384,13 +403,13 @@ class TransferEngine:
         customers = tuple(p.sid for p in participants if p.identity not in agent_identities.values())
         previous = task.attributes.get("transfer") if isinstance(task.attributes.get("transfer"), dict) else {}
         earlier = previous.get("earlier_transfers", 0) + 1 if previous.get("id") else 0
-        self._lock.reacquire()
+        attempt.lock.reacquire()
         context = collect_context(
             self.gateway, conversation_sid, channel=task.task_channel_unique_name or "", participants=participants,
             agent_identities=set(agent_identities.values()), redact_pii=settings.redact_pii,
             earlier_transfers=earlier) if conversation_sid else None
         # Last, so that a Twilio error above never makes the LLM summarize twice.
-        self._lock.reacquire()
+        attempt.lock.reacquire()
         summary = self.summarizer.summarize(context, notes=transfer.notes) if (
             context is not None and transfer.summary_requested) else None
         return t.Prepared(
@@ -413,8 +432,9 @@ class TransferEngine:
             summary_fallback=summary.fallback_reason if summary else None,
         )
 
-    def _create_invite(self, action: t.CreateInvite, transfer: t.Transfer, look_first: bool) -> t.Event:
-        if look_first:
+    def _create_invite(self, action: t.CreateInvite, attempt: ActionTry) -> t.Event:
+        transfer = attempt.transfer
+        if attempt.number > 1:
             for invite in self.gateway.list_invites(transfer.interaction_sid, transfer.channel_sid):
                 if (invite.task_attributes.get("transfer") or {}).get("id") == transfer.id:
                     return t.InviteCreated(invite.sid, invite.task_sid)
@@ -426,7 +446,8 @@ class TransferEngine:
         })
         return t.InviteCreated(invite.sid, invite.task_sid)
 
-    def _reroute(self, action: t.Reroute, transfer: t.Transfer) -> None:
+    def _reroute(self, action: t.Reroute, attempt: ActionTry) -> None:
+        transfer = attempt.transfer
         for _ in range(REROUTE_TRIES):
             task = self.gateway.fetch_task(transfer.new_task_sid)
             if task.assignment_status not in ROUTABLE_TASK_STATES:
@@ -457,4 +478,16 @@ class TransferEngine:
                 raise
             log.info("%s: already done or gone (%s %s)", exc.endpoint, exc.status, exc.code)
         return None
+
+    # The one place an action type meets its performer (a test checks that every type of transfers.Action has one).
+    # A performer takes the action and its try, and returns what the state machine learns from it, if anything.
+    PERFORMERS: ClassVar[Mapping[type, Callable[[TransferEngine, Any, ActionTry], t.Event | None]]] = {
+        t.Prepare: _prepare,
+        t.CreateInvite: _create_invite,
+        t.Reroute: _reroute,
+        t.RejectReservation: _reject_reservation,
+        t.CloseSender: _close_sender,
+        t.CancelNewTask: _cancel_new_task,
+        t.NotifyCustomer: _notify_customer,
+    }
 

@@ -37,7 +37,6 @@ REQUEST_ID_HEADER = "baton_request_id"
 VISIBILITY_TIMEOUT_S = 3600
 TASK_TIME_LIMIT_S = 120
 TASK_SOFT_TIME_LIMIT_S = 90
-MAX_RETRY_DELAY_S = 300
 # On Redis, kombu keeps one list per priority step and serves the lowest number first; messages
 # without a priority go to the first. A new transfer waits behind the events of the transfers under
 # way: past capacity, offers in progress are still re-routed in time and transfers keep completing at

@@ -14,7 +14,7 @@ import time
 import redis
 from celery import Task, shared_task
 
-from baton.engine import Outcome, TransferEngine
+from baton.engine import MAX_RETRY_DELAY_S, Outcome, TransferEngine
 from baton.store import Store
 from baton.twilio_gateway import TwilioGateway
 from workers.celery_app import (
@@ -31,8 +31,8 @@ from workers.celery_app import (
     send_job,
 )
 
-RETRY_POLICY = dict(autoretry_for=(redis.RedisError,), retry_backoff=True, retry_backoff_max=60, retry_jitter=True,
-                    max_retries=20, bind=True)
+RETRY_POLICY = dict(autoretry_for=(redis.RedisError,), retry_backoff=True, retry_backoff_max=MAX_RETRY_DELAY_S,
+                    retry_jitter=True, max_retries=20, bind=True)
 
 
 @functools.cache

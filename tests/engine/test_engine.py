@@ -5,19 +5,25 @@ A gateway subclass injects the failures; everything else is the real thing.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
+import threading
 import time
+import typing
 
 import pytest
 
 from baton import transfers as t
 from baton.config import Config
-from baton.engine import MAX_ACTION_ATTEMPTS, TransferEngine, retry_delay
+from baton.engine import MAX_ACTION_ATTEMPTS, MAX_RETRY_AFTER_S, MAX_RETRY_DELAY_S, TransferEngine, retry_delay
 from baton.settings import Settings
 from baton.store import Record, Store, connect_redis
 from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioGateway, build_twilio_client
 from simulator import Simulator
 from simulator.scenario import build_default_scenario, open_conversation
+from workers.celery_app import VISIBILITY_TIMEOUT_S
+from workers.tasks import RETRY_POLICY
 
 
 class Crash(BaseException):
@@ -176,6 +182,13 @@ def test_retry_delay_backs_off_with_jitter_and_honours_retry_after():
     assert retry_delay(1, 10_000.0) == 300.0
 
 
+def test_the_tasks_back_off_no_longer_than_the_engine_and_far_within_the_visibility_timeout():
+    """One cap on backoff for the engine's actions and the Celery tasks, and no retry waits near the visibility
+    timeout (which would deliver the message again while it waits)."""
+    assert RETRY_POLICY["retry_backoff_max"] == MAX_RETRY_DELAY_S == 60
+    assert max(MAX_RETRY_DELAY_S, MAX_RETRY_AFTER_S) * 10 <= VISIBILITY_TIMEOUT_S
+
+
 def test_a_long_conversation_costs_no_more_requests_than_a_short_one(world):
     """Transferring a 100,000-message conversation reads at most 2 pages, and the context is its newest messages."""
     sim, scenario, store, _, engine = world
@@ -247,12 +260,72 @@ def test_a_customer_notice_that_cannot_be_posted_never_stops_the_transfer(world)
 
 
 def test_every_action_type_says_its_name_and_whether_its_failure_fails_the_transfer():
-    """Each action the state machine can ask for describes itself; the engine performs every one of them."""
+    """Each action the state machine can ask for describes itself."""
     for action_type in t.ACTION_TYPES.values():
         assert action_type.name and isinstance(action_type.once_only, bool)
         assert isinstance(action_type.fails_transfer, bool)
     assert {name for name, cls in t.ACTION_TYPES.items() if cls.once_only} == {
         "CreateInvite", "CloseSender", "NotifyCustomer"}
+
+
+def test_every_action_type_has_a_performer_in_the_engines_one_table():
+    """Every action type of the state machine (the Action union, every class with action traits, the registry the
+    store reads outboxes with) has a performer in the engine's dispatch table, and the table names nothing else."""
+    declared = set(typing.get_args(t.Action))
+    assert declared == set(t._ActionTraits.__subclasses__()) == set(t.ACTION_TYPES.values())
+    assert set(TransferEngine.PERFORMERS) == declared
+    assert all(callable(performer) for performer in TransferEngine.PERFORMERS.values())
+
+
+class LockRecordingStore(Store):
+    """The real store, noting each renewal of a transfer's lock: (the renewing thread's name, whose lock it is)."""
+
+    def __init__(self, client):
+        super().__init__(client)
+        self.renewals: list[tuple[str, str]] = []
+
+    @contextlib.contextmanager
+    def lock(self, transfer_id):
+        with super().lock(transfer_id) as lock:
+            renew = lock.reacquire
+
+            def recorded_renewal():
+                self.renewals.append((threading.current_thread().name, transfer_id))
+                return renew()
+
+            lock.reacquire = recorded_renewal
+            yield lock
+
+
+def test_one_engine_on_two_threads_renews_each_transfers_own_lock(world):
+    """Two transfers prepared at once by one engine on two threads (a worker's thread pool): each thread renews
+    only its own transfer's lock, and both transfers go on to routing."""
+    sim, scenario, _, gateway, engine = world
+    store = LockRecordingStore(engine.store.redis)
+    engine.store = store
+    conversations = [open_conversation(sim, scenario, "alice") for _ in range(2)]
+    transfer_ids = [request_transfer(store, conversation, scenario.agents["carol"]) for conversation in conversations]
+    # Both threads are inside their transfer's preparation, each holding its lock, before either renews it.
+    both_preparing = threading.Barrier(2, timeout=10)
+    fetch_task = gateway.fetch_task
+
+    def fetch_task_once_both_prepare(task_sid, *args, **kwargs):
+        if task_sid in {conversation.task_sid for conversation in conversations}:
+            both_preparing.wait()
+        return fetch_task(task_sid, *args, **kwargs)
+
+    gateway.fetch_task = fetch_task_once_both_prepare
+    with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="worker") as pool:
+        runs = {transfer_id: pool.submit(engine.run, transfer_id) for transfer_id in transfer_ids}
+        outcomes = {transfer_id: run.result(timeout=30) for transfer_id, run in runs.items()}
+
+    assert all(outcome.retry_in is None for outcome in outcomes.values())
+    assert [store.load(transfer_id).transfer.status for transfer_id in transfer_ids] == [t.ROUTING, t.ROUTING]
+    threads_of = {transfer_id: {thread for thread, renewed in store.renewals if renewed == transfer_id}
+                  for transfer_id in transfer_ids}
+    assert all(len(threads) == 1 for threads in threads_of.values())
+    assert threads_of[transfer_ids[0]] != threads_of[transfer_ids[1]]
+    assert len([renewal for renewal in store.renewals if renewal[1] == transfer_ids[0]]) >= 3
 
 
 def test_an_event_for_another_task_before_the_invite_is_known_never_moves_the_transfer(world):
