@@ -42,11 +42,17 @@ def config(stack) -> Config:
                     fallback_queue_sid=scenario.queues["support"], public_base_url=stack.web_url,
                     twilio_api_base=sim.url, redis_url=stack.redis_url)
     assert run_setup(config, out=io.StringIO()) == 0
-    store, deadline = Store.from_config(config), time.monotonic() + 15
-    while store.last_deadline_sweep() is None:  # beat's first sweep comes DEADLINE_SWEEP_S after it starts
+    wait_for_a_sweep(Store.from_config(config), since=0.0)
+    return config
+
+
+def wait_for_a_sweep(store: Store, since: float) -> None:
+    """Wait until beat has swept the deadlines after ``since`` (its first sweep comes DEADLINE_SWEEP_S after it
+    starts)."""
+    deadline = time.monotonic() + 15
+    while (store.last_deadline_sweep() or 0.0) <= since:
         assert time.monotonic() < deadline, "beat never swept the deadlines"
         time.sleep(0.1)
-    return config
 
 
 def doctor(config: Config) -> tuple[int, str]:
@@ -262,14 +268,24 @@ def test_no_worker_is_named(config, redis_url):
     assert "skip beat sweeps the transfers' deadlines: needs a worker answers a ping" in output
 
 
-def test_beat_not_running_is_named(stack, config):
-    """With beat stopped, its sweep of the deadlines goes silent and doctor says to start exactly one beat."""
+@pytest.fixture
+def beat_stopped(stack, config):
+    """Beat killed for one test; afterwards it runs again and has swept, so no later test finds a stale sweep."""
+    store = Store.from_config(config)
     stack.kill("beat")
     try:
-        Store.from_config(config).redis.set("baton:deadlines:swept", time.time() - 100)
-        status, output = doctor(config)
+        yield store
     finally:
+        relaunched = time.time()
         stack.launch("beat")
+        wait_for_a_sweep(store, since=relaunched)
+
+
+def test_beat_not_running_is_named(beat_stopped, config):
+    """With beat stopped, its sweep of the deadlines goes silent and doctor says to start exactly one beat."""
+    beat_stopped.redis.set("baton:deadlines:swept", time.time() - 100)
+
+    status, output = doctor(config)
 
     assert status == 1
     (failure,) = failures(output)
