@@ -24,6 +24,7 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -47,8 +48,9 @@ from flask.blueprints import BlueprintSetupState
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from marshmallow import ValidationError, validate
 
-from app import current_config, current_store
+from app import current_config, current_gateway, current_store
 from app.auth import client_address
+from baton.names import names_of, sids_of
 from baton.settings import CLOSE_SENDER_ON, Settings, SettingsSchema, validated_settings
 from baton.transfers import PENDING_STATES, TimelineEntry, Transfer
 
@@ -110,7 +112,7 @@ class AdminOnlySessions(SecureCookieSessionInterface):
 
 @dataclass(frozen=True)
 class SettingField:
-    """One setting on the form: ``name`` is the Settings field; ``kind`` "switch", "number" or "select"."""
+    """One setting on the form: ``name`` is the Settings field; ``kind`` "switch", "number", "text" or "select"."""
 
     name: str
     label: str
@@ -145,16 +147,23 @@ SETTINGS_SECTIONS: tuple[tuple[str, tuple[SettingField, ...]], ...] = (
         SettingField("redact_pii", "Redact PII",
                      "Card numbers, security codes and SSNs are redacted from every copy Baton makes.", "switch"),
     )),
+    ("The customer", (
+        SettingField("customer_notice_enabled", "Customer notice",
+                     "Post a message into the conversation when a transfer starts, so the customer knows someone "
+                     "else is coming.", "switch"),
+        SettingField("customer_notice_text", "Notice text",
+                     "What the customer reads (SMS and WhatsApp customers receive it as a message).", "text"),
+    )),
 )
 SETTING_FIELDS = {field.name: field for _, fields in SETTINGS_SECTIONS for field in fields}
 CLOSE_SENDER_LABELS = {"accepted": "an agent accepts", "queued": "it enters the queue"}
 
 
 def _input_range(name: str) -> dict[str, int]:
-    """The min and max of a number setting, as its schema validates them."""
+    """The min and max of a number setting, or of a text setting's length, as its schema validates them."""
     bounds: dict[str, int] = {}
     for validator in SettingsSchema().fields[name].validators:
-        if isinstance(validator, validate.Range):
+        if isinstance(validator, (validate.Range, validate.Length)):
             bounds.update({key: value for key, value in (("min", validator.min), ("max", validator.max))
                            if value is not None})
     return bounds
@@ -364,7 +373,7 @@ def settings():
             return redirect(url_for("admin.settings"))
     page = render_template("admin/settings.html", sections=SETTINGS_SECTIONS, values=values, errors=errors,
                            ranges={name: _input_range(name) for name, field in SETTING_FIELDS.items()
-                                   if field.kind == "number"},
+                                   if field.kind in ("number", "text")},
                            choices=[(choice, CLOSE_SENDER_LABELS.get(choice, choice)) for choice in CLOSE_SENDER_ON])
     return page, 422 if errors else 200
 
@@ -402,16 +411,18 @@ def transfers_json():
 def transfer(transfer_id: str):
     """One transfer: its details and its whole timeline, refreshed live until it is over."""
     found = _transfer(transfer_id)
-    return render_template("admin/transfer.html", transfer=found, details=transfer_details(found),
-                           timeline=timeline_rows(found), final=found.is_final,
+    names = _names(sids_of(found))
+    return render_template("admin/transfer.html", transfer=found, details=transfer_details(found, names),
+                           timeline=timeline_rows(found, names), final=found.is_final,
                            poll_url=url_for("admin.transfer_json", transfer_id=found.id), poll_ms=POLL_INTERVAL_MS)
 
 
 @blueprint.get("/transfers/<transfer_id>.json")
 def transfer_json(transfer_id: str):
     found = _transfer(transfer_id)
-    return jsonify(details=transfer_details(found), timeline=timeline_rows(found), final=found.is_final,
-                   now=_clock(time.time()))
+    names = _names(sids_of(found))
+    return jsonify(details=transfer_details(found, names), timeline=timeline_rows(found, names),
+                   final=found.is_final, now=_clock(time.time()))
 
 
 def _transfer(transfer_id: str) -> Transfer:
@@ -422,7 +433,13 @@ def _transfer(transfer_id: str) -> Transfer:
 
 
 def _rows(status: str) -> list[dict[str, Any]]:
-    return [transfer_row(t) for t in current_store().recent_transfers(RECENT_LIMIT, STATUS_FILTERS.get(status))]
+    recent = current_store().recent_transfers(RECENT_LIMIT, STATUS_FILTERS.get(status))
+    names = _names(sid for transfer in recent for sid in (transfer.from_worker_sid, transfer.target_sid))
+    return [transfer_row(transfer, names) for transfer in recent]
+
+
+def _names(sids: Iterable[str]) -> dict[str, str]:
+    return names_of(sids, current_store(), current_gateway())
 
 
 # What the pages show of a transfer. Rendered by the templates and, refreshed, by admin.js: one shape for both.
@@ -438,8 +455,8 @@ def time_to_accept(transfer: Transfer) -> float | None:
     return None if accepted is None else max(0.0, accepted - requested)
 
 
-def transfer_row(transfer: Transfer) -> dict[str, Any]:
-    """A transfer as a line of the list."""
+def transfer_row(transfer: Transfer, names: Mapping[str, str]) -> dict[str, Any]:
+    """A transfer as a line of the list: agents, queues and workflows by name where TaskRouter gave one."""
     accept = time_to_accept(transfer)
     return {
         "id": transfer.id,
@@ -448,8 +465,10 @@ def transfer_row(transfer: Transfer) -> dict[str, Any]:
         "status": transfer.status,
         "updated": _clock(transfer.updated_at),
         "updated_full": _timestamp(transfer.updated_at),
-        "from": transfer.from_worker_sid,
-        "to": transfer.target_sid,
+        "from": names.get(transfer.from_worker_sid, transfer.from_worker_sid),
+        "from_sid": transfer.from_worker_sid,
+        "to": names.get(transfer.target_sid, transfer.target_sid),
+        "to_sid": transfer.target_sid,
         "to_type": TARGET_LABELS.get(transfer.target_type, transfer.target_type),
         "mode": transfer.mode,
         "attempts": str(transfer.attempt),
@@ -457,21 +476,22 @@ def transfer_row(transfer: Transfer) -> dict[str, Any]:
     }
 
 
-def transfer_details(transfer: Transfer) -> dict[str, Any]:
-    """The transfer's fields for its page. Agents are shown by worker sid: Baton does not know their names."""
+def transfer_details(transfer: Transfer, names: Mapping[str, str]) -> dict[str, Any]:
+    """The transfer's fields for its page: agents, queues and workflows by name and sid."""
     failure = " ".join(str(part) for part in (transfer.failure_reason, transfer.failure_code and
                                               f"(Twilio error {transfer.failure_code})") if part)
     accept = time_to_accept(transfer)
     return {
         "status": transfer.status,
         "mode": transfer.mode,
-        "from_worker": transfer.from_worker_sid,
+        "from_worker": _named(transfer.from_worker_sid, names),
         "from_task": transfer.from_task_sid,
-        "to": f"{TARGET_LABELS.get(transfer.target_type, transfer.target_type)} {transfer.target_sid}",
-        "route": " ".join(part for part in (transfer.route, transfer.queue_sid) if part) or "—",
+        "to": f"{TARGET_LABELS.get(transfer.target_type, transfer.target_type)} {_named(transfer.target_sid, names)}",
+        "route": " ".join(part for part in (transfer.route, transfer.queue_sid and _named(transfer.queue_sid, names))
+                          if part) or "—",
         "new_task": transfer.new_task_sid or "—",
         "attempts": str(transfer.attempt),
-        "accepted_by": transfer.accepted_worker_sid or "—",
+        "accepted_by": _named(transfer.accepted_worker_sid, names) if transfer.accepted_worker_sid else "—",
         "time_to_accept": "—" if accept is None else _duration(accept),
         "conversation": transfer.conversation_sid or "—",
         "requested": _timestamp(transfer.created_at),
@@ -482,12 +502,17 @@ def transfer_details(transfer: Transfer) -> dict[str, Any]:
     }
 
 
-def timeline_rows(transfer: Transfer) -> list[dict[str, str]]:
+def timeline_rows(transfer: Transfer, names: Mapping[str, str]) -> list[dict[str, str]]:
     """The timeline, one row per entry, with the time since the request."""
-    return [_timeline_row(entry, transfer.created_at) for entry in transfer.timeline]
+    return [_timeline_row(entry, transfer.created_at, names) for entry in transfer.timeline]
 
 
-def _timeline_row(entry: TimelineEntry, start: float) -> dict[str, str]:
+def _named(sid: str, names: Mapping[str, str]) -> str:
+    """The name and the sid, as in "Carol (WK…)", when TaskRouter gave a name; else the sid."""
+    return f"{names[sid]} ({sid})" if sid in names else sid
+
+
+def _timeline_row(entry: TimelineEntry, start: float, names: Mapping[str, str]) -> dict[str, str]:
     detail = " ".join(part for part in (entry.reason, entry.code is not None and f"(error {entry.code})") if part)
     return {
         "time": _clock(entry.at),
@@ -495,7 +520,8 @@ def _timeline_row(entry: TimelineEntry, start: float) -> dict[str, str]:
         "elapsed": f"+{_duration(max(0.0, entry.at - start))}",
         "event": entry.event,
         "state": entry.state,
-        "agent": entry.worker_sid or "",
+        "agent": names.get(entry.worker_sid, entry.worker_sid) if entry.worker_sid else "",
+        "agent_sid": entry.worker_sid or "",
         "reservation": entry.reservation_sid or "",
         "detail": detail,
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from app import current_celery, current_config, current_gateway, current_store
 from app.auth import Caller, authenticate, authenticate_admin, limit_rate
 from app.errors import ApiError
 from app.schemas import (
+    MAX_NOTES,
     TransferQuerySchema,
     TransferRequestSchema,
     TransferSchema,
@@ -30,6 +32,7 @@ from app.schemas import (
     load_object,
 )
 from baton import logs
+from baton.names import names_of, sids_of, workflows
 from baton.redaction import redact
 from baton.settings import Settings, SettingsSchema, validated_settings
 from baton.store import Record
@@ -44,9 +47,10 @@ from baton.transfers import (
     start,
     target_type_of,
 )
-from baton.twilio_gateway import PermanentTwilioError, TaskSnapshot
+from baton.twilio_gateway import PermanentTwilioError, TaskSnapshot, TwilioError
 from workers.celery_app import CANCEL_TRANSFER, LEAVE_TRANSFER, NEW_TRANSFER_PRIORITY, RUN_TRANSFER, send_job
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("api", __name__, url_prefix="/v1")
 
 # Reservation statuses of the agent who holds a task, and may transfer it.
@@ -91,11 +95,9 @@ def create_transfer():
     if created.conflict:
         raise ApiError(409, "transfer_in_progress",
                        f"Task {task_sid} already has a transfer in progress: {created.transfer.id}")
-    if created.new:
-        send_job(current_celery(), RUN_TRANSFER, transfer.id, priority=NEW_TRANSFER_PRIORITY)
-    elif created.transfer.status == REQUESTED:
-        # The first request may have been stored but not enqueued (broker away: it got a 503);
-        # running a transfer is idempotent, so the replay enqueues it again.
+    # A replay of a transfer still requested enqueues it again: the first request may have been stored but
+    # not enqueued (broker away: it got a 503), and running a transfer is idempotent.
+    if created.new or created.transfer.status == REQUESTED:
         send_job(current_celery(), RUN_TRANSFER, created.transfer.id, priority=NEW_TRANSFER_PRIORITY)
     # A replay answers exactly as the first request did.
     return _answer(created.transfer, 202, {"Location": f"/v1/transfers/{created.transfer.id}"})
@@ -118,7 +120,23 @@ def list_transfers():
     query = load_object(_query_schema, request.args)
     transfers = [transfer for transfer in current_store().transfers_of_task(query["task_sid"])
                  if _may_read(caller, transfer)]
-    return jsonify(transfers=_transfer_schema.dump(transfers, many=True))
+    names = names_of([sid for transfer in transfers for sid in sids_of(transfer)], current_store(), current_gateway())
+    return jsonify(transfers=[_with_names(transfer, names) for transfer in transfers])
+
+
+@blueprint.get("/transfer-options")
+def transfer_options():
+    """What an agent's transfer form may offer: the administrator's switches (read-only) and the workflows."""
+    authenticate()
+    settings = _settings()
+    try:
+        listed = [{"sid": sid, "name": name} for sid, name in
+                  workflows(current_store(), current_gateway(), current_config().transfer_workflow_sid)]
+    except TwilioError as exc:
+        log.warning("transfer options: the workflows could not be listed (%s)", exc)
+        listed = None
+    return jsonify(transfers_enabled=settings.transfers_enabled, notes_enabled=settings.notes_enabled,
+                   summary_enabled=settings.summary_enabled, notes_max_length=MAX_NOTES, workflows=listed)
 
 
 @blueprint.post("/transfers/<transfer_id>/cancel")
@@ -260,5 +278,12 @@ def _may_read(caller: Caller, transfer: Transfer) -> bool:
     return caller.worker_sid is not None and caller.worker_sid in agents
 
 
+def _with_names(transfer: Transfer, names: dict[str, str]) -> dict[str, Any]:
+    """A transfer as the API serves it, with the friendly names of the sids it mentions that are known."""
+    return {**_transfer_schema.dump(transfer),
+            "names": {sid: names[sid] for sid in sids_of(transfer) if sid in names}}
+
+
 def _answer(transfer: Transfer, status: int, headers: dict[str, str] | None = None):
-    return jsonify(_transfer_schema.dump(transfer)), status, headers or {}
+    names = names_of(sids_of(transfer), current_store(), current_gateway())
+    return jsonify(_with_names(transfer, names)), status, headers or {}

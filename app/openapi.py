@@ -66,6 +66,23 @@ class TransferListSchema(Schema):
     transfers = fields.List(fields.Nested(TransferSchema), required=True)
 
 
+class WorkflowOptionSchema(Schema):
+    sid = fields.String(required=True, metadata={"example": "WW0123456789abcdef0123456789abcdef"})
+    name = fields.String(required=True, metadata={"example": "Billing escalations"})
+
+
+class TransferOptionsSchema(Schema):
+    """What an agent's transfer form may offer."""
+
+    transfers_enabled = fields.Boolean(required=True)
+    notes_enabled = fields.Boolean(required=True)
+    summary_enabled = fields.Boolean(required=True)
+    notes_max_length = fields.Integer(required=True, metadata={"description": "The longest notes Baton accepts"})
+    workflows = fields.List(fields.Nested(WorkflowOptionSchema), required=True, allow_none=True, metadata={
+        "description": "The workspace's workflows but Baton's own, by name; null when TaskRouter could not list "
+                       "them just now"})
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"example": "ok"})
 
@@ -161,6 +178,12 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "responses": {"202": _transfer_answer("Leaving is enqueued (or the sender already left)"),
                       **_errors(401, 403, 404, 409, 429, 503)},
     },
+    "api.transfer_options": {
+        "tags": ["transfers"], "security": [FLEX],
+        "description": "Read-only, for any agent: a plugin shows the notes box, the summary switch and the "
+                       "workflows only when they may be used.",
+        "responses": {"200": _json("The options", TransferOptionsSchema), **_errors(401, 429, 503)},
+    },
     "api.get_settings": {
         "tags": ["settings"], "security": ADMIN,
         "responses": {"200": _json("The settings in force", "Settings"), **_errors(401, 403, 429, 503)},
@@ -228,7 +251,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
 
 # Answer fields that always have a value; every other field of a transfer may be null.
 _ALWAYS_SET = {"id", "status", "mode", "task_sid", "from_worker_sid", "to", "target_type", "earlier_transfers",
-               "attempt", "excluded_workers", "summary_requested", "created_at", "updated_at", "timeline"}
+               "attempt", "excluded_workers", "summary_requested", "created_at", "updated_at", "timeline", "names"}
 
 
 def build(app: Flask, server_url: str) -> dict[str, Any]:

@@ -153,6 +153,11 @@ class TransferSchema(Schema):
     created_at = Timestamp()
     updated_at = Timestamp()
     timeline = fields.List(fields.Nested(TimelineEntrySchema))
+    # Added by the view (baton.names), not read from the transfer.
+    names = fields.Dict(keys=fields.String(), values=fields.String(), dump_only=True, metadata={
+        "description": "Friendly names of the workers, queues and workflows this transfer mentions, by sid, as "
+                       "TaskRouter gives them; a sid without a name now (Twilio unavailable, a deleted worker) is "
+                       "absent: show the sid"})
 
     def _failure(self, transfer: Transfer) -> dict[str, Any] | None:
         if transfer.failure_reason is None and transfer.failure_code is None:

@@ -13,6 +13,8 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
   admin-session:{sha256}    an admin page session, by its id's hash, while it is signed in (sign-out deletes it)
   ratelimit:{subject}       requests (or failures) counted in the current window of a rate limit
+  name:{sid}                a worker's, queue's or workflow's friendly name, cached an hour (baton.names)
+  workflows                 JSON: the workspace's workflows, [sid, name] pairs, cached a few minutes
   recent                    sorted set of transfer ids by last update (the admin page's list)
   pending                   sorted set of the transfers not yet finished (or with actions left), by last update
   deadlines                 sorted set of the transfers not yet finished, by when they time out (transfer_timeout_s)
@@ -27,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -289,6 +291,30 @@ class Store:
         """Remember what IAM said of a token (by its hash, never the token) for ``ttl_s`` seconds."""
         if ttl_s > 0:
             self.redis.set(self._key("token", token_hash), json.dumps(info), ex=ttl_s)
+
+    # friendly names of TaskRouter's workers, queues and workflows, for the people who read a transfer
+
+    def cached_names(self, sids: Sequence[str]) -> dict[str, str]:
+        """The names cached for ``sids`` (one MGET); a sid not cached is missing from the answer."""
+        if not sids:
+            return {}
+        names = self.redis.mget([self._key("name", sid) for sid in sids])
+        return {sid: name for sid, name in zip(sids, names, strict=True) if name is not None}
+
+    def cache_names(self, names: Mapping[str, str], ttl_s: int) -> None:
+        """Remember each sid's name for ``ttl_s`` seconds: a renamed agent shows under the new name after that."""
+        with self.redis.pipeline(transaction=False) as pipeline:
+            for sid, name in names.items():
+                pipeline.set(self._key("name", sid), name, ex=ttl_s)
+            pipeline.execute()
+
+    def cached_workflows(self) -> list[tuple[str, str]] | None:
+        """The workspace's workflows (sid, name) as last listed, or None when the list has expired."""
+        raw = self.redis.get(self._key("workflows"))
+        return None if raw is None else [(sid, name) for sid, name in json.loads(raw)]
+
+    def cache_workflows(self, workflows: Sequence[tuple[str, str]], ttl_s: int) -> None:
+        self.redis.set(self._key("workflows"), json.dumps(list(workflows)), ex=ttl_s)
 
     # admin page sessions: kept by their id's hash, so that Redis never holds what signs in
 

@@ -65,6 +65,7 @@ class Transfer:
         (someone who left and came back) is about nobody in this transfer.
     previous_transfer_id/earlier_transfers: the transfer that brought the task to its sender, and
         how many transfers this conversation went through before this one.
+    from_worker_name: the sender's friendly name in TaskRouter, for the receiving agent to read.
     context/summary: the conversation's context and the summary, whole (redacted when the setting
         says so); the new task carries them fitted to TaskRouter's limit.
     """
@@ -93,6 +94,7 @@ class Transfer:
     customer_participant_sids: tuple[str, ...] = ()
     previous_transfer_id: str | None = None
     earlier_transfers: int = 0
+    from_worker_name: str | None = None
     context: dict[str, Any] | None = None
     summary: str | None = None
     new_task_sid: str | None = None
@@ -141,6 +143,7 @@ class Prepared:
 
     target_available: for an agent target, whether that agent can take the task now.
     agents_in_conversation: worker sids of the agents already in the conversation.
+    sender_name: the sender's friendly name in TaskRouter.
     """
 
     original_attributes: dict[str, Any]
@@ -157,6 +160,7 @@ class Prepared:
     customer_participant_sids: tuple[str, ...] = ()
     previous_transfer_id: str | None = None
     earlier_transfers: int = 0
+    sender_name: str | None = None
     context: dict[str, Any] | None = None
     summary: str | None = None
     summary_fallback: str | None = None
@@ -373,6 +377,7 @@ def transfer_object(transfer: Transfer) -> dict[str, Any]:
         "id": transfer.id,
         "mode": transfer.mode,
         "from_worker_sid": transfer.from_worker_sid,
+        "from_worker_name": transfer.from_worker_name,
         "from_task_sid": transfer.from_task_sid,
         "attempt": transfer.attempt,
         "route_version": transfer.route_version,
@@ -447,7 +452,8 @@ def _prepared(transfer: Transfer, event: Prepared, settings: Settings, now: floa
         sender_participant_sid=event.sender_participant_sid,
         sender_conversation_participant_sid=event.sender_conversation_participant_sid,
         customer_participant_sids=event.customer_participant_sids, previous_transfer_id=event.previous_transfer_id,
-        earlier_transfers=event.earlier_transfers, context=event.context, summary=event.summary,
+        earlier_transfers=event.earlier_transfers, from_worker_name=event.sender_name, context=event.context,
+        summary=event.summary,
     )
     if event.summary_fallback:
         routed = _entry(routed, now, "summary by the extractive summarizer", reason=event.summary_fallback)

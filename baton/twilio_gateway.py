@@ -341,6 +341,19 @@ class TwilioGateway:
         worker = self._read("workers.fetch", lambda: self._workspace.workers(worker_sid).fetch())
         return Worker(worker.sid, worker.friendly_name, _json_object(worker.attributes), bool(worker.available))
 
+    def fetch_friendly_name(self, sid: str) -> str:
+        """The friendly name of a worker (``WK…``), a queue (``WQ…``) or a workflow (``WW…``): one GET of it."""
+        resources = {"WK": ("workers.fetch", self._workspace.workers),
+                     "WQ": ("task_queues.fetch", self._workspace.task_queues),
+                     "WW": ("workflows.fetch", self._workspace.workflows)}
+        endpoint, resource = resources[sid[:2]]
+        return self._read(endpoint, lambda: resource(sid).fetch()).friendly_name
+
+    def list_workflows(self) -> list[tuple[str, str]]:
+        """GET /v1/Workspaces/{WS}/Workflows (all pages): each workflow's sid and friendly name."""
+        records = self._read("workflows.list", lambda: self._workspace.workflows.list())
+        return [(record.sid, record.friendly_name) for record in records]
+
     # Flex Interactions
 
     def create_invite(self, interaction_sid: str, channel_sid: str, routing_properties: Mapping[str, Any]) -> Invite:

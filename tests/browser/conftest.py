@@ -29,7 +29,7 @@ TIME_SCALE = 0.2
 
 @pytest.fixture
 def config(redis_url) -> Config:
-    # The admin page makes no Twilio call: the sids only have to look right.
+    # The admin page asks Twilio only for names, which the tests that show some put in the cache first.
     return Config(twilio_account_sid="AC" + "0" * 32, twilio_auth_token="auth-token",
                   twilio_workspace_sid="WS" + "0" * 32, transfer_workflow_sid="WW" + "0" * 32,
                   public_base_url="http://baton.test", redis_url=redis_url, twilio_api_base="http://127.0.0.1:9",

@@ -212,6 +212,22 @@ def test_settings_form_saves_switches_and_numbers(signed_in, store, config):
     assert "Settings saved." in signed_in.get("/admin/settings").text
 
 
+def test_settings_form_edits_the_customer_notice(signed_in, store, config):
+    """The notice the README says the page edits: turned on with new text, and refused past its length."""
+    page = signed_in.get("/admin/settings")
+    assert 'name="customer_notice_text"' in page.text and 'maxlength="320"' in page.text
+    settings = {**config.settings.to_dict(), "customer_notice_enabled": True,
+                "customer_notice_text": "One moment: a billing specialist is joining."}
+    assert signed_in.post("/admin/settings", data=form_of(settings, csrf_of(page.text))).status_code == 302
+    saved = store.settings(config.settings)
+    assert (saved.customer_notice_enabled, saved.customer_notice_text) == (
+        True, "One moment: a billing specialist is joining.")
+
+    too_long = signed_in.post("/admin/settings", data=form_of(
+        {**settings, "customer_notice_text": "x" * 321}, csrf_of(page.text)))
+    assert too_long.status_code == 422 and 'id="customer_notice_text-error"' in too_long.text
+
+
 def test_settings_form_unchanged_stores_nothing(signed_in, store, config):
     """Saving the form as it is stores nothing, so the environment's values keep applying."""
     page = signed_in.get("/admin/settings")
@@ -266,15 +282,20 @@ def test_list_and_timeline_json_show_what_the_pages_show(signed_in, store):
         t.TimelineEntry(1.0, t.REQUESTED, "requested"),
         t.TimelineEntry(2.0, t.OFFERED, "offered", worker_sid=TARGET, reservation_sid="WR" + "3" * 32)))))
 
+    store.cache_names({SENDER: "Alice", TARGET: "Carol"}, ttl_s=60)
+
     rows = signed_in.get("/admin/transfers.json").json["transfers"]
-    assert [(row["id"], row["status"], row["from"], row["to"]) for row in rows] == [
-        ("tr_live", "offered", SENDER, TARGET), ("tr_done", "completed", SENDER, TARGET)]
+    assert [(row["id"], row["status"], row["from"], row["to"], row["to_sid"]) for row in rows] == [
+        ("tr_live", "offered", "Alice", "Carol", TARGET), ("tr_done", "completed", "Alice", "Carol", TARGET)]
     assert [r["id"] for r in signed_in.get("/admin/transfers.json?status=in_progress").json["transfers"]] == ["tr_live"]
     assert signed_in.get("/admin/transfers.json?status=nonsense").status_code == 404
 
     detail = signed_in.get("/admin/transfers/tr_live.json").json
     assert detail["final"] is False
-    assert [(row["event"], row["agent"]) for row in detail["timeline"]] == [("requested", ""), ("offered", TARGET)]
+    assert (detail["details"]["from_worker"], detail["details"]["to"]) == (
+        f"Alice ({SENDER})", f"agent Carol ({TARGET})")
+    assert [(row["event"], row["agent"], row["agent_sid"]) for row in detail["timeline"]] == [
+        ("requested", "", ""), ("offered", "Carol", TARGET)]
     assert signed_in.get("/admin/transfers/tr_nope").status_code == 404
 
 

@@ -82,6 +82,8 @@ def test_cold_transfer_to_an_agent_who_accepts(stack, baton, conversation):
     assert stack.simulator.taskrouter.task(conversation.task_sid).assignment_status == "completed"
     attributes = new_task(stack, transfer).attributes
     assert attributes["transfer"]["id"] == transfer["id"]
+    assert attributes["transfer"]["from_worker_name"] == "Alice"
+    assert transfer["names"] == {stack.scenario.agents["alice"]: "Alice", carol: "Carol"}
     assert attributes["conversations"]["conversation_id"] == conversation.conversation_sid
     assert "flexChannelInviteSid" in attributes  # the new invite's own, not the original's
     assert [e["event"] for e in transfer["timeline"]][-3:] == ["accepted", "sender closed", "completed"]

@@ -181,14 +181,15 @@ def test_every_state_and_event(state, event_name):
 
 def test_prepared_builds_the_new_task_attributes():
     """The invite carries the original attributes minus the old invite key, the routing keys and the transfer object."""
-    step = run(requested(notes="be kind"), prepared())
+    step = run(requested(notes="be kind"), prepared(sender_name="Alice Agent"))
     (invite,) = step.actions
     assert invite.workflow_sid is None
     assert invite.attributes == {
         "conversationSid": "CH1", "customer": "c",
         "transferTargetType": "worker", "transferTargetSid": TARGET, "transferQueueSid": FALLBACK,
         "transferExcludedWorkers": [SENDER],
-        "transfer": {"id": "tr1", "mode": "cold", "from_worker_sid": SENDER, "from_task_sid": "WT" + "0" * 32,
+        "transfer": {"id": "tr1", "mode": "cold", "from_worker_sid": SENDER, "from_worker_name": "Alice Agent",
+                     "from_task_sid": "WT" + "0" * 32,
                      "attempt": 0, "route_version": 0, "notes": "be kind", "previous_transfer_id": None,
                      "earlier_transfers": 0, "summary": None, "context": None},
     }

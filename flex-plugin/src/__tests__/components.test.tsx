@@ -168,7 +168,7 @@ describe('TransferCard', () => {
 
   it('shows who sent it, the notes, the summary, the earlier transfers and the context', async () => {
     const user = userEvent.setup({ delay: null });
-    render(<Theme.Provider theme="default"><TransferCard transfer={{ ...received, names: { [SIDS.alice]: 'Alice' } }} receivedAt="2026-12-03T10:25:00Z" /></Theme.Provider>);
+    render(<Theme.Provider theme="default"><TransferCard transfer={{ ...received, from_worker_name: 'Alice' }} receivedAt="2026-12-03T10:25:00Z" /></Theme.Provider>);
     const card = screen.getByRole('region', { name: 'Transfer details' });
     expect(within(card).getByRole('heading', { name: 'Transferred by Alice' })).toBeInTheDocument();
     expect(within(card).getByText('Warm: they are still in the conversation')).toBeInTheDocument();

@@ -44,7 +44,7 @@ export interface Transfer {
   created_at?: string | null;
   updated_at?: string | null;
   timeline: TimelineEntry[];
-  /** Added to the API this session; absent from older Batons. */
+  /** The names Baton knows of the sids above (TaskRouter's friendly names); a sid missing here is shown as the sid. */
   names?: Names;
 }
 
@@ -64,7 +64,7 @@ export interface TransferOptions {
   notes_enabled: boolean;
   summary_enabled: boolean;
   notes_max_length: number;
-  /** Workflows an agent may transfer to (an extension of the endpoint; [] when Baton does not list them). */
+  /** Workflows an agent may transfer to, by name ([] when TaskRouter could not list them just now: Baton sends null). */
   workflows: WorkflowOption[];
   /** "baton" when Baton answered, "defaults" when the plugin had to assume them. */
   source: 'baton' | 'defaults';
@@ -101,7 +101,6 @@ export interface TransferAttribute {
   } | null;
   previous_transfer_id?: string | null;
   earlier_transfers?: number;
-  /** Not in the contract today: read when a later Baton writes them. */
-  names?: Names;
-  from_worker_name?: string;
+  /** The sender's friendly name, as TaskRouter had it when the transfer started. */
+  from_worker_name?: string | null;
 }

@@ -58,9 +58,7 @@ const Message: React.FC<{ message: ContextMessage }> = ({ message }) => (
  */
 export const TransferCard: React.FC<{ transfer: TransferAttribute; receivedAt?: Date | string | null; names?: NameBook }> = ({ transfer, receivedAt, names }) => {
   const book = names ?? new NameBook();
-  const from = book.name(transfer.from_worker_sid, transfer.names) === transfer.from_worker_sid && transfer.from_worker_name
-    ? transfer.from_worker_name
-    : book.name(transfer.from_worker_sid, transfer.names);
+  const from = transfer.from_worker_name || book.name(transfer.from_worker_sid);
   const when = formatTime(receivedAt ?? null);
   const messages = transfer.context?.messages ?? [];
   const total = transfer.context?.message_count;

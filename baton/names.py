@@ -1,0 +1,60 @@
+"""Friendly names of the agents, queues and workflows a transfer mentions, for the people who read it.
+
+TaskRouter holds the names; Baton asks for each sid once and keeps the answer an hour in Redis, so
+an agent's plugin polling a transfer costs one MGET. A name Twilio cannot give now (an outage, a
+deleted worker) is simply left out: the reader shows the sid, and the next read asks again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from baton.store import Store
+from baton.transfers import Transfer
+from baton.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGateway
+
+log = logging.getLogger(__name__)
+
+NAME_TTL_S = 3600
+WORKFLOWS_TTL_S = 300
+# Sids looked up in TaskRouter for one answer at most; the rest wait for the next read, so that an
+# answer listing many transfers of a cold cache stays quick.
+MAX_LOOKUPS_PER_ANSWER = 10
+NAMED_PREFIXES = ("WK", "WQ", "WW")
+
+
+def sids_of(transfer: Transfer) -> list[str]:
+    """The workers, queues and workflows a transfer and its timeline mention."""
+    mentioned = [transfer.from_worker_sid, transfer.target_sid, transfer.queue_sid, transfer.accepted_worker_sid,
+                 *(entry.worker_sid for entry in transfer.timeline)]
+    return [sid for sid in dict.fromkeys(mentioned) if sid and sid.startswith(NAMED_PREFIXES)]
+
+
+def names_of(sids: Iterable[str], store: Store, gateway: TwilioGateway) -> dict[str, str]:
+    """Each sid's friendly name, from the cache or else TaskRouter; sids without a name now are left out."""
+    wanted = list(dict.fromkeys(sids))
+    names = store.cached_names(wanted)
+    fetched: dict[str, str] = {}
+    for sid in [sid for sid in wanted if sid not in names][:MAX_LOOKUPS_PER_ANSWER]:
+        try:
+            fetched[sid] = gateway.fetch_friendly_name(sid)
+        except PermanentTwilioError:
+            continue  # deleted, or not this workspace's: the reader shows the sid
+        except TwilioError as exc:
+            log.warning("names: TaskRouter did not answer (%s); sids are shown for now", exc)
+            break
+    if fetched:
+        store.cache_names(fetched, NAME_TTL_S)
+    return {**names, **fetched}
+
+
+def workflows(store: Store, gateway: TwilioGateway, own_workflow_sid: str) -> list[tuple[str, str]]:
+    """The workspace's workflows an agent may transfer to (every one but Baton's own), by name, cached a few
+    minutes; raises TwilioError when the list is not cached and TaskRouter does not answer."""
+    listed = store.cached_workflows()
+    if listed is None:
+        listed = gateway.list_workflows()
+        store.cache_workflows(listed, WORKFLOWS_TTL_S)
+        store.cache_names(dict(listed), NAME_TTL_S)
+    return sorted(((sid, name) for sid, name in listed if sid != own_workflow_sid), key=lambda item: item[1].lower())
