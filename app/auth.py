@@ -86,11 +86,20 @@ class Caller:
 ADMIN_TOKEN_CALLER = Caller(worker_sid=None, identity="admin token", roles=("admin",))
 
 
-def bearer_token() -> str:
-    """The token of ``Authorization: Bearer <token>``; 401 ``missing_token`` when there is none."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+def parse_bearer(authorization: str) -> str | None:
+    """The token of an ``Authorization`` header's value ``Bearer <token>`` (the scheme in any case); None for any
+    other value. Every bearer Baton reads (a Flex token, ``ADMIN_TOKEN``, ``METRICS_TOKEN``) is parsed here."""
+    scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
+        return None
+    return token
+
+
+def bearer_token() -> str:
+    """The token of ``Authorization: Bearer <token>``; 401 ``missing_token`` when there is none."""
+    token = parse_bearer(request.headers.get("Authorization", ""))
+    if token is None:
         raise ApiError(401, "missing_token", "Send a Flex token as 'Authorization: Bearer <token>'")
     return token
 

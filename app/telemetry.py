@@ -21,6 +21,7 @@ import time
 from flask import Blueprint, Flask, Response, g, request
 
 from app import current_config, current_store
+from app.auth import parse_bearer
 from app.errors import ApiError
 from baton import logs, metrics
 
@@ -80,8 +81,8 @@ def prometheus_metrics():
     set; else to this host only, unless ``METRICS_PUBLIC``."""
     config = current_config()
     if config.metrics_token:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), config.metrics_token.encode()):
+        token = parse_bearer(request.headers.get("Authorization", ""))
+        if token is None or not hmac.compare_digest(token.encode(), config.metrics_token.encode()):
             raise ApiError(401, "missing_token", "Send METRICS_TOKEN as 'Authorization: Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})
     elif not (config.metrics_public or _from_this_host()):

@@ -152,6 +152,7 @@ class Store:
         self._create = client.register_script(_CREATE)
         self._release = client.register_script(_RELEASE)
         self._due = client.register_script(_DUE)
+        self._count_request = client.register_script(self._COUNT_REQUEST)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -403,8 +404,13 @@ return {count, ttl}
         Returns how many requests the window has counted, this one included, and the seconds until it
         ends. One round trip; the key is ``ratelimit:{subject}``, gone when its window ends.
         """
-        script = self.redis.register_script(self._COUNT_REQUEST)
-        count, ttl_ms = script(keys=[self._key("ratelimit", subject)], args=[max(1, int(window_s * 1000))])
+        # Not the ``limits`` package, measured against it on a local Redis (limits 5.8):
+        # its fixed window's ``hit`` answers only "within the limit or not", so the count (the callers log once
+        # a window, at the limit) and the seconds left (Retry-After) need ``get_window_stats`` after it: 3 round
+        # trips and 340-410 µs a counted request against this script's 1 and 80-145 µs; ``counted_requests``
+        # 2 round trips against 1.
+        count, ttl_ms = self._count_request(keys=[self._key("ratelimit", subject)],
+                                            args=[max(1, int(window_s * 1000))])
         return int(count), int(ttl_ms) / 1000
 
     def counted_requests(self, subject: str) -> tuple[int, float]:

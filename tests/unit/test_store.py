@@ -140,3 +140,13 @@ def test_unfinished_transfers_that_stopped_moving_are_found(store):
     assert store.stale_transfers(unchanged_since=20.0) == ["tr1"]
     store.save(Record(dataclasses.replace(a_transfer("tr1"), status=t.COMPLETED, updated_at=60.0)))
     assert store.stale_transfers(unchanged_since=100.0) == ["tr2"]
+
+
+def test_counting_requests_reuses_the_script_registered_with_the_store(store, monkeypatch):
+    """The rate limit's script is registered once, when the store is made, not again for every counted request."""
+    registered = []
+    monkeypatch.setattr(store.redis, "register_script", registered.append)
+    assert [store.count_request("WK1", 10)[0] for _ in range(3)] == [1, 2, 3]
+    count, remaining_s = store.counted_requests("WK1")
+    assert count == 3 and 9 < remaining_s <= 10
+    assert registered == []
