@@ -22,7 +22,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, overload
 
 from simulator.core import (
@@ -37,6 +36,7 @@ from simulator.core import (
     new_sid,
     not_found,
 )
+from simulator.params import header, parse_date
 from simulator.profiles import Profile
 
 HOST = "https://conversations.twilio.com"
@@ -57,17 +57,6 @@ def _parse_duration(text: str, name: str) -> float:
         raise invalid(f"Invalid value '{text}' for parameter '{name}'; expected an ISO 8601 duration")
     parts = {key: int(value or 0) for key, value in match.groupdict().items()}
     return parts["days"] * 86400 + parts["hours"] * 3600 + parts["minutes"] * 60 + parts["seconds"]
-
-
-def _parse_date(text: str, name: str) -> float:
-    """Epoch seconds of an ISO 8601 date-time, as the ``DateCreated`` parameters take."""
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise invalid(f"Invalid value '{text}' for parameter '{name}'; expected an ISO 8601 date") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
 
 
 def _json_text(value: str | Mapping[str, Any] | None, name: str = "Attributes") -> str:
@@ -666,7 +655,7 @@ class Conversations:
             attributes=params.get("Attributes"),
             state=params.get("State", "active"),
             messaging_service_sid=params.get("MessagingServiceSid"),
-            date_created=_parse_date(params["DateCreated"], "DateCreated") if "DateCreated" in params else None,
+            date_created=parse_date(params["DateCreated"], "DateCreated") if "DateCreated" in params else None,
             timers=_timers(params),
             **_api_origin(request),
         )
@@ -677,8 +666,8 @@ class Conversations:
 
     def _list_conversations(self, request: ApiRequest) -> list[dict[str, Any]]:
         params = request.params
-        start = _parse_date(params["StartDate"], "StartDate") if "StartDate" in params else None
-        end = _parse_date(params["EndDate"], "EndDate") + 86400 if "EndDate" in params else None
+        start = parse_date(params["StartDate"], "StartDate") if "StartDate" in params else None
+        end = parse_date(params["EndDate"], "EndDate") + 86400 if "EndDate" in params else None
         state = params.get("State")
         return [
             c.to_resource() for c in self._conversations.values()
@@ -715,7 +704,7 @@ class Conversations:
             projected_address=params.get("MessagingBinding.ProjectedAddress"),
             attributes=params.get("Attributes"),
             role_sid=params.get("RoleSid"),
-            date_created=_parse_date(params["DateCreated"], "DateCreated") if "DateCreated" in params else None,
+            date_created=parse_date(params["DateCreated"], "DateCreated") if "DateCreated" in params else None,
             **_api_origin(request),
         )
         return participant.to_resource()
@@ -755,7 +744,7 @@ class Conversations:
             body,
             attributes=params.get("Attributes"),
             subject=params.get("Subject"),
-            date_created=_parse_date(params["DateCreated"], "DateCreated") if "DateCreated" in params else None,
+            date_created=parse_date(params["DateCreated"], "DateCreated") if "DateCreated" in params else None,
             content_sid=params.get("ContentSid"),
             **_api_origin(request),
         )
@@ -912,7 +901,7 @@ def _api_origin(request: ApiRequest) -> dict[str, Any]:
 
 
 def _webhooks_enabled(request: ApiRequest) -> bool:
-    return (request.headers.get("X-Twilio-Webhook-Enabled") or "").lower() == "true"
+    return (header(request, "X-Twilio-Webhook-Enabled") or "").lower() == "true"
 
 
 def _timers(params: Mapping[str, Any]) -> dict[str, float]:
