@@ -8,11 +8,14 @@ TaskRouter's events come by the workspace's callback (``/webhooks/taskrouter``, 
 event), by an Event Streams webhook sink (``/webhooks/event-streams``, a JSON array of CloudEvents,
 ``baton.eventstreams``), or both. A CloudEvent is translated into the callback's fields, and from
 there both paths are one: the same checks, the same dedupe key (TaskRouter's event sid), the same job.
+
+Which event types matter, and what the engine makes of them, is ``baton.twilio_events``'s table; a type
+in neither its handled nor its ignored lists is acknowledged like an ignored one, and logged. Signatures
+are twilio's ``RequestValidator``'s verdict.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -23,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from flask import Blueprint, Response, jsonify, request
-from twilio.request_validator import add_port, remove_port
+from twilio.request_validator import RequestValidator, add_port, remove_port
 from werkzeug.datastructures import MultiDict
 
 from app import current_celery, current_config, current_store
@@ -32,7 +35,14 @@ from app.schemas import ConversationEventSchema, TaskRouterEventSchema, json_obj
 from app.telemetry import log_at_debug
 from baton import eventstreams, logs
 from baton.config import Config
-from baton.engine import TRANSFER_EVENTS
+from baton.twilio_events import (
+    CONVERSATION_FIELDS,
+    CONVERSATIONS_HANDLERS,
+    IGNORED_CONVERSATIONS_EVENTS,
+    IGNORED_TASKROUTER_EVENTS,
+    TRANSFER_EVENTS,
+    event_from_conversations,
+)
 from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
 
 log = logging.getLogger(__name__)
@@ -43,9 +53,10 @@ blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 FORWARDED_FIELDS = ("EventType", "Sid", "TaskSid", "ReservationSid", "WorkerSid", "TaskQueueSid", "TaskCanceledReason",
                     "TimestampMs")
 
-# What the worker needs of a Conversations event, and what tells one event from another (they carry
-# no event sid): a participant is removed once, a conversation changes state once at a given time.
-CONVERSATION_FIELDS = ("EventType", "ConversationSid", "ParticipantSid", "StateTo", "StateUpdated", "DateUpdated")
+# Twilio adds this header to a webhook that a Webhook Rule signs with a SharedKey (``key=…,algorithm=…``)
+# instead of the auth token (twilio's RequestValidator reads its algorithm, twilio-node's middleware then
+# wants the SharedKey's secret). Baton is given no such secret: it cannot verify these requests.
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 
 _taskrouter_schema = TaskRouterEventSchema()
 _conversation_schema = ConversationEventSchema()
@@ -70,7 +81,13 @@ def taskrouter_event():
 def transfer_of(event: Mapping[str, Any]) -> str | None:
     """The transfer a TaskRouter event (the callback's fields) moves, or None: no Redis call, no parsing of
     attributes that cannot name a transfer."""
-    return transfer_id_of(event.get("TaskAttributes")) if event["EventType"] in TRANSFER_EVENTS else None
+    event_type = event["EventType"]
+    if event_type in TRANSFER_EVENTS:
+        return transfer_id_of(event.get("TaskAttributes"))
+    if event_type not in IGNORED_TASKROUTER_EVENTS:
+        log.info("TaskRouter event type %r is neither handled nor ignored in baton.twilio_events: dropped",
+                 event_type)
+    return None
 
 
 def enqueue_taskrouter_event(transfer_id: str, event: Mapping[str, Any]) -> bool:
@@ -153,6 +170,7 @@ def authenticate_sink(config: Config, body: bytes) -> None:
     signature = request.headers.get("X-Twilio-Signature")
     if signature is None:
         return
+    refuse_shared_key_signatures()
     url = config.public_base_url + (request.full_path if request.query_string else request.path)
     candidates = (url, eventstreams.with_userinfo(url, username, password))
     if "bodySHA256" in request.args:
@@ -172,7 +190,11 @@ def conversation_event():
     transfer in progress (the conversation closed, someone left) is enqueued for each such transfer."""
     signed = signed_fields()
     event = load_object(_conversation_schema, signed)
-    if not _may_end_a_transfer(event):
+    if event["EventType"] not in CONVERSATIONS_HANDLERS and event["EventType"] not in IGNORED_CONVERSATIONS_EVENTS:
+        log.info("Conversations event type %r is neither handled nor ignored in baton.twilio_events: dropped",
+                 event["EventType"])
+    # Only an event the engine would act on is worth a Redis call; it is about the conversation it names.
+    if not event.get("ConversationSid") or event_from_conversations(event) is None:
         return jsonify({})
     store = current_store()
     transfer_ids = store.active_transfers_of_conversation(event["ConversationSid"])
@@ -193,13 +215,6 @@ def conversation_event_key(fields: Mapping[str, str]) -> str:
     """The deduplication key of a Conversations event, from its ``CONVERSATION_FIELDS``."""
     identity = "|".join(fields.get(name, "") for name in CONVERSATION_FIELDS)
     return "conversations:" + hashlib.sha256(identity.encode()).hexdigest()
-
-
-def _may_end_a_transfer(event: dict[str, str]) -> bool:
-    if not event.get("ConversationSid"):
-        return False
-    return event["EventType"] == "onParticipantRemoved" or (
-        event["EventType"] == "onConversationStateUpdated" and event.get("StateTo") == "closed")
 
 
 def taskrouter_fields(signed: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,7 +238,7 @@ def transfer_id_of(task_attributes: str | None) -> str | None:
     if not task_attributes or '"transfer"' not in task_attributes:
         return None
     try:
-        attributes = json.loads(task_attributes or "null")
+        attributes = json.loads(task_attributes)
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply (any agent may set attributes)
         return None
     transfer = attributes.get("transfer") if isinstance(attributes, dict) else None
@@ -238,6 +253,7 @@ def signed_fields() -> Mapping[str, Any]:
     parameter Twilio adds to the URL (twilio-facts §5); its object's members are the event's fields.
     """
     config = current_config()
+    refuse_shared_key_signatures()
     # Twilio signs the public URL it was given; behind TLS termination and proxies request.url differs.
     url = config.public_base_url + (request.full_path if request.query_string else request.path)
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -254,48 +270,45 @@ def signed_fields() -> Mapping[str, Any]:
     raise ApiError(403, "invalid_signature", "X-Twilio-Signature is missing or does not match the request")
 
 
+def refuse_shared_key_signatures() -> None:
+    """403 for a request signed with a SharedKey (``X-Twilio-Webhooks-Signature-Settings``): Baton verifies
+    signatures made with the auth token only, and says so rather than calling the signature wrong."""
+    settings = request.headers.get(SIGNATURE_SETTINGS_HEADER)
+    if settings is not None:
+        log.warning("%s: a Webhook Rule signs this URL with a SharedKey (%s); Baton verifies only the auth "
+                    "token's signature", request.path, settings)
+        raise ApiError(403, "invalid_signature", "The request is signed with a SharedKey "
+                       f"({SIGNATURE_SETTINGS_HEADER}), whose secret Baton is not given: remove the Webhook Rule "
+                       "that matches Baton's URL, so that Twilio signs it with the auth token")
+
+
 def signature_matches(auth_token: str, url: str, params: Mapping[str, Any] | bytes, signature: str) -> bool:
     """Whether ``signature`` is Twilio's for ``params`` (a form, or a raw body) posted to ``url``.
 
-    Twilio's algorithm as the SDK's ``RequestValidator.validate`` applies it, with the standard
-    library's constant-time comparison: the URL is tried without and with its default port (Twilio
-    signs either way); a raw body must hash (SHA-256, hex) to the URL's ``bodySHA256`` parameter,
-    and the URL alone is then signed.
+    twilio's ``RequestValidator.validate`` decides: the URL is tried without and with its default port
+    (Twilio signs either way); a raw body must hash (SHA-256 of its UTF-8, hex) to the URL's ``bodySHA256``
+    parameter, and the URL alone is then signed.
     """
-    parsed = urlparse(url)
     if isinstance(params, bytes):
-        claimed = parse_qs(parsed.query).get("bodySHA256", [""])[0]
-        if not _same(hashlib.sha256(params).hexdigest(), claimed):
+        # The validator reads a str as a body only when the URL claims its hash; a body whose URL does not is
+        # covered by no signature. Twilio signs text: a body that is not UTF-8 is not one it sent.
+        if not parse_qs(urlparse(url).query).get("bodySHA256"):
             return False
-        params = {}
-    # What is signed is the URL followed by the parameters (``_signed_parameters``): that second part
-    # is the same for both URLs, so it is built once. Both are computed and compared, whichever matches.
-    key, signed_parameters = auth_token.encode("utf-8"), _signed_parameters(params)
-    matches = [_same(_signature(key, candidate + signed_parameters), signature)
-               for candidate in (remove_port(parsed), add_port(parsed))]
-    return any(matches)
+        try:
+            return RequestValidator(auth_token).validate(url, params.decode("utf-8"), signature)
+        except UnicodeDecodeError:
+            return False
+    return RequestValidator(auth_token).validate(url, params, signature)
 
 
 def url_and_body_signature_matches(auth_token: str, url: str, body: str, signature: str) -> bool:
     """Whether ``signature`` is the HMAC-SHA1 of ``url`` followed by the raw ``body``: how some public code
-    reads Event Streams' signature (docs/twilio-behaviour.md §14); the URL with and without its default port."""
-    parsed, key = urlparse(url), auth_token.encode("utf-8")
-    matches = [_same(_signature(key, candidate + body), signature) for candidate in (remove_port(parsed),
-                                                                                     add_port(parsed))]
+    reads Event Streams' signature (docs/twilio-behaviour.md §14); the URL with and without its default port.
+    The SDK signs the text, as it signs a URL without parameters."""
+    validator, parsed = RequestValidator(auth_token), urlparse(url)
+    matches = [_same(validator.compute_signature(candidate + body, {}), signature)
+               for candidate in (remove_port(parsed), add_port(parsed))]
     return any(matches)
-
-
-def _signed_parameters(params: Mapping[str, Any]) -> str:
-    """Every parameter's name and value, in order of name, then of value, each pair once: exactly
-    what ``twilio.request_validator.RequestValidator.compute_signature`` appends to the URL."""
-    getlist = getattr(params, "getlist", None)
-    return "".join(name + value for name in sorted(set(params))
-                   for value in sorted(set(getlist(name) if getlist is not None else [params[name]])))
-
-
-def _signature(key: bytes, text: str) -> str:
-    """Twilio's ``X-Twilio-Signature`` of ``text``: HMAC-SHA1 with the auth token, in base64."""
-    return base64.b64encode(hmac.new(key, text.encode("utf-8"), hashlib.sha1).digest()).decode("ascii")
 
 
 def _same(expected: str, given: str) -> bool:

@@ -22,8 +22,8 @@ import redis
 
 from baton import eventstreams, setup
 from baton.config import Config
-from baton.engine import TRANSFER_EVENTS
 from baton.store import Store, connect_redis
+from baton.twilio_events import CONVERSATION_EVENTS, TRANSFER_EVENTS
 from baton.twilio_gateway import TwilioError, TwilioGateway
 from workers.celery_app import DEADLINE_SWEEP_S, create_celery
 
@@ -329,7 +329,7 @@ def webhook_checks(config: Config, gateway: TwilioGateway) -> list[Check]:
         None, setup.WEBHOOK_TARGET)
     checks = [Check(WEBHOOK, "; ".join(problems), RUN_SETUP_FORCE if foreign else RUN_SETUP) if problems
               else Check(WEBHOOK)]
-    missing = [event for event in setup.CONVERSATION_EVENTS if event not in webhook.filters]
+    missing = [event for event in CONVERSATION_EVENTS if event not in webhook.filters]
     checks.append(Check(WEBHOOK_EVENTS, f"they leave out {', '.join(missing)}", RUN_SETUP) if missing
                   else Check(WEBHOOK_EVENTS))
     return checks
@@ -353,7 +353,7 @@ def service_webhook_check(config: Config, gateway: TwilioGateway) -> Check:
                                       "of the global webhook: Baton would not hear of a conversation closing or a "
                                       "customer leaving", RUN_SETUP_FORCE)
     problems = []
-    missing = [event for event in setup.CONVERSATION_EVENTS if event not in service.filters]
+    missing = [event for event in CONVERSATION_EVENTS if event not in service.filters]
     if missing:
         problems.append(f"its filters leave out {', '.join(missing)}")
     if (service.method or "").upper() != setup.WEBHOOK_METHOD:

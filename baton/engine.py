@@ -26,6 +26,7 @@ from baton.context import collect_context, fit_attributes
 from baton.settings import Settings
 from baton.store import Record, Store
 from baton.summary import summarizer_for
+from baton.twilio_events import event_from_conversations, event_from_taskrouter
 from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioError, TwilioGateway, Worker
 
 log = logging.getLogger(__name__)
@@ -54,52 +55,6 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(retry_after, MAX_RETRY_AFTER_S)
     return random.uniform(0.5, 1.0) * min(MAX_RETRY_DELAY_S, 2.0 ** (attempt - 1))
-
-
-# The TaskRouter events of a transfer's new task that move the transfer (``baton setup`` subscribes
-# the workspace to exactly these); the edge acknowledges and drops every other event.
-TRANSFER_EVENTS = frozenset({
-    "reservation.created",
-    "reservation.accepted",
-    "reservation.rejected",
-    "reservation.timeout",
-    "reservation.rescinded",
-    "reservation.canceled",
-    "task.canceled",
-    "task.deleted",
-    "task.system-deleted",
-    "workflow.timeout",
-    "task-queue.entered",
-})
-
-
-def event_from_taskrouter(fields: Mapping[str, str]) -> t.Event | None:
-    """The state machine's event for a TaskRouter event of a transfer's new task, or None."""
-    kind = fields.get("EventType")
-    reservation, worker = fields.get("ReservationSid", ""), fields.get("WorkerSid", "")
-    if kind == "reservation.created":
-        return t.ReservationCreated(reservation, worker)
-    if kind == "reservation.accepted":
-        return t.ReservationAccepted(reservation, worker)
-    if kind in ("reservation.rejected", "reservation.timeout", "reservation.rescinded", "reservation.canceled"):
-        return t.ReservationEnded(reservation, worker, kind.split(".")[1])
-    if kind == "task-queue.entered":
-        return t.TaskQueueEntered(fields.get("TaskQueueSid", ""))
-    if kind == "workflow.timeout":
-        return t.WorkflowTimedOut()
-    if kind in ("task.canceled", "task.deleted", "task.system-deleted"):
-        return t.NewTaskEnded(kind, fields.get("TaskCanceledReason"))
-    return None
-
-
-def event_from_conversations(fields: Mapping[str, str]) -> t.Event | None:
-    """The state machine's event for a Conversations post-event webhook of a transfer's conversation, or None."""
-    kind = fields.get("EventType")
-    if kind == "onConversationStateUpdated" and fields.get("StateTo") == "closed":
-        return t.ConversationClosed()
-    if kind == "onParticipantRemoved" and fields.get("ParticipantSid"):
-        return t.ParticipantLeft(fields["ParticipantSid"])
-    return None
 
 
 def flex_identity(worker: Worker) -> str:

@@ -41,8 +41,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from baton.config import Config
-from baton.engine import TRANSFER_EVENTS
 from baton.store import Store
+from baton.twilio_events import TRANSFER_EVENTS
 
 SINK_PATH = "/webhooks/event-streams"
 SINK_USERNAME = "baton"

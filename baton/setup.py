@@ -56,8 +56,8 @@ import redis
 
 from baton import eventstreams
 from baton.config import Config
-from baton.engine import TRANSFER_EVENTS
 from baton.store import Store, connect_redis
+from baton.twilio_events import CONVERSATION_EVENTS, CONVERSATIONS_PRE_ACTION_EVENTS, TRANSFER_EVENTS
 from baton.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGateway
 from baton.workflow import transfer_workflow_configuration
 
@@ -68,20 +68,10 @@ EVERYONE_QUEUE_NAME = "Everyone"
 # Stands for the sid of the everyone queue setup is about to create (a dry run never learns it).
 NEW_EVERYONE_QUEUE = "(new queue)"
 
-# Exactly the TaskRouter events Baton's webhook acts on (app/webhooks.py), in Twilio's comma-separated form.
+# Exactly the TaskRouter events Baton acts on (baton.twilio_events), in Twilio's comma-separated form.
 EVENTS_FILTER = ",".join(sorted(TRANSFER_EVENTS))
-# The Conversations events Baton acts on (app/webhooks.py): the conversation closing and a participant
-# leaving end a transfer in progress. onMessageAdded is not needed: the context is read from the REST
-# API when a transfer starts, and subscribing to it would post every message of the account to Baton.
-CONVERSATION_EVENTS = ("onConversationStateUpdated", "onParticipantRemoved")
 WEBHOOK_METHOD = "POST"
 WEBHOOK_TARGET = "webhook"
-# The account's Filters apply to its pre-event webhook too: setup keeps the pre-action events it finds,
-# so another application's pre-event webhook keeps working.
-PRE_ACTION_EVENTS = frozenset({
-    "onMessageAdd", "onMessageUpdate", "onMessageRemove", "onConversationAdd", "onConversationUpdate",
-    "onConversationRemove", "onParticipantAdd", "onParticipantUpdate", "onParticipantRemove", "onUserUpdate",
-})
 
 EXIT_OK, EXIT_ERROR, EXIT_REFUSED = 0, 1, 2
 
@@ -633,8 +623,8 @@ def plan_webhook(webhook: ConversationsWebhook, public_base_url: str) -> Plan:
     )
     unchanged = url_is_ours and filters_ok and method_ok and target_ok
     writes = () if unchanged else (UpdateConversationsWebhook(url, filters, WEBHOOK_METHOD, WEBHOOK_TARGET),)
-    notes = ("Conversations events: onConversationStateUpdated and onParticipantRemoved (a conversation that "
-             "closes or a customer who leaves ends the transfer); not onMessageAdded, which Baton does not need",)
+    notes = (f"Conversations events: {' and '.join(CONVERSATION_EVENTS)} (a conversation that closes or a "
+             "customer who leaves ends the transfer); not onMessageAdded, which Baton does not need",)
     return Plan(notes, settings, writes, tuple(refusals))
 
 
@@ -673,7 +663,8 @@ def plan_service_webhook(service: ServiceWebhook | None, public_base_url: str) -
 def webhook_filters(current: Sequence[str]) -> tuple[str, ...]:
     """The Filters of a webhook configuration whose post-event URL is Baton's: Baton's events, and the
     pre-action events already there (they drive the configuration's pre-event URL, maybe another application's)."""
-    return tuple(sorted(set(CONVERSATION_EVENTS) | {event for event in current if event in PRE_ACTION_EVENTS}))
+    return tuple(sorted(set(CONVERSATION_EVENTS) | {event for event in current
+                                                    if event in CONVERSATIONS_PRE_ACTION_EVENTS}))
 
 
 class ApplyError(Exception):

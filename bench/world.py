@@ -22,8 +22,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from baton.devstack import DevStack
-from baton.engine import TRANSFER_EVENTS
-from baton.setup import CONVERSATION_EVENTS, EVENTS_FILTER
+from baton.setup import EVENTS_FILTER
+from baton.twilio_events import CONVERSATION_EVENTS, TRANSFER_EVENTS
 from baton.workflow import transfer_workflow_configuration
 from simulator import Simulator
 from simulator.scenario import OFFER_TIMEOUT_S, build_default_scenario

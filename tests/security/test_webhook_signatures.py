@@ -1,5 +1,5 @@
-"""Webhook signatures: Twilio's algorithm against PUBLIC_BASE_URL, compared in constant time, JSON bodies
-signed through ``bodySHA256``; and bodies over 64 KiB refused before anything reads them."""
+"""Webhook signatures: twilio's RequestValidator against PUBLIC_BASE_URL, JSON bodies signed through
+``bodySHA256``, SharedKey signatures refused; and bodies over 64 KiB refused before anything reads them."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import io
 import json
 
 import pytest
+import twilio.request_validator
 from edge_support import PUBLIC_BASE_URL, bearer, payload
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-import app.webhooks
 from app import MAX_BODY_BYTES
-from app.webhooks import signature_matches
+from app.errors import ApiError
+from app.webhooks import signature_matches, signed_fields
 from workers.celery_app import TASKROUTER_EVENT
 
 TRANSFER_ID = "tr_3f1c0e5a9b7d4c2e8a6f1b0d9c7e5a31"  # in the captured payloads' TaskAttributes
@@ -80,12 +81,29 @@ def test_a_json_body_without_a_body_hash_is_refused(client, scenario, jobs):
     assert response.status_code == 403 and jobs() == []
 
 
-@pytest.mark.parametrize("body", [b"[1, 2]", b"not json", b"\xff\xfe", b"[" * 5000 + b"]" * 5000])
+@pytest.mark.parametrize("body", [b"[1, 2]", b"not json", b"[" * 5000 + b"]" * 5000])
 def test_a_signed_body_that_is_not_a_json_object_is_refused(post_json, body, jobs):
     """A correctly signed bodySHA256 body that is not a JSON object (or is nested too deeply) is a 400 invalid_json."""
     response = post_json("/webhooks/taskrouter", body)
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_json"
     assert jobs() == []
+
+
+def test_a_body_that_is_not_utf_8_is_refused_whatever_its_hash(post_json, jobs):
+    """Twilio signs a body as text (the validator hashes its UTF-8): bytes that are not UTF-8 are a 403, even
+    with their own hash in bodySHA256."""
+    response = post_json("/webhooks/taskrouter", b"\xff\xfe")
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "invalid_signature"
+    assert jobs() == []
+
+
+@pytest.mark.parametrize("query", ["?bodySHA256", "?bodySHA256="])
+def test_a_json_body_with_an_empty_body_hash_is_refused_not_an_error(client, scenario, query, jobs):
+    """A bodySHA256 parameter without a value covers no body: a 403, never the validator reading the body as a form."""
+    path = "/webhooks/taskrouter" + query
+    signature = RequestValidator(scenario.auth_token).compute_signature(PUBLIC_BASE_URL + path, {})
+    response = client.post(path, data=b"{}", content_type="application/json", headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 403 and jobs() == []
 
 
 def test_a_signature_with_characters_beyond_ascii_is_refused_not_an_error(client):
@@ -114,44 +132,74 @@ def test_twilios_published_test_vector_validates():
                                  "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
 
 
-def test_signatures_are_compared_in_constant_time(post_json, monkeypatch):
-    """Both the body hash and the signature go through hmac.compare_digest, never ``==``."""
+def test_signatures_are_compared_by_the_sdk(post_json, monkeypatch):
+    """The body hash and both readings of the URL are compared by twilio's ``compare``, which does not stop at
+    the first character that differs."""
     compared = []
-    real = app.webhooks.hmac.compare_digest
+    real = twilio.request_validator.compare
 
     def spy(a, b):
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(app.webhooks.hmac, "compare_digest", spy)
+    monkeypatch.setattr(twilio.request_validator, "compare", spy)
     body = json.dumps(payload("conversations/on_message_added")).encode()
     assert post_json("/webhooks/conversations", body).status_code == 200
     # The body's hash, then the URL signed without and with its port.
-    assert len(compared) == 3 and compared[0][0] == hashlib.sha256(body).hexdigest().encode()
+    assert len(compared) == 3 and compared[0][0] == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("settings_header", ["key=webhooks_sharedkey_01jr5k3v4m6y8w0z2b4d6f8h0k,algorithm=HMAC_SHA256",
+                                             "key=webhooks_sharedkey_01jr5k3v4m6y8w0z2b4d6f8h0k,algorithm=HMAC_SHA1"])
+@pytest.mark.parametrize("path", ["/webhooks/taskrouter", "/webhooks/conversations"])
+def test_a_request_signed_with_a_shared_key_is_refused_and_says_why(client, scenario, jobs, path, settings_header):
+    """A webhook carrying X-Twilio-Webhooks-Signature-Settings is signed with a SharedKey whose secret Baton is
+    not given: a 403 naming the header, even beside what would be a valid auth-token signature."""
+    form = payload("taskrouter/reservation_created")
+    signature = RequestValidator(scenario.auth_token).compute_signature(PUBLIC_BASE_URL + path, form)
+    response = client.post(path, data=form, headers={"X-Twilio-Signature": signature,
+                                                     "X-Twilio-Webhooks-Signature-Settings": settings_header})
+    error = response.get_json()["error"]
+    assert response.status_code == 403 and error["code"] == "invalid_signature"
+    assert "X-Twilio-Webhooks-Signature-Settings" in error["message"]
+    assert jobs() == []
 
 
 _text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF), max_size=20)
 
 
-@settings(max_examples=200, deadline=None)
-@given(form=st.dictionaries(_text, _text, max_size=5), port=st.sampled_from(["", ":443", ":8443"]),
+def _edge_accepts(app, path: str, signature: str, **request) -> bool:
+    """Whether the edge's signature check lets this request through (whatever it then makes of the fields)."""
+    with app.test_request_context(path, method="POST", headers={"X-Twilio-Signature": signature}, **request):
+        try:
+            signed_fields()
+        except ApiError as exc:
+            if exc.status == 403:
+                return False
+        return True
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(form=st.dictionaries(_text.filter(bool), _text, max_size=5), port=st.sampled_from(["", ":443", ":8443"]),
        query=st.sampled_from(["", "?a=1", "?b=2&a=1"]), path=st.sampled_from(["/webhooks/taskrouter", "/x"]),
        tamper=st.booleans(), body=st.binary(max_size=200))
-def test_verification_agrees_with_twilios_request_validator(form, port, query, path, tamper, body):
-    """For forms and bodySHA256 bodies, signed or tampered, Baton's verification answers as the SDK's validator does."""
-    validator = RequestValidator("auth-token")
-    url = f"https://baton.example.com{port}{path}{query}"
-    signature = validator.compute_signature(url, form)
+def test_verification_agrees_with_twilios_request_validator(app, scenario, form, port, query, path, tamper, body):
+    """For forms and bodySHA256 bodies, signed for the public URL with its default port, without, or with another
+    (a URL Baton was not given), intact or tampered, the edge lets a request through exactly when the SDK's
+    validator says it is valid for PUBLIC_BASE_URL."""
+    validator = RequestValidator(scenario.auth_token)
+    signature = validator.compute_signature(f"{PUBLIC_BASE_URL}{port}{path}{query}", form)
     if tamper:
         signature = signature[:-2] + ("A=" if signature[-2] != "A" else "B=")
-    assert signature_matches("auth-token", url, form, signature) == validator.validate(url, form, signature)
+    assert (_edge_accepts(app, path + query, signature, data=form)
+            == validator.validate(PUBLIC_BASE_URL + path + query, form, signature))
 
-    text = body.decode("latin-1")  # the SDK hashes a str's UTF-8: hash the same bytes on both sides
-    hashed = f"{url}{'&' if query else '?'}bodySHA256={hashlib.sha256(text.encode()).hexdigest()}"
-    signature = validator.compute_signature(hashed, {})
+    text = body.decode("latin-1")  # any characters, sent as UTF-8 (as Twilio sends text)
+    hashed = f"{path}{query}{'&' if query else '?'}bodySHA256={hashlib.sha256(text.encode()).hexdigest()}"
+    signature = validator.compute_signature(f"{PUBLIC_BASE_URL}{port}{hashed}", {})
     sent = text + "x" if tamper else text
-    assert signature_matches("auth-token", hashed, sent.encode(), signature) == validator.validate(hashed, sent,
-                                                                                                   signature)
+    assert (_edge_accepts(app, hashed, signature, data=sent.encode(), content_type="application/json")
+            == validator.validate(PUBLIC_BASE_URL + hashed, sent, signature))
 
 
 # Bodies over 64 KiB
