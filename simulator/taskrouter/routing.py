@@ -247,6 +247,7 @@ class Router:
             raise invalid("WorkflowSid is required when the workspace does not have exactly one Workflow")
         return next(iter(space.workflows.values())), None, False, None
 
+    # --- Task status ---
 
     _TRANSITIONS = {
         "canceled": ("pending", "reserved"),

@@ -83,7 +83,7 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class TaskRouter(Router, RestHandlers):
-    """The simulated TaskRouter of one account."""
+    """The simulated TaskRouter of one account; it routes as `Router` does and serves `RestHandlers`' handlers."""
 
     def __init__(self, account_sid: str, clock: Clock, dispatcher: WebhookDispatcher, profile: Profile | None = None):
         self.account_sid = account_sid
