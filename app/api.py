@@ -24,6 +24,7 @@ from app.auth import Caller, authenticate, authenticate_admin, limit_rate
 from app.errors import ApiError
 from app.schemas import (
     MAX_NOTES,
+    NamesQuerySchema,
     TransferQuerySchema,
     TransferRequestSchema,
     TransferSchema,
@@ -59,6 +60,7 @@ MAX_IDEMPOTENCY_KEY = 200
 
 _request_schema = TransferRequestSchema()
 _query_schema = TransferQuerySchema()
+_names_query_schema = NamesQuerySchema()
 _transfer_schema = TransferSchema()
 _settings_schema = SettingsSchema()
 
@@ -122,6 +124,14 @@ def list_transfers():
                  if _may_read(caller, transfer)]
     names = names_of([sid for transfer in transfers for sid in sids_of(transfer)], current_store(), current_gateway())
     return jsonify(transfers=[_with_names(transfer, names) for transfer in transfers])
+
+
+@blueprint.get("/names")
+def names():
+    """Friendly names of workers, queues and workflows, for a form that has only their sids."""
+    authenticate()
+    query = load_object(_names_query_schema, {"sid": request.args.getlist("sid")})
+    return jsonify(names=names_of(query["sid"], current_store(), current_gateway()))
 
 
 @blueprint.get("/transfer-options")

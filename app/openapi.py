@@ -83,6 +83,11 @@ class TransferOptionsSchema(Schema):
                        "them just now"})
 
 
+class NamesSchema(Schema):
+    names = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                        metadata={"example": {"WK0123456789abcdef0123456789abcdef": "Carol"}})
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True, metadata={"example": "ok"})
 
@@ -177,6 +182,15 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "tags": ["transfers"], "security": [FLEX], "parameters": [TRANSFER_ID],
         "responses": {"202": _transfer_answer("Leaving is enqueued (or the sender already left)"),
                       **_errors(401, 403, 404, 409, 429, 503)},
+    },
+    "api.names": {
+        "tags": ["transfers"], "security": [FLEX],
+        "description": "For an agent's form that knows only the target's sid. A sid TaskRouter cannot name now is "
+                       "absent from the answer.",
+        "parameters": [{"name": "sid", "in": "query", "required": True, "style": "form", "explode": True,
+                        "schema": {"type": "array", "minItems": 1, "maxItems": 20,
+                                   "items": {"type": "string", "pattern": "^(WK|WQ|WW)[0-9a-fA-F]{32}$"}}}],
+        "responses": {"200": _json("The names, by sid", NamesSchema), **_errors(400, 401, 429, 503)},
     },
     "api.transfer_options": {
         "tags": ["transfers"], "security": [FLEX],

@@ -18,6 +18,7 @@ from app.errors import ApiError
 from baton.transfers import Transfer
 
 MAX_NOTES = 1000
+MAX_NAMES = 20
 MODES = ("cold", "warm")
 
 
@@ -71,6 +72,16 @@ class TransferQuerySchema(Schema):
         unknown = EXCLUDE
 
     task_sid = Sid("WT", required=True)
+
+
+class NamesQuerySchema(Schema):
+    """``GET /v1/names?sid=WK…&sid=WQ…``: up to ``MAX_NAMES`` sids of workers, queues or workflows."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    sid = fields.List(Sid("WK", "WQ", "WW"), required=True,
+                      validate=validate.Length(1, MAX_NAMES, error=f"give 1 to {MAX_NAMES} sids"))
 
 
 # Webhook forms: Twilio adds fields over time, so fields Baton does not read are dropped, not refused.

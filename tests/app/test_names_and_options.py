@@ -117,3 +117,26 @@ def test_the_flex_ui_may_read_the_options_from_its_origin(client, scenario):
     assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == FLEX
     answer = client.get("/v1/transfer-options", headers={**bearer(scenario.tokens["alice"]), "Origin": FLEX})
     assert answer.status_code == 200 and answer.headers["Access-Control-Allow-Origin"] == FLEX
+
+
+def test_a_form_asks_for_the_names_of_the_sids_it_has(client, scenario):
+    """The plugin's form knows only the target's sid: Baton names workers, queues and workflows; a sid
+    TaskRouter does not know is left out."""
+    unknown = "WK" + "0" * 32
+    sids = [scenario.agents["carol"], scenario.queues["support"], scenario.inbound_workflow_sid, unknown]
+    response = client.get("/v1/names", query_string={"sid": sids}, headers=bearer(scenario.tokens["bob"]))
+    assert response.status_code == 200
+    assert response.get_json() == {"names": {scenario.agents["carol"]: "Carol", scenario.queues["support"]: "Support",
+                                             scenario.inbound_workflow_sid: "Inbound"}}
+
+
+@pytest.mark.parametrize("query, message", [
+    ({}, "sid: give 1 to 20 sids"),
+    ({"sid": "WT" + "0" * 32}, "sid.0: must be a WK or WQ or WW sid: the prefix followed by 32 hex digits"),
+    ({"sid": ["WK" + f"{n:032x}" for n in range(21)]}, "sid: give 1 to 20 sids"),
+])
+def test_names_need_sids_of_workers_queues_or_workflows(client, scenario, query, message):
+    response = client.get("/v1/names", query_string=query, headers=bearer(scenario.tokens["bob"]))
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == message and response.get_json()["error"]["field"].startswith(
+        "sid")

@@ -82,11 +82,6 @@ class Api:
         response.raise_for_status()
         return response.json()["transfers"]
 
-    def options_served(self) -> bool:
-        response = requests.get(f"{self.url}/v1/transfer-options",
-                                headers={"Authorization": f"Bearer {self.tokens['alice']}"}, timeout=10)
-        return response.status_code == 200
-
     def settings(self, **changes) -> dict:
         response = requests.patch(f"{self.url}/v1/settings", json=changes,
                                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
@@ -138,15 +133,6 @@ def boot(page, stack: DevStack, agent: str, role: str, task: dict, **extra) -> N
         "task": task, **extra})
 
 
-def name_or_sid(names: dict | None, sid: str) -> str:
-    """What the plugin shows for a sid: its name when Baton's answer carries one (API addition), else the sid."""
-    return (names or {}).get(sid, sid)
-
-
-def queue_phrase(names: dict | None, sid: str) -> str:
-    return f"the {names[sid]} queue" if names and sid in names else f"queue {sid}"
-
-
 def save_screenshot(page, tmp_path: Path, name: str, locator=None) -> None:
     """A picture for the README: written when missing, or again with UPDATE_SCREENSHOTS=1."""
     shot = tmp_path / name
@@ -162,7 +148,6 @@ def test_plugin_transfer_through_a_rejection_as_each_agent_sees_it(plugin_stack,
     stack, sim = plugin_stack, plugin_stack.simulator
     sids = stack.scenario.agents
     support = stack.scenario.queues["support"]
-    options_served = api.options_served()
     api.settings(notes_enabled=True, summary_enabled=True)
     conversation = open_conversation(sim, stack.scenario, "alice")
     errors: list[str] = []
@@ -176,20 +161,16 @@ def test_plugin_transfer_through_a_rejection_as_each_agent_sees_it(plugin_stack,
          queues=[{"sid": support, "name": "Support"}])
     alice.get_by_role("button", name="Transfer", exact=True).click()
     alice.get_by_role("button", name="Transfer to Bob").click()
-    form = alice.get_by_role("dialog", name="Transfer to the selected agent")
+    # Flex's directory gives the plugin Bob's sid only: Baton names him.
+    form = alice.get_by_role("dialog", name="Transfer to Bob")
     expect(form).to_be_visible()
-    expect(form.get_by_text(sids["bob"])).to_be_visible()
     notes = form.get_by_label("Notes for the next agent")
     notes.fill(NOTES)
     expect(form.get_by_text(f"{len(NOTES)} / 1000 characters")).to_be_visible()
+    # GET /v1/transfer-options: the admin's summary switch reaches the form.
     summary = form.get_by_role("switch")
-    if options_served:
-        # GET /v1/transfer-options (API addition): the admin's summary switch reaches the form.
-        summary.click()
-        expect(summary).to_have_attribute("aria-checked", "true")
-    else:
-        # Without it the plugin assumes Baton's defaults: notes on, summary off.
-        expect(summary).to_have_count(0)
+    summary.click()
+    expect(summary).to_have_attribute("aria-checked", "true")
     save_screenshot(alice, tmp_path, "flex-plugin-form.png")
     form.get_by_role("button", name="Transfer", exact=True).click()
     expect(form).to_be_hidden()
@@ -197,9 +178,9 @@ def test_plugin_transfer_through_a_rejection_as_each_agent_sees_it(plugin_stack,
     banner = alice.get_by_role("region", name="Transfer status")
     status = banner.get_by_role("status")
     (transfer,) = api.transfers_of(conversation.task_sid)
-    names = transfer.get("names")
     assert transfer["notes"] == NOTES  # "4242" alone is no card number: nothing to redact
-    expect(status).to_contain_text(f"Waiting for {name_or_sid(names, sids['bob'])}…")
+    assert {sids["alice"]: "Alice", sids["bob"]: "Bob"}.items() <= transfer["names"].items()
+    expect(status).to_contain_text("Waiting for Bob…")
     expect(banner.get_by_role("button", name="Cancel transfer")).to_be_visible()
 
     # Wrap-up is blocked while the transfer is pending: the customer would be stranded.
@@ -210,18 +191,17 @@ def test_plugin_transfer_through_a_rejection_as_each_agent_sees_it(plugin_stack,
     # Bob, offered the new task: the card, from the task's attributes.
     new_task_sid = wait_for(lambda: api.transfers_of(conversation.task_sid)[0]["new_task_sid"], "the new task")
     attributes = sim.taskrouter.task(new_task_sid).attributes
-    sent = attributes["transfer"]
-    sender_label = (sent.get("names") or {}).get(sids["alice"]) or sent.get("from_worker_name") or sids["alice"]
+    assert attributes["transfer"]["from_worker_name"] == "Alice"
     bob = agent_page(chromium, harness_url, errors)
     boot(bob, stack, "bob", "receiver", {"taskSid": new_task_sid, "attributes": attributes, "customer": "Chloe"})
     bob_card = bob.get_by_role("region", name="Transfer details")
-    expect(bob_card.get_by_role("heading", name=f"Transferred by {sender_label}")).to_be_visible()
+    expect(bob_card.get_by_role("heading", name="Transferred by Alice")).to_be_visible()
     expect(bob_card.get_by_test_id("baton-transfer-notes")).to_have_text(NOTES)
 
     # Bob declines: Alice sees where it went next, and Carol is offered it.
-    declined = f"{name_or_sid(names, sids['bob'])} declined — offered to {queue_phrase(names, support)}"
+    declined = "Bob declined — offered to the Support queue"
     expect(status).to_contain_text(declined)
-    expect(status).to_contain_text(f"Now offered to {name_or_sid(names, sids['carol'])}")
+    expect(status).to_contain_text("Now offered to Carol")
     expect(alice.get_by_test_id("notifications").locator('[data-type="warning"]', has_text=declined)).to_be_visible()
     save_screenshot(alice, tmp_path, "flex-plugin-sender.png")
 
@@ -230,7 +210,7 @@ def test_plugin_transfer_through_a_rejection_as_each_agent_sees_it(plugin_stack,
     attributes = sim.taskrouter.task(new_task_sid).attributes
     boot(carol, stack, "carol", "receiver", {"taskSid": new_task_sid, "attributes": attributes, "customer": "Chloe"})
     card = carol.get_by_role("region", name="Transfer details")
-    expect(card.get_by_role("heading", name=f"Transferred by {sender_label}")).to_be_visible()
+    expect(card.get_by_role("heading", name="Transferred by Alice")).to_be_visible()
     expect(card.get_by_test_id("baton-transfer-notes")).to_have_text(NOTES)
     if attributes["transfer"].get("summary"):
         expect(card.get_by_test_id("baton-transfer-summary")).to_have_text(attributes["transfer"]["summary"])
@@ -239,9 +219,8 @@ def test_plugin_transfer_through_a_rejection_as_each_agent_sees_it(plugin_stack,
     save_screenshot(carol, tmp_path, "flex-plugin-receiver.png")
 
     # Carol accepts: Alice is told, the transfer completes, and wrap-up is no longer held.
-    carol_label = name_or_sid(names, sids["carol"])
-    expect(status).to_have_text(re.compile(rf"Transferred to {re.escape(carol_label)}"), timeout=30_000)
-    expect(alice.get_by_test_id("notifications").locator('[data-type="success"]', has_text=carol_label)).to_be_visible()
+    expect(status).to_have_text(re.compile(r"Transferred to Carol"), timeout=30_000)
+    expect(alice.get_by_test_id("notifications").locator('[data-type="success"]', has_text="Carol")).to_be_visible()
     expect(banner.get_by_role("button", name="Cancel transfer")).to_have_count(0)
     alice.get_by_role("button", name="Wrap up").click()
     expect(alice.get_by_test_id("wrapup-outcome")).to_have_text("Flex wrapped the task up.")
@@ -249,9 +228,7 @@ def test_plugin_transfer_through_a_rejection_as_each_agent_sees_it(plugin_stack,
     (finished,) = api.transfers_of(conversation.task_sid)
     assert finished["status"] == "completed" and finished["accepted_worker_sid"] == sids["carol"]
     assert "offer rejected" in [entry["event"] for entry in finished["timeline"]]
-    if names is not None:
-        # The API addition: friendly names beside the sids.
-        assert names.get(sids["bob"]) == "Bob" and names.get(support) == "Support"
+    assert finished["names"] == {sids["alice"]: "Alice", sids["bob"]: "Bob", sids["carol"]: "Carol", support: "Support"}
     # The notes went to the agents' task only, never into the conversation the customer reads.
     bodies = [message["body"] or "" for message in sim.conversations.list_messages(conversation.conversation_sid)]
     assert not any(NOTES in body for body in bodies)

@@ -34,6 +34,32 @@ describe('TransferService: starting a transfer', () => {
     service.dispose();
   });
 
+  it("asks Baton for the name of a target Flex's directory gave only by sid, once", async () => {
+    const { baton, service } = setup();
+    baton.answer('GET /v1/names', { status: 200, body: { names: { [SIDS.bob]: 'Bob' } } });
+    const seen: (string | undefined)[] = [];
+    service.subscribe(() => seen.push(service.names.known(SIDS.bob) ? service.names.name(SIDS.bob) : undefined));
+    service.openForm(SIDS.task, SIDS.bob);
+    await flush();
+    expect(baton.callsTo('GET /v1/names').map((call) => new URL(call.url).search)).toEqual([`?sid=${SIDS.bob}`]);
+    expect(seen[seen.length - 1]).toBe('Bob');
+    service.closeForm(SIDS.task);
+    service.openForm(SIDS.task, SIDS.bob);
+    await flush();
+    expect(baton.callsTo('GET /v1/names')).toHaveLength(1);
+    service.dispose();
+  });
+
+  it('keeps the sid in the form when Baton cannot name the target', async () => {
+    const { baton, service } = setup();
+    baton.answer('GET /v1/names', error(503, 'unavailable'));
+    service.openForm(SIDS.task, SIDS.carol);
+    await flush();
+    expect(service.names.name(SIDS.carol)).toBe(SIDS.carol);
+    expect(service.view(SIDS.task).draft).toEqual({ targetSid: SIDS.carol, mode: 'cold' });
+    service.dispose();
+  });
+
   it('makes one Idempotency-Key per click and reuses it on Retry', async () => {
     const { baton, service } = setup();
     baton

@@ -65,6 +65,12 @@ describe('BatonClient', () => {
     expect(baton.calls).toHaveLength(0);
   });
 
+  it('asks for the names of several sids in one call', async () => {
+    const baton = new FakeBaton().answer('GET /v1/names', { status: 200, body: { names: { [SIDS.bob]: 'Bob' } } });
+    await expect(client(baton).names([SIDS.bob, SIDS.support])).resolves.toEqual({ [SIDS.bob]: 'Bob' });
+    expect(new URL(baton.calls[0].url).searchParams.getAll('sid')).toEqual([SIDS.bob, SIDS.support]);
+  });
+
   it('reads the transfer options, workflows included', async () => {
     const baton = new FakeBaton().answer('GET /v1/transfer-options', { status: 200, body: OPTIONS });
     await expect(client(baton).transferOptions()).resolves.toEqual({ ...OPTIONS, source: 'baton' });

@@ -1,4 +1,4 @@
-import type { Transfer, TransferOptions, TransferRequest } from './types';
+import type { Names, Transfer, TransferOptions, TransferRequest } from './types';
 
 /** What went wrong with a call to Baton: an HTTP answer, no answer at all, or no answer in time. */
 export type FailureKind = 'http' | 'network' | 'timeout';
@@ -72,6 +72,13 @@ export class BatonClient {
       if (error instanceof BatonError && error.status === 404) return DEFAULT_OPTIONS;
       throw error;
     }
+  }
+
+  /** `GET /v1/names`: TaskRouter's friendly names of these workers, queues and workflows (Baton caches them). */
+  async names(sids: string[]): Promise<Names> {
+    const query = sids.map((sid) => `sid=${encodeURIComponent(sid)}`).join('&');
+    const body = await this.call<{ names?: Names }>('GET', `/v1/names?${query}`);
+    return body.names ?? {};
   }
 
   /** `POST /v1/transfers`: the same key returns the same transfer, so a retry never starts a second one. */

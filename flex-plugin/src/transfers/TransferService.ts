@@ -120,6 +120,17 @@ export class TransferService {
     }
     this.update(taskSid, { draft: { targetSid, mode }, error: null, lastClick: null, retryNotBefore: null });
     void this.loadOptions().then(({ value, note }) => this.update(taskSid, { options: value, optionsNote: note }));
+    if (!this.names.known(targetSid)) void this.learnName(taskSid, targetSid);
+  }
+
+  /** Flex's directory gives the form the target's sid only: Baton names it. Without an answer the form shows the sid. */
+  private async learnName(taskSid: string, sid: string): Promise<void> {
+    try {
+      this.names.remember(await this.client.names([sid]));
+    } catch {
+      return;
+    }
+    if (this.view(taskSid).draft?.targetSid === sid) this.update(taskSid, {});
   }
 
   closeForm(taskSid: string): void {
