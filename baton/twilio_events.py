@@ -152,8 +152,3 @@ def event_from_conversations(fields: Mapping[str, str]) -> t.Event | None:
     handler = CONVERSATIONS_HANDLERS.get(fields.get("EventType", ""))
     return handler(fields) if handler is not None else None
 
-
-def is_known_event_type(event_type: str) -> bool:
-    """Whether Twilio's documentation lists this type (handled or ignored): False for one added since."""
-    return (event_type in TASKROUTER_HANDLERS or event_type in IGNORED_TASKROUTER_EVENTS
-            or event_type in CONVERSATIONS_HANDLERS or event_type in IGNORED_CONVERSATIONS_EVENTS)

@@ -28,7 +28,7 @@ from baton.transfers import new_transfer_id
 LUA_SCRIPT = Path(__file__).resolve().parent / "signed.lua"
 
 # What a Flex workspace sends most: events of ordinary tasks. After ``baton setup`` the workspace's
-# EventsFilter lets through only the types Baton acts on (app/webhooks.py TRANSFER_EVENTS), so most of
+# EventsFilter lets through only the types Baton acts on (baton.twilio_events TRANSFER_EVENTS), so most of
 # what arrives is of those types, about tasks that are not transfers; a few other types are mixed in
 # for a workspace whose filter was widened.
 NON_TRANSFER_MIX = (("reservation.created", 30), ("reservation.accepted", 20), ("task-queue.entered", 20),

@@ -18,6 +18,7 @@ from simulator.events import snake_case_fields
 from workers.celery_app import TASKROUTER_EVENT
 
 TRANSFER_ID = "tr_3f1c0e5a9b7d4c2e8a6f1b0d9c7e5a31"  # in the captured payloads' TaskAttributes
+RESERVATION_CREATED = "twilio_events/taskrouter/reservation.created"  # an offer of a transfer's new task
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def post_signed(client, scenario):
 
 def test_an_event_of_a_transfer_is_enqueued_once_however_often_delivered(post_signed, jobs):
     """A reservation.created of a transfer's task delivered three times is answered 204 each time and enqueued once."""
-    event = payload("taskrouter/reservation_created")
+    event = payload(RESERVATION_CREATED)
     for _ in range(3):
         response = post_signed("/webhooks/taskrouter", event)
         assert response.status_code == 204 and response.content_type == "application/json"
@@ -43,7 +44,7 @@ def test_an_event_of_a_transfer_is_enqueued_once_however_often_delivered(post_si
 
 def test_the_signature_is_checked_against_the_public_url(post_signed, jobs):
     """A signature for PUBLIC_BASE_URL validates although the app sees http://localhost; one for that URL does not."""
-    event = payload("taskrouter/reservation_created")
+    event = payload(RESERVATION_CREATED)
     refused = post_signed("/webhooks/taskrouter", event, url="http://localhost/webhooks/taskrouter")
     assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "invalid_signature"
     assert post_signed("/webhooks/taskrouter", event).status_code == 204
@@ -52,21 +53,21 @@ def test_the_signature_is_checked_against_the_public_url(post_signed, jobs):
 
 def test_a_query_string_is_part_of_the_signed_url(post_signed):
     """A callback URL with a query string is verified with that query string."""
-    response = post_signed("/webhooks/taskrouter", payload("taskrouter/reservation_created"), query="?env=prod")
+    response = post_signed("/webhooks/taskrouter", payload(RESERVATION_CREATED), query="?env=prod")
     assert response.status_code == 204
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}])
 def test_an_unsigned_or_badly_signed_event_is_refused(client, headers, jobs):
     """No X-Twilio-Signature, or a wrong one, is a 403 invalid_signature and nothing is enqueued."""
-    response = client.post("/webhooks/taskrouter", data=payload("taskrouter/reservation_created"), headers=headers)
+    response = client.post("/webhooks/taskrouter", data=payload(RESERVATION_CREATED), headers=headers)
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "invalid_signature"
     assert jobs() == []
 
 
 def test_a_tampered_form_is_refused(client, scenario, jobs):
     """A form changed after Twilio signed it is a 403."""
-    event = payload("taskrouter/reservation_created")
+    event = payload(RESERVATION_CREATED)
     signed = signature(scenario.auth_token, PUBLIC_BASE_URL + "/webhooks/taskrouter", event)
     response = client.post("/webhooks/taskrouter", data={**event, "EventType": "reservation.accepted"},
                            headers={"X-Twilio-Signature": signed})
@@ -75,9 +76,9 @@ def test_a_tampered_form_is_refused(client, scenario, jobs):
 
 @pytest.mark.parametrize("name, change", [
     ("taskrouter/reservation_accepted_not_a_transfer", {}),
-    ("taskrouter/workflow_target_matched", {}),
-    ("taskrouter/reservation_created", {"TaskAttributes": json.dumps({"transfer": "tr_1"})}),
-    ("taskrouter/reservation_created", {"TaskAttributes": "not json"}),
+    ("twilio_events/taskrouter/workflow.target-matched", {}),
+    ("twilio_events/taskrouter/reservation.created", {"TaskAttributes": json.dumps({"transfer": "tr_1"})}),
+    ("twilio_events/taskrouter/reservation.created", {"TaskAttributes": "not json"}),
 ])
 def test_an_event_baton_does_not_act_on_is_answered_without_touching_redis(post_signed, store, name, change):
     """An event of another task, or of a type the engine ignores, is a 204 that writes nothing to Redis."""
@@ -91,7 +92,7 @@ def test_events_about_no_transfer_are_logged_at_debug_and_the_others_at_info(pos
     refusal, stay INFO."""
     caplog.set_level(logging.DEBUG, logger="baton.requests")
     post_signed("/webhooks/taskrouter", payload("taskrouter/reservation_accepted_not_a_transfer"))
-    post_signed("/webhooks/taskrouter", payload("taskrouter/reservation_created"))
+    post_signed("/webhooks/taskrouter", payload(RESERVATION_CREATED))
     post_signed("/webhooks/taskrouter", {**payload("taskrouter/reservation_accepted_not_a_transfer"), "Sid": ""})
     lines = [(record.levelno, record.status) for record in caplog.records if record.name == "baton.requests"]
     assert lines == [(logging.DEBUG, 204), (logging.INFO, 204), (logging.INFO, 400)]
@@ -100,7 +101,7 @@ def test_events_about_no_transfer_are_logged_at_debug_and_the_others_at_info(pos
 @pytest.mark.parametrize("missing", ["EventType", "Sid"])
 def test_an_event_without_its_type_or_sid_is_refused(post_signed, jobs, missing):
     """A signed TaskRouter event without EventType or Sid is a 400 naming the field."""
-    event = {key: value for key, value in payload("taskrouter/reservation_created").items() if key != missing}
+    event = {key: value for key, value in payload(RESERVATION_CREATED).items() if key != missing}
     response = post_signed("/webhooks/taskrouter", event)
     assert response.status_code == 400 and response.get_json()["error"]["field"] == missing
     assert jobs() == []
@@ -108,13 +109,13 @@ def test_an_event_without_its_type_or_sid_is_refused(post_signed, jobs, missing)
 
 def test_a_conversations_event_is_acknowledged(post_signed):
     """A signed Conversations post-event webhook is answered 200 with {}."""
-    response = post_signed("/webhooks/conversations", payload("conversations/on_message_added"))
+    response = post_signed("/webhooks/conversations", payload("twilio_events/conversations/onMessageAdded"))
     assert response.status_code == 200 and response.get_json() == {}
 
 
 def test_a_conversations_event_is_verified_and_validated(client, post_signed):
     """The Conversations webhook refuses a bad signature (403) and a form without EventType (400)."""
-    event = payload("conversations/on_message_added")
+    event = payload("twilio_events/conversations/onMessageAdded")
     assert client.post("/webhooks/conversations", data=event).status_code == 403
     response = post_signed("/webhooks/conversations", {k: v for k, v in event.items() if k != "EventType"})
     assert response.status_code == 400 and response.get_json()["error"]["field"] == "EventType"
@@ -124,7 +125,7 @@ def test_an_event_that_could_not_be_enqueued_is_processed_when_twilio_sends_it_a
     """When enqueueing fails the event is answered 5xx and not marked seen, so Twilio's retry is enqueued."""
     import app.webhooks
 
-    event = payload("taskrouter/reservation_created")
+    event = payload(RESERVATION_CREATED)
     real_send = app.webhooks.send_job
 
     def broker_away(*args, **kwargs):
@@ -140,7 +141,7 @@ def test_an_event_that_could_not_be_enqueued_is_processed_when_twilio_sends_it_a
 def test_a_participant_removed_is_enqueued_once_per_transfer_however_often_delivered(post_signed, jobs, store):
     """Conversations events carry no event sid: the same removal delivered (or replayed) three times is
     enqueued once for the conversation's transfer; the removal of another participant is another event."""
-    event = payload("conversations/on_participant_removed")
+    event = payload("twilio_events/conversations/onParticipantRemoved")
     transfer = t.Transfer(id="tr_conversation_dedupe", from_task_sid="WT" + "5" * 32, from_worker_sid="WK" + "5" * 32,
                           target_type="worker", target_sid="WK" + "6" * 32, conversation_sid=event["ConversationSid"])
     store.create(Record(transfer))
@@ -176,10 +177,11 @@ def post_stream(client, scenario):
     """POST a delivery to the sink URL, with this deployment's credentials and Twilio's signature (``scheme``:
     body_sha256, url_and_body or none)."""
     def post(events, scheme: str = "body_sha256", credentials: tuple[str, str] | None = None, body: bytes | None = None,
-             signed_url: str | None = None):
+             signed_url: str | None = None, headers: dict[str, str] | None = None):
         body = json.dumps(events).encode() if body is None else body
         user, password = credentials or eventstreams.sink_credentials(scenario.auth_token, PUBLIC_BASE_URL)
-        headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+        headers = {**(headers or {}),
+                   "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
         path = "/webhooks/event-streams"
         url = signed_url or PUBLIC_BASE_URL + path
         if scheme == "body_sha256":
@@ -198,17 +200,17 @@ def test_twilios_documented_example_is_enqueued_as_the_callback_would_enqueue_it
     response = post_stream(payload("eventstreams/reservation_created"))
     assert response.status_code == 200
     assert response.get_json() == {"received": 1, "enqueued": 1, "duplicates": 0, "ignored": 0, "malformed": 0}
-    assert post_signed("/webhooks/taskrouter", payload("taskrouter/reservation_created")).status_code == 204
+    assert post_signed("/webhooks/taskrouter", payload(RESERVATION_CREATED)).status_code == 204
 
     (job,) = jobs()
-    form = payload("taskrouter/reservation_created")
+    form = payload(RESERVATION_CREATED)
     assert (job.name, job.args) == (TASKROUTER_EVENT, [TRANSFER_ID, {name: form[name] for name in FORWARDED}])
 
 
 @pytest.mark.parametrize("reading", ["envelope", "flat", "payload as text"])
 def test_every_reading_of_data_is_translated_alike(post_stream, jobs, reading):
     """``data.payload``, the fields directly in ``data``, and a payload sent as JSON text give the same job."""
-    form = payload("taskrouter/reservation_created")
+    form = payload(RESERVATION_CREATED)
     assert post_stream([cloud_event(form, reading)]).status_code == 200
     (job,) = jobs()
     assert job.args == [TRANSFER_ID, {name: form[name] for name in FORWARDED}]
@@ -217,7 +219,7 @@ def test_every_reading_of_data_is_translated_alike(post_stream, jobs, reading):
 def test_the_stream_then_the_callback_and_redeliveries_are_enqueued_once(post_stream, post_signed, jobs):
     """At least once, by both paths: the callback first, then the same event in three redelivered batches (Twilio
     retries for hours), is one job."""
-    form = payload("taskrouter/reservation_created")
+    form = payload(RESERVATION_CREATED)
     assert post_signed("/webhooks/taskrouter", form).status_code == 204
     for _ in range(3):
         response = post_stream([cloud_event(form)])
@@ -228,7 +230,7 @@ def test_the_stream_then_the_callback_and_redeliveries_are_enqueued_once(post_st
 def test_a_malformed_or_foreign_event_does_not_hold_up_the_others(post_stream, jobs):
     """Garbage, another product's event, a TaskRouter event without data or identity, and an event of another task
     are skipped; the transfer's event in the same batch is enqueued, and the batch answered 200."""
-    form = payload("taskrouter/reservation_created")
+    form = payload(RESERVATION_CREATED)
     batch = ["not an event", {"type": "com.twilio.messaging.message.delivered", "data": {"messageSid": "SM1"}},
              {"type": "com.twilio.taskrouter.reservation.created", "data": "nope"},
              {"type": "com.twilio.taskrouter.reservation.created", "data": {"payload": {}}},
@@ -254,7 +256,7 @@ def test_a_batch_about_no_transfer_makes_no_redis_call(app, post_stream):
     store = app.extensions["baton.store"]
     store.redis = CountingRedis(store.redis)
     other = payload("taskrouter/reservation_accepted_not_a_transfer")
-    ignored = {**payload("taskrouter/reservation_created"), "EventType": "task.created"}
+    ignored = {**payload(RESERVATION_CREATED), "EventType": "task.created"}
     response = post_stream([cloud_event(other), cloud_event(ignored), cloud_event(other, "flat")])
     assert response.status_code == 200 and response.get_json()["ignored"] == 3
     assert calls == []
@@ -263,7 +265,7 @@ def test_a_batch_about_no_transfer_makes_no_redis_call(app, post_stream):
 @pytest.mark.parametrize("scheme", ["body_sha256", "url_and_body", "none"])
 def test_each_reading_of_the_signature_is_accepted(post_stream, jobs, scheme):
     """The JSON-body scheme (bodySHA256), the URL followed by the body, and no signature at all (credentials only)."""
-    assert post_stream([cloud_event(payload("taskrouter/reservation_created"))], scheme=scheme).status_code == 200
+    assert post_stream([cloud_event(payload(RESERVATION_CREATED))], scheme=scheme).status_code == 200
     assert len(jobs()) == 1
 
 
@@ -272,15 +274,27 @@ def test_a_signature_of_the_url_with_its_credentials_is_accepted(post_stream, sc
     user, password = eventstreams.sink_credentials(scenario.auth_token, PUBLIC_BASE_URL)
     signed_url = eventstreams.with_userinfo(PUBLIC_BASE_URL + "/webhooks/event-streams", user, password)
     for scheme in ("body_sha256", "url_and_body"):
-        response = post_stream([cloud_event(payload("taskrouter/reservation_created"))], scheme, signed_url=signed_url)
+        response = post_stream([cloud_event(payload(RESERVATION_CREATED))], scheme, signed_url=signed_url)
         assert response.status_code == 200
     assert len(jobs()) == 1
+
+
+@pytest.mark.parametrize("scheme", ["body_sha256", "url_and_body"])
+def test_a_delivery_signed_with_a_shared_key_is_refused(post_stream, jobs, scheme):
+    """A signed delivery carrying X-Twilio-Webhooks-Signature-Settings (a SharedKey's, whose secret Baton is not
+    given) is a 403 naming the header, whatever else is signed."""
+    settings = "key=webhooks_sharedkey_01jr5k3v4m6y8w0z2b4d6f8h0k,algorithm=HMAC_SHA256"
+    response = post_stream([cloud_event(payload(RESERVATION_CREATED))], scheme,
+                           headers={"X-Twilio-Webhooks-Signature-Settings": settings})
+    assert response.status_code == 403
+    assert "X-Twilio-Webhooks-Signature-Settings" in response.get_json()["error"]["message"]
+    assert jobs() == []
 
 
 def test_unauthenticated_deliveries_are_refused_and_nothing_is_enqueued(client, post_stream, scenario, jobs):
     """No credentials or wrong ones: 401 with a Basic challenge; right credentials but a signature that does not
     match (a body changed on the way): 403."""
-    batch = [cloud_event(payload("taskrouter/reservation_created"))]
+    batch = [cloud_event(payload(RESERVATION_CREATED))]
     bare = client.post("/webhooks/event-streams", json=batch)
     assert bare.status_code == 401 and bare.headers["WWW-Authenticate"].startswith("Basic")
     assert bare.get_json()["error"]["code"] == "invalid_credentials"
@@ -318,7 +332,7 @@ def test_a_batch_that_could_not_be_enqueued_is_all_handled_when_twilio_sends_it_
     twice."""
     import app.webhooks
 
-    first = payload("taskrouter/reservation_created")
+    first = payload(RESERVATION_CREATED)
     second = {**first, "Sid": "EV" + "9" * 32, "EventType": "reservation.accepted"}
     real_send, sent = app.webhooks.send_job, []
 
@@ -339,7 +353,7 @@ def test_a_batch_is_answered_well_within_the_sinks_five_seconds(post_stream, job
     """Twenty events of transfers and twenty of other tasks in one batch (as large as MAX_BODY_BYTES lets it be):
     answered in well under a second."""
     keep = (*FORWARDED, "TaskAttributes")
-    form, other = payload("taskrouter/reservation_created"), payload("taskrouter/reservation_accepted_not_a_transfer")
+    form, other = payload(RESERVATION_CREATED), payload("taskrouter/reservation_accepted_not_a_transfer")
     form, other = ({name: value for name, value in f.items() if name in keep} for f in (form, other))
     batch = [cloud_event({**form, "Sid": f"EV{n:032x}"}) for n in range(20)] + [cloud_event(other)] * 20
     started = time.perf_counter()
@@ -351,7 +365,7 @@ def test_a_batch_is_answered_well_within_the_sinks_five_seconds(post_stream, job
 
 def test_a_batch_over_64_kib_is_accepted(post_stream):
     """Event Streams batches carry each event's task and worker attributes: a batch can pass 64 KiB."""
-    form = payload("taskrouter/reservation_created")
+    form = payload(RESERVATION_CREATED)
     batch = [cloud_event({**form, "Sid": f"EV{n:032x}"}) for n in range(40)]
     assert len(json.dumps(batch)) > 64 * 1024
     assert post_stream(batch).status_code == 200

@@ -20,6 +20,7 @@ from app.webhooks import signature_matches, signed_fields
 from workers.celery_app import TASKROUTER_EVENT
 
 TRANSFER_ID = "tr_3f1c0e5a9b7d4c2e8a6f1b0d9c7e5a31"  # in the captured payloads' TaskAttributes
+RESERVATION_CREATED = "twilio_events/taskrouter/reservation.created"  # an offer of a transfer's new task
 
 
 def json_signed(auth_token: str, path: str, body: bytes, query: str = "") -> tuple[str, str]:
@@ -41,7 +42,7 @@ def post_json(client, scenario):
 
 def test_a_taskrouter_event_with_a_signed_json_body_is_enqueued(post_json, jobs):
     """A TaskRouter event posted as JSON with bodySHA256 is verified and enqueued exactly as its form would be."""
-    event = payload("taskrouter/reservation_created")
+    event = payload(RESERVATION_CREATED)
     response = post_json("/webhooks/taskrouter", json.dumps(event).encode())
     assert response.status_code == 204
     (job,) = jobs()
@@ -50,14 +51,14 @@ def test_a_taskrouter_event_with_a_signed_json_body_is_enqueued(post_json, jobs)
 
 def test_a_conversations_event_with_a_signed_json_body_is_acknowledged(post_json):
     """A Conversations event posted as JSON with bodySHA256 (after a query of its own) is a 200 {}."""
-    body = json.dumps(payload("conversations/on_message_added")).encode()
+    body = json.dumps(payload("twilio_events/conversations/onMessageAdded")).encode()
     response = post_json("/webhooks/conversations", body, query="?env=prod")
     assert response.status_code == 200 and response.get_json() == {}
 
 
 def test_a_json_body_that_does_not_match_its_hash_is_refused(post_json, jobs):
     """A JSON body changed after Twilio hashed it is a 403, although the URL's signature is right."""
-    event = payload("taskrouter/reservation_created")
+    event = payload(RESERVATION_CREATED)
     tampered = json.dumps({**event, "EventType": "reservation.accepted"}).encode()
     response = post_json("/webhooks/taskrouter", json.dumps(event).encode(), body_sent=tampered)
     assert response.status_code == 403 and response.get_json()["error"]["code"] == "invalid_signature"
@@ -66,7 +67,7 @@ def test_a_json_body_that_does_not_match_its_hash_is_refused(post_json, jobs):
 
 def test_a_json_body_signed_for_another_url_is_refused(client, scenario, jobs):
     """A bodySHA256 signature computed for the URL the app sees, not PUBLIC_BASE_URL, is a 403."""
-    body = json.dumps(payload("taskrouter/reservation_created")).encode()
+    body = json.dumps(payload(RESERVATION_CREATED)).encode()
     path = f"/webhooks/taskrouter?bodySHA256={hashlib.sha256(body).hexdigest()}"
     signature = RequestValidator(scenario.auth_token).compute_signature("http://localhost" + path, {})
     response = client.post(path, data=body, content_type="application/json", headers={"X-Twilio-Signature": signature})
@@ -76,7 +77,7 @@ def test_a_json_body_signed_for_another_url_is_refused(client, scenario, jobs):
 def test_a_json_body_without_a_body_hash_is_refused(client, scenario, jobs):
     """A JSON body is covered by no signature without bodySHA256: even a valid signature of the bare URL is a 403."""
     signature = RequestValidator(scenario.auth_token).compute_signature(PUBLIC_BASE_URL + "/webhooks/taskrouter", {})
-    response = client.post("/webhooks/taskrouter", json=payload("taskrouter/reservation_created"),
+    response = client.post("/webhooks/taskrouter", json=payload(RESERVATION_CREATED),
                            headers={"X-Twilio-Signature": signature})
     assert response.status_code == 403 and jobs() == []
 
@@ -108,14 +109,14 @@ def test_a_json_body_with_an_empty_body_hash_is_refused_not_an_error(client, sce
 
 def test_a_signature_with_characters_beyond_ascii_is_refused_not_an_error(client):
     """An X-Twilio-Signature holding Latin-1 characters is a 403, not a 500 from the comparison."""
-    response = client.post("/webhooks/taskrouter", data=payload("taskrouter/reservation_created"),
+    response = client.post("/webhooks/taskrouter", data=payload(RESERVATION_CREATED),
                            headers={"X-Twilio-Signature": "sïgnature=="})
     assert response.status_code == 403
 
 
 def test_deeply_nested_task_attributes_are_not_an_error(client, scenario, store):
     """A signed event whose TaskAttributes nest too deeply for the JSON parser is an event of no transfer: a 204."""
-    event = {**payload("taskrouter/reservation_created"), "TaskAttributes": "[" * 5000 + "]" * 5000}
+    event = {**payload(RESERVATION_CREATED), "TaskAttributes": "[" * 5000 + "]" * 5000}
     signature = RequestValidator(scenario.auth_token).compute_signature(PUBLIC_BASE_URL + "/webhooks/taskrouter",
                                                                         event)
     response = client.post("/webhooks/taskrouter", data=event, headers={"X-Twilio-Signature": signature})
@@ -143,7 +144,7 @@ def test_signatures_are_compared_by_the_sdk(post_json, monkeypatch):
         return real(a, b)
 
     monkeypatch.setattr(twilio.request_validator, "compare", spy)
-    body = json.dumps(payload("conversations/on_message_added")).encode()
+    body = json.dumps(payload("twilio_events/conversations/onMessageAdded")).encode()
     assert post_json("/webhooks/conversations", body).status_code == 200
     # The body's hash, then the URL signed without and with its port.
     assert len(compared) == 3 and compared[0][0] == hashlib.sha256(body).hexdigest()
@@ -155,7 +156,7 @@ def test_signatures_are_compared_by_the_sdk(post_json, monkeypatch):
 def test_a_request_signed_with_a_shared_key_is_refused_and_says_why(client, scenario, jobs, path, settings_header):
     """A webhook carrying X-Twilio-Webhooks-Signature-Settings is signed with a SharedKey whose secret Baton is
     not given: a 403 naming the header, even beside what would be a valid auth-token signature."""
-    form = payload("taskrouter/reservation_created")
+    form = payload(RESERVATION_CREATED)
     signature = RequestValidator(scenario.auth_token).compute_signature(PUBLIC_BASE_URL + path, form)
     response = client.post(path, data=form, headers={"X-Twilio-Signature": signature,
                                                      "X-Twilio-Webhooks-Signature-Settings": settings_header})
@@ -217,7 +218,7 @@ def test_a_webhook_form_over_64_kib_is_refused(client):
 
 def test_a_signed_json_body_over_64_kib_is_refused(post_json):
     """A bodySHA256 webhook body over 64 KiB is a 413 although its signature is right."""
-    body = json.dumps({**payload("taskrouter/reservation_created"), "Padding": "x" * MAX_BODY_BYTES}).encode()
+    body = json.dumps({**payload(RESERVATION_CREATED), "Padding": "x" * MAX_BODY_BYTES}).encode()
     assert post_json("/webhooks/taskrouter", body).status_code == 413
 
 
