@@ -2,7 +2,8 @@
 
 ``build_twilio_client(config)`` is the only constructor of the twilio REST client: it injects
 ``RoutingHttpClient``, which sends every request with a connect and a read timeout over pooled
-keep-alive connections and, when ``TWILIO_API_BASE`` is set, to the simulator instead of Twilio.
+keep-alive connections, tries reads again on a server or connection error (urllib3's ``Retry``) and,
+when ``TWILIO_API_BASE`` is set, sends them to the simulator instead of Twilio.
 ``TwilioGateway`` has one method per remote operation and turns every failure into
 ``RetryableTwilioError`` or ``PermanentTwilioError``, so callers decide on retries in one way.
 """
@@ -26,14 +27,24 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.util.retry import Retry
 
 from baton import metrics
 from baton.config import Config
 
 CONNECT_TIMEOUT_S = 3.05
 READ_TIMEOUT_S = 10.0
-# Pauses before the second and third try of a read that met a server or connection error.
-READ_RETRY_DELAYS_S = (0.05, 0.25)
+# A read (GET) that meets a server error (5xx), loses its connection or times out is tried again by urllib3, below
+# the SDK: three tries in all, the second at once, the third a quarter second later (urllib3 waits backoff_factor *
+# 2**(n-1) before the n-th retry, nothing before the first). Repeating a read is harmless, and it spares the caller a
+# whole retry of its work. A 429 is not tried again here, nor is any Retry-After waited on: the caller honours it
+# without blocking a worker. The last answer is handed to the SDK (raise_on_status=False), so it is classified like
+# any other. A write is tried again only when no connection could be made (nothing reached Twilio); ``other=0``: no
+# error that may have reached Twilio is repeated for a write.
+READ_RETRY = Retry(total=2, other=0, backoff_factor=0.125, status_forcelist=frozenset(range(500, 600)),
+                   allowed_methods=frozenset({"GET"}), raise_on_status=False, respect_retry_after_header=False)
+# Validating a Flex token changes nothing: IAM's POST is a read.
+IAM_RETRY = READ_RETRY.new(allowed_methods=frozenset({"GET", "POST"}))
 _TWILIO_URL = re.compile(r"^https://(?P<product>[a-z-]+)\.twilio\.com/")
 # Twilio's error codes about an access token itself (20101 invalid, 20104 expired, …).
 ACCESS_TOKEN_ERROR_CODES = range(20100, 20200)
@@ -87,9 +98,12 @@ class RoutingHttpClient(HttpClient):
         self.api_base = api_base.rstrip("/") if api_base else None
         self.request_timeout = timeout
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=READ_RETRY)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        # requests picks the adapter of the longest prefix a URL starts with.
+        self.session.mount(self.route("https://iam.twilio.com/"),
+                           HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=IAM_RETRY))
         self._local = threading.local()
 
     def route(self, url: str) -> str:
@@ -261,19 +275,6 @@ class TwilioGateway:
     def from_config(cls, config: Config) -> "TwilioGateway":
         return cls(build_twilio_client(config), config.twilio_workspace_sid)
 
-    def _read(self, endpoint: str, operation):
-        """``_call`` for a request that changes nothing, tried again at once on a server or connection
-        error: repeating a read is harmless, and it spares the caller a whole retry of its work. A 429
-        is not retried here: its Retry-After is honoured by the caller, without blocking a worker."""
-        for delay in READ_RETRY_DELAYS_S:
-            try:
-                return self._call(endpoint, operation)
-            except RetryableTwilioError as exc:
-                if exc.status == 429:
-                    raise
-                time.sleep(delay)
-        return self._call(endpoint, operation)
-
     def _call(self, endpoint: str, operation):
         """Every Twilio request goes through here: timed and counted by endpoint, its failure classified."""
         started, failure = time.perf_counter(), None
@@ -306,7 +307,7 @@ class TwilioGateway:
 
     def fetch_task(self, task_sid: str) -> TaskSnapshot:
         """GET /v1/Workspaces/{WS}/Tasks/{WT}, with its ETag."""
-        answer = self._read("tasks.fetch", lambda: self._workspace.tasks(task_sid).fetch_with_http_info())
+        answer = self._call("tasks.fetch", lambda: self._workspace.tasks(task_sid).fetch_with_http_info())
         return self._task_snapshot(answer)
 
     def update_task_attributes(self, task_sid: str, attributes: Mapping[str, Any], etag: str | None) -> TaskSnapshot:
@@ -327,7 +328,7 @@ class TwilioGateway:
 
     def list_reservations(self, task_sid: str) -> list[Reservation]:
         """GET /v1/Workspaces/{WS}/Tasks/{WT}/Reservations."""
-        records = self._read("reservations.list", lambda: self._workspace.tasks(task_sid).reservations.list())
+        records = self._call("reservations.list", lambda: self._workspace.tasks(task_sid).reservations.list())
         return [Reservation(r.sid, r.worker_sid, r.reservation_status) for r in records]
 
     def update_reservation(self, task_sid: str, reservation_sid: str, status: str) -> Reservation:
@@ -338,7 +339,7 @@ class TwilioGateway:
 
     def fetch_worker(self, worker_sid: str) -> Worker:
         """GET /v1/Workspaces/{WS}/Workers/{WK}."""
-        worker = self._read("workers.fetch", lambda: self._workspace.workers(worker_sid).fetch())
+        worker = self._call("workers.fetch", lambda: self._workspace.workers(worker_sid).fetch())
         return Worker(worker.sid, worker.friendly_name, _json_object(worker.attributes), bool(worker.available))
 
     def fetch_friendly_name(self, sid: str) -> str:
@@ -347,11 +348,11 @@ class TwilioGateway:
                      "WQ": ("task_queues.fetch", self._workspace.task_queues),
                      "WW": ("workflows.fetch", self._workspace.workflows)}
         endpoint, resource = resources[sid[:2]]
-        return self._read(endpoint, lambda: resource(sid).fetch()).friendly_name
+        return self._call(endpoint, lambda: resource(sid).fetch()).friendly_name
 
     def list_workflows(self) -> list[tuple[str, str]]:
         """GET /v1/Workspaces/{WS}/Workflows (all pages): each workflow's sid and friendly name."""
-        records = self._read("workflows.list", lambda: self._workspace.workflows.list())
+        records = self._call("workflows.list", lambda: self._workspace.workflows.list())
         return [(record.sid, record.friendly_name) for record in records]
 
     # Flex Interactions
@@ -371,12 +372,12 @@ class TwilioGateway:
     def list_invites(self, interaction_sid: str, channel_sid: str) -> list[Invite]:
         """GET /v1/Interactions/{KD}/Channels/{UO}/Invites (a list shows the task's attributes as JSON text)."""
         channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
-        return [self._invite(r) for r in self._read("invites.list", lambda: channel.invites.list())]
+        return [self._invite(r) for r in self._call("invites.list", lambda: channel.invites.list())]
 
     def list_channel_participants(self, interaction_sid: str, channel_sid: str) -> list[ChannelParticipant]:
         """GET /v1/Interactions/{KD}/Channels/{UO}/Participants."""
         channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
-        records = self._read("participants.list", lambda: channel.participants.list())
+        records = self._call("participants.list", lambda: channel.participants.list())
         participants = []
         for record in records:
             routing = record.routing_properties or {}
@@ -402,12 +403,12 @@ class TwilioGateway:
         requests in proportion to what it read, not to the conversation's length.
         """
         messages = self.client.conversations.v1.conversations(conversation_sid).messages
-        page = self._read("messages.list", lambda: messages.page(order="desc", page_size=page_size))
+        page = self._call("messages.list", lambda: messages.page(order="desc", page_size=page_size))
         while page is not None:
             for record in page:
                 yield Message(record.sid, record.index, record.author, record.body, record.participant_sid,
                               record.date_created, _json_object(record.attributes))
-            page = self._read("messages.list", page.next_page)
+            page = self._call("messages.list", page.next_page)
 
     def post_message(self, conversation_sid: str, body: str, attributes: Mapping[str, Any]) -> None:
         """POST /v1/Conversations/{CH}/Messages as ``system``, with ``X-Twilio-Webhook-Enabled: false``."""
@@ -418,7 +419,7 @@ class TwilioGateway:
     def list_conversation_participants(self, conversation_sid: str) -> list[ConversationParticipant]:
         """GET /v1/Conversations/{CH}/Participants."""
         participants = self.client.conversations.v1.conversations(conversation_sid).participants
-        records = self._read("conversation_participants.list", lambda: participants.list())
+        records = self._call("conversation_participants.list", lambda: participants.list())
         return [ConversationParticipant(r.sid, r.identity, (r.messaging_binding or {}).get("address"),
                                         _json_object(r.attributes)) for r in records]
 
@@ -472,8 +473,8 @@ class TwilioGateway:
                                            retry_after=_retry_after(response))
             return response
 
-        # Validating a token changes nothing: a read, whatever its method.
-        return self._read("tokens.validate", ask)
+        # Tried again as a read, whatever its method (IAM_RETRY).
+        return self._call("tokens.validate", ask)
 
     # helpers
 
@@ -493,7 +494,7 @@ class TwilioGateway:
 
     def fetch_workspace(self) -> dict[str, Any]:
         """GET /v1/Workspaces/{WS}: ``sid``, ``friendly_name``, ``event_callback_url``, ``events_filter``."""
-        record = self._read("workspaces.fetch", lambda: self._workspace.fetch())
+        record = self._call("workspaces.fetch", lambda: self._workspace.fetch())
         return {"sid": record.sid, "friendly_name": record.friendly_name,
                 "event_callback_url": record.event_callback_url, "events_filter": record.events_filter}
 
@@ -505,7 +506,7 @@ class TwilioGateway:
     def list_task_queues(self) -> list[dict[str, Any]]:
         """GET /v1/Workspaces/{WS}/TaskQueues (all pages): ``sid``, ``friendly_name``, ``target_workers``,
         ``max_reserved_workers``."""
-        records = self._read("task_queues.list", lambda: self._workspace.task_queues.list())
+        records = self._call("task_queues.list", lambda: self._workspace.task_queues.list())
         return [{"sid": r.sid, "friendly_name": r.friendly_name, "target_workers": r.target_workers,
                  "max_reserved_workers": r.max_reserved_workers} for r in records]
 
@@ -521,7 +522,7 @@ class TwilioGateway:
     def fetch_workflow(self, workflow_sid: str) -> dict[str, Any]:
         """GET /v1/Workspaces/{WS}/Workflows/{WW}: ``sid``, ``friendly_name``, ``configuration`` (JSON text as
         stored) and ``task_reservation_timeout``."""
-        record = self._read("workflows.fetch", lambda: self._workspace.workflows(workflow_sid).fetch())
+        record = self._call("workflows.fetch", lambda: self._workspace.workflows(workflow_sid).fetch())
         return {"sid": record.sid, "friendly_name": record.friendly_name, "configuration": record.configuration,
                 "task_reservation_timeout": record.task_reservation_timeout}
 
@@ -534,7 +535,7 @@ class TwilioGateway:
     def fetch_conversations_webhook(self) -> dict[str, Any]:
         """GET https://conversations.twilio.com/v1/Configuration/Webhooks, the account's global webhooks:
         ``post_webhook_url``, ``pre_webhook_url``, ``filters``, ``method``, ``target``."""
-        record = self._read("conversations_webhook.fetch",
+        record = self._call("conversations_webhook.fetch",
                             lambda: self.client.conversations.v1.configuration.webhooks().fetch())
         return {"post_webhook_url": record.post_webhook_url, "pre_webhook_url": record.pre_webhook_url,
                 "filters": list(record.filters or ()), "method": record.method, "target": record.target}
@@ -552,14 +553,14 @@ class TwilioGateway:
     def fetch_default_conversation_service_sid(self) -> str | None:
         """GET https://conversations.twilio.com/v1/Configuration: the account's default Conversations service
         (``IS…``), the service of every conversation ``/v1/Conversations`` reaches; None when there is none."""
-        record = self._read("conversations_configuration.fetch",
+        record = self._call("conversations_configuration.fetch",
                             lambda: self.client.conversations.v1.configuration().fetch())
         return record.default_chat_service_sid
 
     def fetch_service_webhook(self, service_sid: str) -> dict[str, Any]:
         """GET https://conversations.twilio.com/v1/Services/{IS}/Configuration/Webhooks, the service's own webhooks:
         ``post_webhook_url``, ``pre_webhook_url``, ``filters``, ``method``."""
-        record = self._read("service_webhook.fetch",
+        record = self._call("service_webhook.fetch",
                             lambda: self.client.conversations.v1.services(service_sid).configuration.webhooks().fetch())
         return {"post_webhook_url": record.post_webhook_url, "pre_webhook_url": record.pre_webhook_url,
                 "filters": list(record.filters or ()), "method": record.method}
@@ -577,7 +578,7 @@ class TwilioGateway:
     def list_sinks(self) -> list[dict[str, Any]]:
         """GET https://events.twilio.com/v1/Sinks (all pages): ``sid``, ``description``, ``sink_type``, ``status``,
         ``sink_configuration`` (a dict: a webhook's ``destination``, ``method``, ``batch_events``)."""
-        records = self._read("sinks.list", lambda: self.client.events.v1.sinks.list())
+        records = self._call("sinks.list", lambda: self.client.events.v1.sinks.list())
         return [self._sink(record) for record in records]
 
     def create_sink(self, description: str, configuration: Mapping[str, Any]) -> dict[str, Any]:
@@ -588,7 +589,7 @@ class TwilioGateway:
 
     def fetch_sink(self, sink_sid: str) -> dict[str, Any]:
         """GET /v1/Sinks/{DG}."""
-        return self._sink(self._read("sinks.fetch", lambda: self.client.events.v1.sinks(sink_sid).fetch()))
+        return self._sink(self._call("sinks.fetch", lambda: self.client.events.v1.sinks(sink_sid).fetch()))
 
     def delete_sink(self, sink_sid: str) -> None:
         """DELETE /v1/Sinks/{DG} (its subscriptions deleted first)."""
@@ -607,7 +608,7 @@ class TwilioGateway:
 
     def list_subscriptions(self, sink_sid: str) -> list[dict[str, Any]]:
         """GET /v1/Subscriptions?SinkSid=: ``sid``, ``description``, ``sink_sid``."""
-        records = self._read("subscriptions.list", lambda: self.client.events.v1.subscriptions.list(sink_sid=sink_sid))
+        records = self._call("subscriptions.list", lambda: self.client.events.v1.subscriptions.list(sink_sid=sink_sid))
         return [{"sid": r.sid, "description": r.description, "sink_sid": r.sink_sid} for r in records]
 
     def create_subscription(self, description: str, sink_sid: str, types: list[str]) -> str:
@@ -624,7 +625,7 @@ class TwilioGateway:
     def list_subscribed_events(self, subscription_sid: str) -> dict[str, int | None]:
         """GET /v1/Subscriptions/{DF}/SubscribedEvents: each type and its schema version."""
         events = self.client.events.v1.subscriptions(subscription_sid).subscribed_events
-        records = self._read("subscribed_events.list", lambda: events.list())
+        records = self._call("subscribed_events.list", lambda: events.list())
         return {r.type: r.schema_version for r in records}
 
     def add_subscribed_event(self, subscription_sid: str, event_type: str) -> None:
@@ -647,13 +648,13 @@ class TwilioGateway:
     def list_worker_channels(self, worker_sid: str) -> list[dict[str, Any]]:
         """GET /v1/Workspaces/{WS}/Workers/{WK}/Channels: ``task_channel_unique_name``, ``available``,
         ``available_capacity_percentage``."""
-        records = self._read("worker_channels.list", lambda: self._workspace.workers(worker_sid).worker_channels.list())
+        records = self._call("worker_channels.list", lambda: self._workspace.workers(worker_sid).worker_channels.list())
         return [{"task_channel_unique_name": r.task_channel_unique_name, "available": bool(r.available),
                  "available_capacity_percentage": r.available_capacity_percentage or 0} for r in records]
 
     def list_queue_workers(self, queue_sid: str) -> list[str]:
         """GET /v1/Workspaces/{WS}/Workers?TaskQueueSid=…: the sids of the workers the queue admits."""
-        records = self._read("workers.list", lambda: self._workspace.workers.list(task_queue_sid=queue_sid))
+        records = self._call("workers.list", lambda: self._workspace.workers.list(task_queue_sid=queue_sid))
         return [record.sid for record in records]
 
     def delete_task_queue(self, queue_sid: str) -> None:
@@ -676,7 +677,7 @@ class TwilioGateway:
     def list_open_tasks(self, evaluate_task_attributes: str) -> list[dict[str, Any]]:
         """GET /v1/Workspaces/{WS}/Tasks with ``EvaluateTaskAttributes`` and ``AssignmentStatus`` pending, reserved,
         assigned and wrapping: ``sid``, ``assignment_status``."""
-        records = self._read("tasks.list", lambda: self._workspace.tasks.list(
+        records = self._call("tasks.list", lambda: self._workspace.tasks.list(
             evaluate_task_attributes=evaluate_task_attributes,
             assignment_status=["pending", "reserved", "assigned", "wrapping"]))
         return [{"sid": r.sid, "assignment_status": r.assignment_status} for r in records]
@@ -722,6 +723,6 @@ class TwilioGateway:
         """GET /v1/Interactions/{KD}/Channels/{UO}/Invites: for each invite, how the list shows its task's
         attributes, ``"object"`` or ``"string"`` (``list_invites`` reads both the same)."""
         channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
-        records = self._read("invites.list", lambda: channel.invites.list())
+        records = self._call("invites.list", lambda: channel.invites.list())
         return {r.sid: "object" if isinstance(((r.routing or {}).get("properties") or {}).get("attributes"), dict)
                 else "string" for r in records}

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
 from sim_support import wait_until
 
 from baton.config import Config
@@ -34,7 +35,10 @@ def task(sim, world):
 
 
 def fetch_once(gateway, task_sid: str) -> str:
-    """One GET of the task through the SDK, with the gateway's error classification but none of its retries."""
+    """One GET of the task through the SDK, with the gateway's error classification but none of its retries (the
+    transport's READ_RETRY is replaced by an adapter that tries nothing again)."""
+    http = gateway.client.http_client
+    http.session.mount(http.api_base, HTTPAdapter())
     return gateway._call("tasks.fetch", lambda: gateway.client.taskrouter.v1.workspaces(gateway.workspace_sid)
                          .tasks(task_sid).fetch()).sid
 

@@ -29,17 +29,24 @@ TASK_BODY = {"sid": TASK, "attributes": '{"a": 1}', "assignment_status": "pendin
              "workflow_sid": None, "task_channel_unique_name": "chat"}
 
 
-class ScriptedTwilio(ThreadingHTTPServer):
-    """Answers each request with the next scripted (status, body, headers, delay); records what it saw.
+# A scripted answer that is none: the connection is closed once the request is read (it may have been applied).
+DROP = (None, None, {}, 0)
 
-    seen: (method, path, client address) of each request; bodies: each request's body, as text.
+
+class ScriptedTwilio(ThreadingHTTPServer):
+    """Answers each request with the next scripted (status, body, headers, delay), or ``DROP``s it; records what it
+    saw.
+
+    seen: (method, path, client address) of each request; bodies: each request's body, as text; arrived: when each
+    request was read (``time.monotonic``).
     """
 
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.script: list[tuple[int, object, dict, float]] = []
+        self.script: list[tuple[int | None, object, dict, float]] = []
         self.seen: list[tuple[str, str, tuple[str, int]]] = []
         self.bodies: list[str] = []
+        self.arrived: list[float] = []
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     @property
@@ -57,7 +64,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         self.server.bodies.append(self.rfile.read(length).decode())
         self.server.seen.append((self.command, self.path, self.client_address))
+        self.server.arrived.append(time.monotonic())
         status, body, headers, delay = self.server.script.pop(0) if self.server.script else (200, TASK_BODY, {}, 0)
+        if status is None:
+            self.close_connection = True
+            return
         time.sleep(delay)
         payload = json.dumps(body).encode()
         self.send_response(status)
@@ -104,17 +115,22 @@ def test_fetch_task_reads_the_etag_and_reuses_one_connection(gateway, twilio):
     assert len({client for _, _, client in twilio.seen}) == 1
 
 
+CONVERSATION = "CH" + "2" * 32
+MESSAGES_URL = f"https://conversations.twilio.com/v1/Conversations/{CONVERSATION}/Messages"
+SERVER_ERROR = (503, {"code": 20503, "message": "Unavailable", "status": 503}, {}, 0)
+
+
+def messages_page(number, sids, next_url):
+    """An answer of GET …/Messages: one page of messages with the sids ``sids``, and the next page's URL."""
+    messages = [{"sid": sid, "index": i, "author": "a", "body": "b", "participant_sid": None,
+                 "date_created": "2026-01-01T00:00:00Z"} for i, sid in enumerate(sids)]
+    return (200, {"messages": messages, "meta": {"key": "messages", "page": number, "page_size": 2,
+                                                   "next_page_url": next_url, "url": MESSAGES_URL}}, {}, 0)
+
+
 def test_paging_follows_next_page_url_through_the_rewrite(gateway, twilio):
     """A next_page_url on Twilio's real host is fetched from the API base, never from twilio.com."""
-    conversation = "CH" + "2" * 32
-    base = f"https://conversations.twilio.com/v1/Conversations/{conversation}/Messages"
-
-    def page(number, sids, next_url):
-        messages = [{"sid": sid, "index": i, "author": "a", "body": "b", "participant_sid": None,
-                     "date_created": "2026-01-01T00:00:00Z"} for i, sid in enumerate(sids)]
-        return (200, {"messages": messages, "meta": {"key": "messages", "page": number, "page_size": 2,
-                                                       "next_page_url": next_url, "url": base}}, {}, 0)
-
+    conversation, base, page = CONVERSATION, MESSAGES_URL, messages_page
     twilio.script = [page(0, ["IM1", "IM2"], f"{base}?Order=desc&PageSize=2&Page=1&PageToken=PT1"),
                      page(1, ["IM3"], None)]
     assert [m.sid for m in gateway.recent_messages(conversation, page_size=2)] == ["IM1", "IM2", "IM3"]
@@ -158,6 +174,39 @@ def test_a_rate_limited_read_is_left_to_the_caller(gateway, twilio):
     with pytest.raises(RetryableTwilioError):
         gateway.fetch_task(TASK)
     assert len(twilio.seen) == 1
+
+
+def test_a_read_is_tried_again_at_once_then_a_quarter_second_later(gateway, twilio):
+    """After a read's first server error the second try follows at once; after the second, the third waits 0.25 s."""
+    twilio.script = [SERVER_ERROR, SERVER_ERROR, (200, TASK_BODY, {"ETag": "4"}, 0)]
+    assert gateway.fetch_task(TASK).etag == "4"
+    first, second, third = twilio.arrived
+    assert second - first < 0.15
+    assert 0.25 <= third - second < 0.75
+
+
+def test_a_server_errors_retry_after_is_not_waited_on_by_the_gateway_but_reaches_the_caller(gateway, twilio):
+    """A read meeting 503s with Retry-After: 30 is tried three times within a second, and the caller gets the last
+    answer's status, Twilio code and Retry-After, to honour it without blocking a worker."""
+    twilio.script = [(503, {"code": 20503, "message": "Unavailable", "status": 503}, {"Retry-After": "30"}, 0)] * 3
+    started = time.monotonic()
+    with pytest.raises(RetryableTwilioError) as caught:
+        gateway.fetch_task(TASK)
+    assert time.monotonic() - started < 1.0
+    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (503, 20503, 30.0)
+    assert len(twilio.seen) == 3
+
+
+def test_a_dropped_connection_is_tried_again_for_a_read_and_never_for_a_write(gateway, twilio):
+    """A connection closed without an answer (Twilio may have acted) is tried again for a read; for a write it is a
+    retryable error without a status, after one try."""
+    twilio.script = [DROP, (200, TASK_BODY, {"ETag": "5"}, 0)]
+    assert gateway.fetch_task(TASK).etag == "5"
+    twilio.script = [DROP]
+    with pytest.raises(RetryableTwilioError) as caught:
+        gateway.update_task_attributes(TASK, {"x": 1}, etag="3")
+    assert caught.value.status is None
+    assert [method for method, _, _ in twilio.seen] == ["GET", "GET", "POST"]
 
 
 @pytest.mark.parametrize(("status", "code"), [(400, 20001), (404, 20404), (412, 20412)])
@@ -224,6 +273,17 @@ def test_invite_attributes_are_read_as_json_text_or_object(gateway, twilio, show
     assert (invite.sid, invite.task_sid, invite.task_attributes) == (INVITE, TASK, attributes)
 
 
+def test_a_page_that_fails_is_read_again_alone(gateway, twilio):
+    """A server error on the second page of a list read whole tries that page again, not the list from its start."""
+    invites_url = f"https://flex-api.twilio.com/v1/Interactions/{INTERACTION}/Channels/{CHANNEL}/Invites"
+    first = {"invites": [invite_answer("{}")], "meta": {"key": "invites", "next_page_url": f"{invites_url}?Page=1"}}
+    second = {"invites": [{**invite_answer("{}"), "sid": "KG" + "5" * 32}], "meta": {"key": "invites",
+                                                                                    "next_page_url": None}}
+    twilio.script = [(200, first, {}, 0), SERVER_ERROR, (200, second, {}, 0)]
+    assert [invite.sid for invite in gateway.list_invites(INTERACTION, CHANNEL)] == [INVITE, "KG" + "5" * 32]
+    assert ["Page=1" in path for _, path, _ in twilio.seen] == [False, True, True]
+
+
 # IAM
 
 @pytest.mark.parametrize("answer", [
@@ -249,6 +309,14 @@ def test_an_iam_refusal_not_about_the_token_is_logged_for_the_operator(gateway, 
         assert gateway.validate_flex_token("a-token").valid is False
 
     assert "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in caplog.text and "a-token" not in caplog.text
+
+
+def test_iam_is_asked_again_after_a_server_error_though_its_method_is_post(gateway, twilio):
+    """Validating a token changes nothing: IAM's POST is tried again on a 5xx, as a read is."""
+    twilio.script = [SERVER_ERROR, (200, {"valid": True, "worker_sid": "WK" + "1" * 32, "identity": "alice",
+                                          "roles": ["agent"], "expiration": "2030-01-01T00:00:00Z"}, {}, 0)]
+    assert gateway.validate_flex_token("a-token").worker_sid == "WK" + "1" * 32
+    assert [(method, path.split("/")[1]) for method, path, _ in twilio.seen] == [("POST", "iam")] * 2
 
 
 @pytest.mark.parametrize("status", [429, 503])
