@@ -350,8 +350,10 @@ class TransferEngine:
         target_available = True
         if transfer.target_type == t.ROUTE_WORKER:
             target_available = self.gateway.fetch_worker(transfer.target_sid).available
-        agent_identities = {sid: flex_identity(self.gateway.fetch_worker(sid))
-                            for sid in dict.fromkeys(p.worker_sid for p in agents if p.worker_sid)}
+        agent_workers = {sid: self.gateway.fetch_worker(sid)
+                         for sid in dict.fromkeys(p.worker_sid for p in agents if p.worker_sid)}
+        agent_identities = {sid: flex_identity(worker) for sid, worker in agent_workers.items()}
+        sender_worker = agent_workers.get(transfer.from_worker_sid)
         participants = self.gateway.list_conversation_participants(conversation_sid) if conversation_sid else []
         sender_identity = agent_identities.get(transfer.from_worker_sid)
         sender_in_conversation = next((p.sid for p in participants if p.identity == sender_identity), None)
@@ -382,6 +384,7 @@ class TransferEngine:
             customer_participant_sids=customers,
             previous_transfer_id=previous.get("id"),
             earlier_transfers=earlier,
+            sender_name=sender_worker.friendly_name if sender_worker else None,
             context=context.to_dict() if context is not None else None,
             summary=summary.text if summary else None,
             summary_fallback=summary.fallback_reason if summary else None,
