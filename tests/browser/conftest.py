@@ -13,6 +13,7 @@ import os
 import pytest
 from admin_support import ADMIN_TOKEN, CHROMIUM_ARGS, SECRET_KEY, chromium_path, csrf_of
 from borrowed_fixtures import conftest_of
+from prerequisites import require
 
 from app import create_app
 from baton.config import Config
@@ -70,9 +71,9 @@ def stack(stack_redis):
 @pytest.fixture(scope="module")
 def chromium():
     executable = chromium_path()
-    if not os.access(executable, os.X_OK):
-        pytest.skip(f"no Chromium at {executable}: Debian's chromium package is not installed and could not be "
-                    "(`make test` installs it with apt-get when run as root); or set CHROMIUM to a Chromium binary")
+    require(os.access(executable, os.X_OK),
+            f"no Chromium at {executable}: Debian's chromium package is not installed and could not be "
+            "(`make test` installs it with apt-get when run as root); or set CHROMIUM to a Chromium binary")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

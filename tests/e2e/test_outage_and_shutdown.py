@@ -17,13 +17,20 @@ import pytest
 import redis
 import requests
 from conftest import ADMIN_TOKEN, TIME_SCALE, Baton
+from prerequisites import require
 from test_transfer_lifecycle import invites_of
 
 from baton.devstack import DevStack, Process, RedisServer
 from simulator.scenario import open_conversation
 
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server to stop and start")]
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True)
+def redis_server_installed():
+    """These tests stop and start Redis themselves: they need the redis-server binary."""
+    require(shutil.which("redis-server") is not None,
+            "no redis-server binary to stop and start: apt-get install -y redis-server")
 
 
 @pytest.fixture
