@@ -94,7 +94,7 @@ def test_run_creates_the_invite_and_empties_the_outbox(world):
     assert engine.run(transfer_id).retry_in is None
     record = store.load(transfer_id)
     assert (record.transfer.status, record.outbox) == (t.ROUTING, ())
-    assert record.transfer.new_task_sid == sim.taskrouter.task(record.transfer.new_task_sid).sid
+    assert sim.taskrouter.task(record.transfer.new_task_sid).attributes["transfer"]["id"] == transfer_id
     assert len(invites(sim, conversation)) == 1
     engine.run(transfer_id)
     assert len(invites(sim, conversation)) == 1

@@ -85,8 +85,19 @@ def test_plan_for_an_account_before_setup_writes_all_three():
     assert EVENTS_FILTER == ("reservation.accepted,reservation.canceled,reservation.created,reservation.rejected,"
                              "reservation.rescinded,reservation.timeout,task-queue.entered,task.canceled,task.deleted,"
                              "task.system-deleted,workflow.timeout")
-    assert plan.writes[0].configuration() == transfer_workflow_configuration(
-        EVERYONE, [EVERYONE, SUPPORT, BILLING], EVERYONE, 30)
+    excluded = "worker.sid NOT IN task.transferExcludedWorkers"
+    assert plan.writes[0].configuration() == {"task_routing": {
+        "filters": [
+            {"filter_friendly_name": "to worker", "expression": 'transferTargetType == "worker"',
+             "targets": [{"queue": EVERYONE, "expression": f"worker.sid == task.transferTargetSid AND {excluded}",
+                          "timeout": 30},
+                         {"queue": EVERYONE, "expression": excluded}]},
+            *({"filter_friendly_name": f"to queue {queue}",
+               "expression": f'transferTargetType == "queue" AND transferQueueSid == "{queue}"',
+               "targets": [{"queue": queue, "expression": excluded}]} for queue in (EVERYONE, SUPPORT, BILLING)),
+        ],
+        "default_filter": {"queue": EVERYONE},
+    }}
 
 
 def test_plan_of_a_set_up_account_is_empty():

