@@ -199,10 +199,11 @@ class WebhookDispatcher:
     Fault injection: ``drop`` decides per form webhook whether it is lost on the way (Event Streams
     asks it per event, before batching); ``copies`` sends each webhook that many times (Twilio
     retries), each copy after a random delay of up to ``jitter_s`` seconds, which also shuffles
-    their order.
+    their order. The delays come from a generator of the dispatcher's own, seeded with ``jitter_seed``, so
+    that a run's delays can be drawn again (the threads' timing still varies).
     """
 
-    def __init__(self, auth_token: str, threads: int = 4, timeout: float = 15.0):
+    def __init__(self, auth_token: str, threads: int = 4, timeout: float = 15.0, jitter_seed: int = 0):
         self._validator = RequestValidator(auth_token)
         self._queue: queue.Queue[_Outgoing | None] = queue.Queue()
         self._timeout = timeout
@@ -210,6 +211,7 @@ class WebhookDispatcher:
         self.drop: Callable[[str, Mapping[str, str]], bool] = lambda url, params: False
         self.copies = 1
         self.jitter_s = 0.0
+        self._jitter = random.Random(jitter_seed)
         self.deliveries: list[Delivery] = []
         self._pending = 0
         self._idle = threading.Condition()
@@ -275,7 +277,7 @@ class WebhookDispatcher:
     def _deliver(self, item: _Outgoing) -> Delivery:
         url, form = item.url, item.form
         if self.jitter_s:
-            time.sleep(random.uniform(0, self.jitter_s))
+            time.sleep(self._jitter.uniform(0, self.jitter_s))
         if self.drop(url, form):
             return Delivery(url, form, None, dropped=True)
         headers = {"X-Twilio-Signature": self.signature(url, form), "User-Agent": "TwilioProxy/1.1"}
@@ -289,7 +291,7 @@ class WebhookDispatcher:
 
     def _deliver_json(self, item: _Outgoing) -> Delivery:
         if self.jitter_s:
-            time.sleep(random.uniform(0, self.jitter_s))
+            time.sleep(self._jitter.uniform(0, self.jitter_s))
         headers = {"Content-Type": "application/json", "User-Agent": "Twilio-Event-Streams/1.0", **item.headers}
         sent_at = time.time()
         try:
