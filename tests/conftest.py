@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: real Redis, isolated per test."""
+"""Fixtures shared by the whole suite: real Redis, isolated per test; randomness that a failure can replay."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
+from prerequisites import in_ci
+from seeding import RUN_SEED, SEED_VARIABLE, run_seed, seed_random_for
 
 from baton.devstack import RedisServer
 from baton.store import Store, connect_redis
@@ -18,10 +21,33 @@ TEST_DB = 15
 # under a running worker would also drop Celery's queue bindings.
 STACK_DB = 14
 
+# Hypothesis prints the blob that replays a failure (@reproduce_failure) wherever it runs; in CI it also
+# derandomizes (each test's examples follow from the test itself), so a red CI run is the same run on a
+# developer's machine with HYPOTHESIS_PROFILE=ci.
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.register_profile("ci", print_blob=True, derandomize=True)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev")
+hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)
+
 
 def pytest_addoption(parser):
     parser.addoption("--redis-url", default=os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
                      help="the Redis server the suite uses (its databases 14 and 15); default $REDIS_URL")
+
+
+def pytest_configure(config):
+    config.stash[RUN_SEED] = run_seed()
+
+
+def pytest_report_header(config):
+    return [f"random: seeded before each test from the run's seed and the test's id; replay with "
+            f"{SEED_VARIABLE}={config.stash[RUN_SEED]}",
+            f"hypothesis: profile {HYPOTHESIS_PROFILE!r} (HYPOTHESIS_PROFILE)"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    seed_random_for(item.config.stash[RUN_SEED], item.nodeid)
 
 
 @pytest.fixture
