@@ -8,8 +8,8 @@ import pytest
 
 from baton import eventstreams
 from baton.config import Config
-from baton.twilio_events import TRANSFER_EVENTS, event_from_taskrouter
 from baton.eventstreams import MalformedEvent, StreamEvent, cloud_events, read_event
+from baton.twilio_events import TRANSFER_EVENTS, event_from_taskrouter
 
 EV, WT, WR, WK, WQ = "EV" + "1" * 32, "WT" + "2" * 32, "WR" + "3" * 32, "WK" + "4" * 32, "WQ" + "5" * 32
 ATTRIBUTES = json.dumps({"transfer": {"id": "tr_1"}})
