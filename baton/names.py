@@ -17,6 +17,9 @@ from baton.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGatewa
 log = logging.getLogger(__name__)
 
 NAME_TTL_S = 3600
+# A sid TaskRouter does not know (a deleted worker, a mistyped target) is not asked for again at every
+# poll of its transfer for this long.
+UNKNOWN_TTL_S = 300
 WORKFLOWS_TTL_S = 300
 # Sids looked up in TaskRouter for one answer at most; the rest wait for the next read, so that an
 # answer listing many transfers of a cold cache stays quick.
@@ -34,19 +37,20 @@ def sids_of(transfer: Transfer) -> list[str]:
 def names_of(sids: Iterable[str], store: Store, gateway: TwilioGateway) -> dict[str, str]:
     """Each sid's friendly name, from the cache or else TaskRouter; sids without a name now are left out."""
     wanted = list(dict.fromkeys(sids))
-    names = store.cached_names(wanted)
+    cached = store.cached_names(wanted)
     fetched: dict[str, str] = {}
-    for sid in [sid for sid in wanted if sid not in names][:MAX_LOOKUPS_PER_ANSWER]:
+    unknown: dict[str, str] = {}
+    for sid in [sid for sid in wanted if sid not in cached][:MAX_LOOKUPS_PER_ANSWER]:
         try:
             fetched[sid] = gateway.fetch_friendly_name(sid)
         except PermanentTwilioError:
-            continue  # deleted, or not this workspace's: the reader shows the sid
+            unknown[sid] = ""  # remembered as nameless: the reader shows the sid
         except TwilioError as exc:
             log.warning("names: TaskRouter did not answer (%s); sids are shown for now", exc)
             break
-    if fetched:
-        store.cache_names(fetched, NAME_TTL_S)
-    return {**names, **fetched}
+    store.cache_names(fetched, NAME_TTL_S)
+    store.cache_names(unknown, UNKNOWN_TTL_S)
+    return {sid: name for sid, name in {**cached, **fetched}.items() if name}
 
 
 def workflows(store: Store, gateway: TwilioGateway, own_workflow_sid: str) -> list[tuple[str, str]]:

@@ -304,6 +304,8 @@ class Store:
 
     def cache_names(self, names: Mapping[str, str], ttl_s: int) -> None:
         """Remember each sid's name for ``ttl_s`` seconds: a renamed agent shows under the new name after that."""
+        if not names:
+            return
         with self.redis.pipeline(transaction=False) as pipeline:
             for sid, name in names.items():
                 pipeline.set(self._key("name", sid), name, ex=ttl_s)

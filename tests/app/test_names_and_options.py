@@ -140,3 +140,13 @@ def test_names_need_sids_of_workers_queues_or_workflows(client, scenario, query,
     assert response.status_code == 400
     assert response.get_json()["error"]["message"] == message and response.get_json()["error"]["field"].startswith(
         "sid")
+
+
+def test_a_sid_taskrouter_does_not_know_is_asked_for_once(client, sim, scenario):
+    """A deleted worker is remembered as nameless for a while: polls do not ask TaskRouter at every read."""
+    ghost = "WK" + "0e" * 16
+    asked_before = len(sim.requests.find("GET", f"/Workers/{ghost}"))
+    reads = [client.get("/v1/names", query_string={"sid": ghost}, headers=bearer(scenario.tokens["bob"]))
+             for _ in range(3)]
+    assert [read.get_json() for read in reads] == [{"names": {}}] * 3
+    assert len(sim.requests.find("GET", f"/Workers/{ghost}")) - asked_before == 1

@@ -53,12 +53,16 @@ def test_a_transfer_completes_from_reconciliation_alone(stack, baton, dropping, 
 
 
 def test_a_permanent_twilio_error_fails_the_transfer_once(stack, baton, conversation):
-    """A target Twilio does not know ends the transfer failed with Twilio's 20404, after one request, no retry loop."""
+    """A target Twilio does not know ends the transfer failed with Twilio's 20404, after one request, no retry loop.
+
+    The one other request is the API's, naming the target for its answers: remembered as nameless, it is
+    not asked for again however often the transfer is read."""
     ghost = "WK" + "0" * 32
     transfer = baton.wait(baton.transfer("alice", conversation.task_sid, ghost).json()["id"])
 
     assert (transfer["status"], transfer["failure"]["code"]) == ("failed", 20404)
-    assert len(stack.simulator.requests.find("GET", f"/Workers/{ghost}")) == 1
+    baton.get(transfer["id"])
+    assert len(stack.simulator.requests.find("GET", f"/Workers/{ghost}")) == 2
     assert invites_of(stack, conversation) == []
 
 

@@ -83,7 +83,8 @@ def test_cold_transfer_to_an_agent_who_accepts(stack, baton, conversation):
     attributes = new_task(stack, transfer).attributes
     assert attributes["transfer"]["id"] == transfer["id"]
     assert attributes["transfer"]["from_worker_name"] == "Alice"
-    assert transfer["names"] == {stack.scenario.agents["alice"]: "Alice", carol: "Carol"}
+    assert transfer["names"] == {stack.scenario.agents["alice"]: "Alice", carol: "Carol",
+                                 stack.scenario.queues["support"]: "Support"}  # the fallback queue
     assert attributes["conversations"]["conversation_id"] == conversation.conversation_sid
     assert "flexChannelInviteSid" in attributes  # the new invite's own, not the original's
     assert [e["event"] for e in transfer["timeline"]][-3:] == ["accepted", "sender closed", "completed"]

@@ -3,8 +3,9 @@ a 5xx or an unhandled exception, and a refused request changes nothing in Redis 
 
 Requests are drawn partly at random and partly from the scenario's real sids, tokens and signatures, so
 that they get past authentication, signature checks and validation often enough to reach every branch.
-Redis keeps the IAM answers cached by token hash and the rate-limit counters whatever the answer: those
-two are bookkeeping of who called, not state a request can change, and are left out of the comparison.
+Redis keeps the IAM answers cached by token hash, the rate-limit counters and TaskRouter's friendly names
+whatever the answer: those are bookkeeping of who called and caches of Twilio's, not state a request can
+change, and are left out of the comparison.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ ENDPOINTS = [
     ("POST", "/v1/transfers"),
     ("GET", "/v1/transfers"),
     ("GET", "/v1/transfers/{transfer_id}"),
+    ("GET", "/v1/transfer-options"),
+    ("GET", "/v1/names"),
     ("POST", "/v1/transfers/{transfer_id}/cancel"),
     ("POST", "/v1/transfers/{transfer_id}/leave"),
     ("GET", "/v1/settings"),
@@ -56,7 +59,7 @@ ENDPOINTS = [
 ]
 EXAMPLES = 150
 # Bookkeeping that any request, accepted or not, may write (see the module's docstring).
-BOOKKEEPING = ("baton:token:", "baton:ratelimit:")
+BOOKKEEPING = ("baton:token:", "baton:ratelimit:", "baton:name:", "baton:workflows")
 WEBHOOK_FIELDS = ["EventType", "Sid", "TaskSid", "TaskAttributes", "ReservationSid", "WorkerSid", "TaskQueueSid",
                   "TaskCanceledReason", "TimestampMs", "ConversationSid", "StateTo", "ParticipantSid", "StateUpdated",
                   "DateUpdated"]
@@ -134,7 +137,7 @@ def strategies(known: Known) -> dict[str, st.SearchStrategy]:
                   | st.builds(lambda i: json.dumps({"transfer": {"id": i}}), transfer_ids) | deep_json)
     return {
         "path_value": st.sampled_from([known.transfer_id, "admin.css", "admin.js"]) | st.text(min_size=1, max_size=40),
-        "query": st.dictionaries(st.sampled_from(["task_sid", "status", "next"]) | short_text,
+        "query": st.dictionaries(st.sampled_from(["task_sid", "status", "next", "sid"]) | short_text,
                                  sid | st.sampled_from(["in_progress", "failed", "/admin/settings"]), max_size=3),
         "body_kind": st.sampled_from(["json", "form", "raw", "deep", "none"]),
         "json": json_object | json_values,
