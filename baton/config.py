@@ -179,8 +179,11 @@ def parse_summary_provider(value: str) -> str:
 
 
 def parse_secret(value: str) -> str:
+    """A secret of 16 characters or more, without whitespace: a bearer token cannot carry any."""
     if len(value) < 16:
         raise ValueError("must be at least 16 characters long")
+    if any(character.isspace() for character in value):
+        raise ValueError("must not contain spaces or other whitespace")
     return value
 
 

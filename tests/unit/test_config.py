@@ -59,6 +59,7 @@ def test_every_problem_is_reported_at_once_by_name():
         ("REDIS_URL", "http://localhost:6379"),
         ("SUMMARY_PROVIDER", "gpt"),
         ("ADMIN_TOKEN", "short"),
+        ("METRICS_TOKEN", "a metrics token with spaces"),
         ("WORKER_SOFT_SHUTDOWN_S", "30"),
     ],
 )
