@@ -35,8 +35,9 @@ def pytest_addoption(parser):
                      help="the Redis server the suite uses (its databases 14 and 15); default $REDIS_URL")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's, whose seed it may replace
 def pytest_configure(config):
-    config.stash[RUN_SEED] = run_seed()
+    config.stash[RUN_SEED] = run_seed(config)
 
 
 def pytest_report_header(config):
