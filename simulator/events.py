@@ -62,7 +62,7 @@ DATASCHEMA = "https://events-schemas.twilio.com/TaskRouter.WDSEvent/{version}"
 # The schema versions of TaskRouter's events (version 2 added worker_time_in_previous_activity_ms; the
 # event-type pages show version 4); a type subscribed without one gets the newest.
 TASKROUTER_SCHEMA_VERSIONS = (1, 2, 3, 4)
-# TaskRouter's event types (twilio-facts §1): each is offered as ``com.twilio.taskrouter.{type}``.
+# TaskRouter's event types (Twilio's TaskRouter event reference): each is offered as ``com.twilio.taskrouter.{type}``.
 TASKROUTER_EVENT_TYPES = frozenset({
     "reservation.created", "reservation.accepted", "reservation.rejected", "reservation.timeout",
     "reservation.canceled", "reservation.rescinded", "reservation.completed", "reservation.wrapup",

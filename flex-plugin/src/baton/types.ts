@@ -1,6 +1,6 @@
 /**
  * The shapes of Baton's agent API (README "The agent API", app/schemas.py) and of the new task's
- * `transfer` attribute (design.md §4), as the plugin reads them. Fields Baton leaves empty come as null.
+ * `transfer` attribute (docs/contracts.md §2.2), as the plugin reads them. Fields Baton leaves empty come as null.
  */
 
 export type TransferStatus = 'requested' | 'routing' | 'offered' | 'accepted' | 'completed' | 'failed' | 'canceled';
@@ -84,7 +84,7 @@ export interface ContextMessage {
   body: string;
 }
 
-/** The `transfer` attribute of the task Baton creates for the receiving agent (design.md §4). */
+/** The `transfer` attribute of the task Baton creates for the receiving agent (docs/contracts.md §2.2). */
 export interface TransferAttribute {
   id: string;
   mode: TransferMode;

@@ -18,7 +18,7 @@ export function formatTime(value: string | Date | null | undefined): string | nu
   return date.toLocaleString([], { hour: '2-digit', minute: '2-digit', day: 'numeric', month: 'short' });
 }
 
-/** The task's `transfer` attribute, when Baton made this task (design.md §4); null for any other task. */
+/** The task's `transfer` attribute, when Baton made this task (docs/contracts.md §2.2); null for any other task. */
 export function transferOf(attributes: unknown): TransferAttribute | null {
   const transfer = (attributes as { transfer?: TransferAttribute } | null)?.transfer;
   return transfer && typeof transfer === 'object' && typeof transfer.id === 'string' ? transfer : null;
