@@ -1,14 +1,14 @@
 """gunicorn's settings for Baton's web process (the Procfile's ``web``), from the environment Baton reads.
 
-``baton.config`` reads and validates the variables, so a misconfigured deployment stops here, in the
+``baton.infrastructure.config`` reads and validates the variables, so a misconfigured deployment stops here, in the
 master, with every problem named. Heroku's router gives up on a request after 30 s: requests, and a
 graceful stop, get ``WEB_TIMEOUT_S`` (default 20). ``WEB_CONCURRENCY`` workers (default 2; Heroku's
-Python buildpack sets it from the dyno size). Logs are JSON lines (``baton.logs``); there is no access
+Python buildpack sets it from the dyno size). Logs are JSON lines (``baton.infrastructure.logs``); there is no access
 log: the app writes one line per request, with its request id.
 
 Metrics: every worker writes prometheus-client's files into ``PROMETHEUS_MULTIPROC_DIR``, which the
 Procfile sets before Python starts; the files of a previous run are removed at boot, and a worker
-that exits is marked dead (``baton.metrics``).
+that exits is marked dead (``baton.infrastructure.metrics``).
 """
 
 import glob
@@ -16,8 +16,8 @@ import os
 
 from prometheus_client import multiprocess
 
-from baton.config import load_config
-from baton.logs import gunicorn_logconfig
+from baton.infrastructure.config import load_config
+from baton.infrastructure.logs import gunicorn_logconfig
 
 _config = load_config(os.environ)
 

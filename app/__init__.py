@@ -10,10 +10,10 @@ from flask import Flask, Response, current_app, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from baton.config import Config, load_config
-from baton.logs import configure_logging
-from baton.store import Store
-from baton.twilio_gateway import TwilioGateway
+from baton.infrastructure.config import Config, load_config
+from baton.infrastructure.logs import configure_logging
+from baton.infrastructure.store import Store
+from baton.infrastructure.twilio_gateway import TwilioGateway
 from workers.celery_app import create_celery
 
 # Twilio's largest webhook form (4 KiB of task attributes, worker attributes, …) fits with room to spare;

@@ -50,9 +50,9 @@ from marshmallow import ValidationError, validate
 
 from app import current_config, current_gateway, current_store
 from app.auth import client_address
-from baton.names import names_of, sids_of
-from baton.settings import CLOSE_SENDER_ON, Settings, SettingsSchema, validated_settings
-from baton.transfers import PENDING_STATES, TimelineEntry, Transfer
+from baton.domain.settings import CLOSE_SENDER_ON, Settings, SettingsSchema, validated_settings
+from baton.domain.transfers import PENDING_STATES, TimelineEntry, Transfer
+from baton.infrastructure.names import names_of, sids_of
 
 log = logging.getLogger(__name__)
 

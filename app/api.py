@@ -1,4 +1,4 @@
-"""The agent API under ``/v1`` (design.md §6): start, read and cancel transfers; the admin settings.
+"""The agent API under ``/v1`` (docs/contracts.md §3.1): start, read and cancel transfers; the admin settings.
 
 Each view authenticates, validates, checks what the caller may do, records and enqueues; the
 workers do the rest. The only Twilio calls are the ones that authorize the caller: IAM (cached,
@@ -32,12 +32,9 @@ from app.schemas import (
     json_object,
     load_object,
 )
-from baton import logs
-from baton.names import names_of, sids_of, workflows
-from baton.redaction import redact
-from baton.settings import Settings, SettingsSchema, validated_settings
-from baton.store import Record
-from baton.transfers import (
+from baton.domain.redaction import redact
+from baton.domain.settings import Settings, SettingsSchema, validated_settings
+from baton.domain.transfers import (
     ACCEPTED,
     CANCELED,
     COMPLETED,
@@ -48,7 +45,10 @@ from baton.transfers import (
     start,
     target_type_of,
 )
-from baton.twilio_gateway import PermanentTwilioError, TaskSnapshot, TwilioError
+from baton.infrastructure import logs
+from baton.infrastructure.names import names_of, sids_of, workflows
+from baton.infrastructure.store import Record
+from baton.infrastructure.twilio_gateway import PermanentTwilioError, TaskSnapshot, TwilioError
 from workers.celery_app import CANCEL_TRANSFER, LEAVE_TRANSFER, NEW_TRANSFER_PRIORITY, RUN_TRANSFER, send_job
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from flask import request
 
 from app import current_config, current_gateway, current_store
 from app.errors import ApiError
-from baton.twilio_gateway import FlexToken
+from baton.infrastructure.twilio_gateway import FlexToken
 
 log = logging.getLogger(__name__)
 

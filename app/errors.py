@@ -1,7 +1,7 @@
 """The HTTP edge's errors: one exception type with a machine-readable code, rendered in one place.
 
 Every error answer, ours or Flask's (an unknown route, a wrong method, a body too large), is
-``{"error": {"code", "message", "field"?}}`` (design.md §6). Redis or the broker being away, and
+``{"error": {"code", "message", "field"?}}`` (docs/contracts.md §3.1). Redis or the broker being away, and
 Twilio failing while a caller is authorized, are 503s the client may retry.
 """
 
@@ -17,7 +17,7 @@ from flask import Flask, Response, jsonify
 from kombu.exceptions import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError
+from baton.infrastructure.twilio_gateway import PermanentTwilioError, RetryableTwilioError
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from app.schemas import (
     TransferRequestSchema,
     TransferSchema,
 )
-from baton.settings import SettingsSchema
+from baton.domain.settings import SettingsSchema
 
 OPENAPI_VERSION = "3.0.3"
 # Routes that are not part of the API: the admin pages (HTML for a browser) and static files.

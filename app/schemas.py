@@ -1,7 +1,7 @@
 """The shapes of the HTTP edge: request bodies, webhook forms and answers, as marshmallow schemas.
 
 A request that does not fit its schema is refused with the first problem found, as a 400
-``invalid_request`` naming the field. The settings' schema is ``baton.settings.SettingsSchema``:
+``invalid_request`` naming the field. The settings' schema is ``baton.domain.settings.SettingsSchema``:
 the API, the environment and the store share that one.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_dump, post_load, validate
 
 from app.errors import ApiError
-from baton.transfers import Transfer
+from baton.domain.transfers import Transfer
 
 MAX_NOTES = 1000
 MAX_NAMES = 20
@@ -88,7 +88,7 @@ class NamesQuerySchema(Schema):
 
 
 class TaskRouterEventSchema(Schema):
-    """A TaskRouter event callback (twilio-facts §1), reduced to the fields Baton reads."""
+    """A TaskRouter event callback (Twilio's TaskRouter event reference), reduced to the fields Baton reads."""
 
     class Meta:
         unknown = EXCLUDE
@@ -105,7 +105,7 @@ class TaskRouterEventSchema(Schema):
 
 
 class ConversationEventSchema(Schema):
-    """A Conversations post-event webhook (twilio-facts §6), reduced to the fields Baton reads."""
+    """A Conversations post-event webhook (Twilio's Conversations webhooks page), reduced to the fields Baton reads."""
 
     class Meta:
         unknown = EXCLUDE
@@ -164,7 +164,7 @@ class TransferSchema(Schema):
     created_at = Timestamp()
     updated_at = Timestamp()
     timeline = fields.List(fields.Nested(TimelineEntrySchema))
-    # Added by the view (baton.names), not read from the transfer.
+    # Added by the view (baton.infrastructure.names), not read from the transfer.
     names = fields.Dict(keys=fields.String(), values=fields.String(), dump_only=True, metadata={
         "description": "Friendly names of the workers, queues and workflows this transfer mentions, by sid, as "
                        "TaskRouter gives them; a sid without a name now (Twilio unavailable, a deleted worker) is "

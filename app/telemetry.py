@@ -23,7 +23,7 @@ from flask import Blueprint, Flask, Response, g, request
 from app import current_config, current_store
 from app.auth import parse_bearer
 from app.errors import ApiError
-from baton import logs, metrics
+from baton.infrastructure import logs, metrics
 
 log = logging.getLogger("baton.requests")
 

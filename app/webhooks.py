@@ -2,14 +2,14 @@
 
 Most TaskRouter events of a Flex workspace are about tasks that are not transfers. Whether an
 event is about a Baton transfer shows in its ``TaskAttributes`` (the new task of a transfer carries
-``{"transfer": {"id": …}}``, design.md §4), so those other events are answered without touching Redis.
+``{"transfer": {"id": …}}``, docs/contracts.md §2.2), so those other events are answered without touching Redis.
 
 TaskRouter's events come by the workspace's callback (``/webhooks/taskrouter``, a signed form per
 event), by an Event Streams webhook sink (``/webhooks/event-streams``, a JSON array of CloudEvents,
-``baton.eventstreams``), or both. A CloudEvent is translated into the callback's fields, and from
+``baton.infrastructure.eventstreams``), or both. A CloudEvent is translated into the callback's fields, and from
 there both paths are one: the same checks, the same dedupe key (TaskRouter's event sid), the same job.
 
-Which event types matter, and what the engine makes of them, is ``baton.twilio_events``'s table; a type
+Which event types matter, and what the engine makes of them, is ``baton.domain.twilio_events``'s table; a type
 in neither its handled nor its ignored lists is acknowledged like an ignored one, and logged. Signatures
 are twilio's ``RequestValidator``'s verdict.
 """
@@ -33,9 +33,7 @@ from app import current_celery, current_config, current_store
 from app.errors import ApiError
 from app.schemas import ConversationEventSchema, TaskRouterEventSchema, json_object, load_object
 from app.telemetry import log_at_debug
-from baton import eventstreams, logs
-from baton.config import Config
-from baton.twilio_events import (
+from baton.domain.twilio_events import (
     CONVERSATION_FIELDS,
     CONVERSATIONS_HANDLERS,
     IGNORED_CONVERSATIONS_EVENTS,
@@ -43,6 +41,8 @@ from baton.twilio_events import (
     TRANSFER_EVENTS,
     event_from_conversations,
 )
+from baton.infrastructure import eventstreams, logs
+from baton.infrastructure.config import Config
 from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def transfer_of(event: Mapping[str, Any]) -> str | None:
     if event_type in TRANSFER_EVENTS:
         return transfer_id_of(event.get("TaskAttributes"))
     if event_type not in IGNORED_TASKROUTER_EVENTS:
-        log.info("TaskRouter event type %r is neither handled nor ignored in baton.twilio_events: dropped",
+        log.info("TaskRouter event type %r is neither handled nor ignored in baton.domain.twilio_events: dropped",
                  event_type)
     return None
 
@@ -191,7 +191,7 @@ def conversation_event():
     signed = signed_fields()
     event = load_object(_conversation_schema, signed)
     if event["EventType"] not in CONVERSATIONS_HANDLERS and event["EventType"] not in IGNORED_CONVERSATIONS_EVENTS:
-        log.info("Conversations event type %r is neither handled nor ignored in baton.twilio_events: dropped",
+        log.info("Conversations event type %r is neither handled nor ignored in baton.domain.twilio_events: dropped",
                  event["EventType"])
     # Only an event the engine would act on is worth a Redis call; it is about the conversation it names.
     if not event.get("ConversationSid") or event_from_conversations(event) is None:
@@ -250,7 +250,7 @@ def signed_fields() -> Mapping[str, Any]:
     """The fields of the event, once ``X-Twilio-Signature`` proves Twilio sent them; 403 otherwise.
 
     A form is signed with its parameters. A JSON body is signed through the ``bodySHA256`` query
-    parameter Twilio adds to the URL (twilio-facts §5); its object's members are the event's fields.
+    parameter Twilio adds to the URL (Twilio's webhook security page); its object's members are the event's fields.
     """
     config = current_config()
     refuse_shared_key_signatures()

@@ -23,12 +23,12 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from baton.transfers import new_transfer_id
+from baton.domain.transfers import new_transfer_id
 
 LUA_SCRIPT = Path(__file__).resolve().parent / "signed.lua"
 
 # What a Flex workspace sends most: events of ordinary tasks. After ``baton setup`` the workspace's
-# EventsFilter lets through only the types Baton acts on (baton.twilio_events TRANSFER_EVENTS), so most of
+# EventsFilter lets through only the types Baton acts on (baton.domain.twilio_events TRANSFER_EVENTS), so most of
 # what arrives is of those types, about tasks that are not transfers; a few other types are mixed in
 # for a workspace whose filter was widened.
 NON_TRANSFER_MIX = (("reservation.created", 30), ("reservation.accepted", 20), ("task-queue.entered", 20),
@@ -72,7 +72,7 @@ def _flex_task_attributes(rng: random.Random, transfer_id: str | None) -> str:
 
 
 def event_form(rng: random.Random, event_type: str, workspace_sid: str, transfer_id: str | None) -> dict[str, str]:
-    """One TaskRouter event callback form, with the fields Twilio sends (twilio-facts §1)."""
+    """One TaskRouter event callback form, with the fields Twilio sends (Twilio's TaskRouter event reference)."""
     now = time.time()
     form = {
         "Sid": sid("EV"), "EventType": event_type, "AccountSid": "AC" + "0" * 32, "WorkspaceSid": workspace_sid,

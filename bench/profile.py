@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from baton.devstack import RedisServer
+from baton.operator.devstack import RedisServer
 from bench.run import TransferBench, percentile, transfer_phase
 from bench.transfers import path_shape
 from bench.world import World, connect, start_stack

@@ -1,7 +1,7 @@
 """``make bench``: Baton's performance figures (issue 8) on this machine, as one table and as JSON.
 
 Two stacks are started, each from the Procfile's own command lines with a private Redis and the
-in-process Twilio simulator (``baton.devstack``):
+in-process Twilio simulator (``baton.operator.devstack``):
 
 1. ingest: the ``web`` process alone, beside the same command serving a bare Flask endpoint
    (``bench.bare``); ``wrk`` replays signed TaskRouter events against each in turn (figures 1, 2);
@@ -34,8 +34,8 @@ from typing import Any
 import redis
 import requests
 
-from baton.devstack import DevStack, Process, RedisServer, free_port, read_procfile
-from baton.store import Store, connect_redis
+from baton.infrastructure.store import Store, connect_redis
+from baton.operator.devstack import DevStack, Process, RedisServer, free_port, read_procfile
 from bench import ingest
 from bench.ingest import WrkResult, process_tree, process_tree_cpu
 from bench.transfers import (

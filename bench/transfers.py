@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from baton.store import Store
-from baton.transfers import COMPLETED, FINAL_STATES, Transfer
+from baton.domain.transfers import COMPLETED, FINAL_STATES, Transfer
+from baton.infrastructure.store import Store
 from bench.world import Held, World
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """The stack the transfer figures run on, and the contact center in its simulator.
 
-Baton's processes are started from the Procfile's lines (``baton.devstack``), with production
+Baton's processes are started from the Procfile's lines (``baton.operator.devstack``), with production
 settings: the defaults, and the workspace's event filter and Conversations webhook as ``baton setup``
 writes them. The contact center has, besides the default scenario:
 
@@ -21,10 +21,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from baton.devstack import DevStack
-from baton.setup import EVENTS_FILTER
-from baton.twilio_events import CONVERSATION_EVENTS, TRANSFER_EVENTS
-from baton.workflow import transfer_workflow_configuration
+from baton.domain.twilio_events import CONVERSATION_EVENTS, TRANSFER_EVENTS
+from baton.domain.workflow import transfer_workflow_configuration
+from baton.operator.devstack import DevStack
+from baton.operator.setup import EVENTS_FILTER
 from simulator import Simulator
 from simulator.scenario import OFFER_TIMEOUT_S, build_default_scenario
 

@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from baton.loadtest import run_load
+from baton.operator.loadtest import run_load
 from simulator.profiles import PROFILES
 
 

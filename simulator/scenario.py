@@ -11,7 +11,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from baton.eventstreams import (
+from baton.domain.workflow import transfer_workflow_configuration
+from baton.infrastructure.eventstreams import (
     SINK_DESCRIPTION,
     SUBSCRIBED_TYPES,
     SUBSCRIPTION_DESCRIPTION,
@@ -19,7 +20,6 @@ from baton.eventstreams import (
     sink_url,
     with_userinfo,
 )
-from baton.workflow import transfer_workflow_configuration
 from simulator import Simulator
 
 # Simulated seconds: an offer lasts this long (the transfer workflow's reservation timeout and the
@@ -65,7 +65,7 @@ class Scenario:
     conversation: Conversation
 
     def baton_environment(self, api_base: str, public_base_url: str) -> dict[str, str]:
-        """The environment a Baton deployment against this simulator gets (design.md §6)."""
+        """The environment a Baton deployment against this simulator gets (docs/contracts.md §3.3)."""
         return {
             "TWILIO_ACCOUNT_SID": self.account_sid,
             "TWILIO_AUTH_TOKEN": self.auth_token,

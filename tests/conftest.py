@@ -12,8 +12,8 @@ from hypothesis import settings as hypothesis_settings
 from prerequisites import in_ci
 from seeding import RUN_SEED, SEED_VARIABLE, run_seed, seed_random_for
 
-from baton.devstack import RedisServer
-from baton.store import Store, connect_redis
+from baton.infrastructure.store import Store, connect_redis
+from baton.operator.devstack import RedisServer
 
 # The suite owns one Redis database and empties it before each test that uses it.
 TEST_DB = 15

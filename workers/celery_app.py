@@ -3,7 +3,7 @@
 Every task may run twice (late acks, requeue on a lost worker, redelivery after the visibility
 timeout), so every task is idempotent. The numbers below are chosen together: no countdown,
 retry delay or task time limit may come near the visibility timeout, or a message is delivered
-again while its first copy still waits or runs (celery-webhooks-facts.md §1).
+again while its first copy still waits or runs (Celery's Redis broker documentation, "Visibility timeout").
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import uuid
 
 from celery import Celery, Task, current_app, signals
 
-from baton import logs, metrics
-from baton.config import Config
-from baton.store import Store
+from baton.infrastructure import logs, metrics
+from baton.infrastructure.config import Config
+from baton.infrastructure.store import Store
 
 # Task names. The web app enqueues by name (``send_job``), so it never imports the workers' code.
 RUN_TRANSFER = "baton.run_transfer"              # (transfer_id): carry out the transfer's outbox
@@ -43,7 +43,7 @@ TASK_SOFT_TIME_LIMIT_S = 90
 # the pace the stack carries, instead of all of them slowing down together (a rejected offer that waits
 # is offered to the same agent again and again, each time two more events to handle).
 NEW_TRANSFER_PRIORITY = 6
-# Deadlines are kept in Redis (baton.store) and swept by beat, not sent as countdown messages: with Redis
+# Deadlines are kept in Redis (baton.infrastructure.store) and swept by beat, not sent as countdown messages: with Redis
 # as the broker a worker holds every countdown message in memory until it is due (one per transfer of the
 # last transfer_timeout_s), and such messages can be lost when a worker restarts (kombu#533).
 DEADLINE_SWEEP_S = 5.0
@@ -80,7 +80,7 @@ def create_celery(config: Config) -> Celery:
         # Celery's consumer, fixed so that losing Redis while holding a message does not stop the worker.
         worker_consumer="workers.consumer:Consumer",
         worker_hijack_root_logger=False,
-        # Logs are JSON lines on stdout (baton.logs); a print() is left as it is, not logged again.
+        # Logs are JSON lines on stdout (baton.infrastructure.logs); a print() is left as it is, not logged again.
         worker_redirect_stdouts=False,
     )
     celery.conf.beat_schedule = {
@@ -121,7 +121,7 @@ def _setup_logging(**_: object) -> None:
 
 @signals.worker_init.connect
 def _record_metrics_in_redis(sender: object = None, **_: object) -> None:
-    """The worker's metrics go to Redis, where the web's /metrics reads them (baton.metrics)."""
+    """The worker's metrics go to Redis, where the web's /metrics reads them (baton.infrastructure.metrics)."""
     config: Config = sender.app.baton_config  # type: ignore[attr-defined]
     metrics.use(metrics.RedisSink(Store.from_config(config)))
 

@@ -2,7 +2,7 @@
 
 import os
 
-from baton.config import load_config
+from baton.infrastructure.config import load_config
 from workers.celery_app import create_celery
 
 celery = create_celery(load_config(os.environ))

@@ -14,9 +14,9 @@ import time
 import redis
 from celery import Task, shared_task
 
-from baton.engine import MAX_RETRY_DELAY_S, Outcome, TransferEngine
-from baton.store import Store
-from baton.twilio_gateway import TwilioGateway
+from baton.infrastructure.engine import MAX_RETRY_DELAY_S, Outcome, TransferEngine
+from baton.infrastructure.store import Store
+from baton.infrastructure.twilio_gateway import TwilioGateway
 from workers.celery_app import (
     CANCEL_TRANSFER,
     CONVERSATION_EVENT,

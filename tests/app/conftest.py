@@ -11,7 +11,7 @@ import redis
 from edge_support import ADMIN_TOKEN, PUBLIC_BASE_URL, queued_jobs
 
 from app import create_app
-from baton.config import Config
+from baton.infrastructure.config import Config
 from simulator import Simulator
 from simulator.scenario import build_default_scenario
 

@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from twilio.request_validator import RequestValidator
 
-from baton.store import celery_queue_lists
+from baton.infrastructure.store import celery_queue_lists
 
 PUBLIC_BASE_URL = "https://baton.example.com"
 ADMIN_TOKEN = "admin-token-for-the-tests-0123456789abcdef"

@@ -9,7 +9,7 @@ import pytest
 from edge_support import bearer, unknown_token
 
 from app.auth import INVALID_TOKEN_CACHE_S, TOKEN_CACHE_S, cache_seconds
-from baton.twilio_gateway import FlexToken
+from baton.infrastructure.twilio_gateway import FlexToken
 from simulator.profiles import READINGS
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)

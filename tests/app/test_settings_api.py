@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from edge_support import ADMIN_TOKEN, bearer
 
-from baton.settings import Settings
+from baton.domain.settings import Settings
 
 
 @pytest.fixture

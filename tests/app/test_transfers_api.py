@@ -8,8 +8,8 @@ import secrets
 import pytest
 from edge_support import ADMIN_TOKEN, bearer
 
-from baton import transfers as t
-from baton.store import Record
+from baton.domain import transfers as t
+from baton.infrastructure.store import Record
 from workers.celery_app import CANCEL_TRANSFER, RUN_TRANSFER
 
 

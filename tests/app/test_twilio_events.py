@@ -1,4 +1,4 @@
-"""Twilio's events, one table (baton.twilio_events): every type has its captured fields, the table says what the
+"""Twilio's events, one table (baton.domain.twilio_events): every type has its captured fields, the table says what the
 engine makes of them, and the webhooks enqueue exactly the events the table hands to the engine."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ import logging
 import pytest
 from edge_support import FIXTURES, PUBLIC_BASE_URL, payload, signature
 
-from baton import transfers as t
-from baton.store import Record
-from baton.twilio_events import (
+from baton.domain import transfers as t
+from baton.domain.twilio_events import (
     CONVERSATIONS_HANDLERS,
     IGNORED_CONVERSATIONS_EVENTS,
     IGNORED_TASKROUTER_EVENTS,
@@ -19,6 +18,7 @@ from baton.twilio_events import (
     event_from_conversations,
     event_from_taskrouter,
 )
+from baton.infrastructure.store import Record
 from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT
 
 TABLE_FIXTURES = FIXTURES / "twilio_events"

@@ -11,9 +11,9 @@ import time
 import pytest
 from edge_support import PUBLIC_BASE_URL, payload, signature
 
-from baton import eventstreams
-from baton import transfers as t
-from baton.store import Record
+from baton.domain import transfers as t
+from baton.infrastructure import eventstreams
+from baton.infrastructure.store import Record
 from simulator.events import snake_case_fields
 from workers.celery_app import TASKROUTER_EVENT
 
@@ -155,7 +155,7 @@ def test_a_participant_removed_is_enqueued_once_per_transfer_however_often_deliv
     assert "Identity" not in enqueued[0].args[1]
 
 
-# Event Streams: the same events through a webhook sink, as batches of CloudEvents (baton.eventstreams)
+# Event Streams: the same events through a webhook sink, as batches of CloudEvents (baton.infrastructure.eventstreams)
 
 FORWARDED = ("EventType", "Sid", "TaskSid", "ReservationSid", "WorkerSid", "TaskQueueSid", "TimestampMs")
 

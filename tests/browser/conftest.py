@@ -16,8 +16,8 @@ from borrowed_fixtures import conftest_of
 from prerequisites import require
 
 from app import create_app
-from baton.config import Config
-from baton.devstack import DevStack
+from baton.infrastructure.config import Config
+from baton.operator.devstack import DevStack
 
 _e2e = conftest_of("e2e", "browser_e2e_conftest")
 

@@ -14,8 +14,8 @@ from flask import request
 import app.admin
 from app import create_app
 from app.admin import SESSION_LIFETIME, SIGN_IN_FAILURES_PER_CLIENT, SIGN_IN_WINDOW_S, time_to_accept
-from baton import transfers as t
-from baton.store import Record
+from baton.domain import transfers as t
+from baton.infrastructure.store import Record
 
 SENDER = "WK" + "1" * 32
 TARGET = "WK" + "2" * 32

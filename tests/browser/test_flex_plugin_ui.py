@@ -25,7 +25,7 @@ from admin_support import ADMIN_TOKEN, SECRET_KEY
 from playwright.sync_api import expect
 from prerequisites import require
 
-from baton.devstack import DevStack, free_port
+from baton.operator.devstack import DevStack, free_port
 from simulator.scenario import AGENTS, open_conversation
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,8 @@ import time
 import pytest
 import requests
 
-from baton.devstack import DevStack
-from baton.store import Store, connect_redis
+from baton.infrastructure.store import Store, connect_redis
+from baton.operator.devstack import DevStack
 from simulator.scenario import AGENTS, open_conversation, route_taskrouter_events
 
 TIME_SCALE = 0.05

@@ -24,7 +24,8 @@ def process_group_alive(pgid: int) -> bool:
 
 def test_demo_serves_until_ctrl_c_and_then_stops_everything(redis_url):
     """The demo brings web, worker and simulator up, plays a transfer to completion, and Ctrl-C stops everything."""
-    demo = subprocess.Popen([sys.executable, "-m", "baton.cli", "demo"], env={**os.environ, "REDIS_URL": redis_url},
+    demo = subprocess.Popen([sys.executable, "-m", "baton.operator.cli", "demo"],
+                            env={**os.environ, "REDIS_URL": redis_url},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
     deadline = time.monotonic() + 60

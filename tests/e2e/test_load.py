@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from baton.devstack import RedisServer
-from baton.loadtest import run_load
+from baton.operator.devstack import RedisServer
+from baton.operator.loadtest import run_load
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from conftest import ADMIN_TOKEN, TIME_SCALE, Baton
 from prerequisites import require
 from test_transfer_lifecycle import invites_of
 
-from baton.devstack import DevStack, Process, RedisServer
+from baton.operator.devstack import DevStack, Process, RedisServer
 from simulator.scenario import open_conversation
 
 pytestmark = pytest.mark.e2e

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import pytest
 from test_engine import FaultyGateway, request_transfer, world  # noqa: F401  (world: the fixture)
 
-from baton import transfers as t
-from baton.engine import TransferEngine
-from baton.settings import Settings
-from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, build_twilio_client
+from baton.domain import transfers as t
+from baton.domain.settings import Settings
+from baton.infrastructure.engine import TransferEngine
+from baton.infrastructure.twilio_gateway import PermanentTwilioError, RetryableTwilioError, build_twilio_client
 from simulator.scenario import open_conversation
 
 IGNORE_EVERY_OFFER = [{"action": "ignore"}]
@@ -272,7 +272,7 @@ def test_a_cancel_answered_already_done_counts_as_done(catchup, caplog, status, 
     transfer = routed_transfer(sim, scenario, store, engine, scenario.agents["bob"])
     gateway.faults["cancel_task"] = [PermanentTwilioError("tasks.cancel", message, status, code)]
 
-    with caplog.at_level("INFO", logger="baton.engine"):
+    with caplog.at_level("INFO", logger="baton.infrastructure.engine"):
         engine.cancel(transfer.id, scenario.agents["alice"])
 
     record = store.load(transfer.id)
@@ -288,7 +288,7 @@ def test_canceling_a_new_task_twilio_no_longer_has_counts_as_done(catchup, caplo
     transfer = routed_transfer(sim, scenario, store, engine, scenario.agents["bob"])
     sim.taskrouter.delete_task(scenario.workspace_sid, transfer.new_task_sid)
 
-    with caplog.at_level("INFO", logger="baton.engine"):
+    with caplog.at_level("INFO", logger="baton.infrastructure.engine"):
         engine.cancel(transfer.id, scenario.agents["alice"])
 
     record = store.load(transfer.id)

@@ -14,12 +14,23 @@ import typing
 
 import pytest
 
-from baton import transfers as t
-from baton.config import Config
-from baton.engine import MAX_ACTION_ATTEMPTS, MAX_RETRY_AFTER_S, MAX_RETRY_DELAY_S, TransferEngine, retry_delay
-from baton.settings import Settings
-from baton.store import Record, Store, connect_redis
-from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioGateway, build_twilio_client
+from baton.domain import transfers as t
+from baton.domain.settings import Settings
+from baton.infrastructure.config import Config
+from baton.infrastructure.engine import (
+    MAX_ACTION_ATTEMPTS,
+    MAX_RETRY_AFTER_S,
+    MAX_RETRY_DELAY_S,
+    TransferEngine,
+    retry_delay,
+)
+from baton.infrastructure.store import Record, Store, connect_redis
+from baton.infrastructure.twilio_gateway import (
+    PermanentTwilioError,
+    RetryableTwilioError,
+    TwilioGateway,
+    build_twilio_client,
+)
 from simulator import Simulator
 from simulator.scenario import build_default_scenario, open_conversation
 from workers.celery_app import VISIBILITY_TIMEOUT_S

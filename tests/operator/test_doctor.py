@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import pytest
 
-from baton.config import Config
-from baton.devstack import DevStack, free_port
-from baton.doctor import beat_check, run_doctor
-from baton.setup import read_workflow, run_setup
-from baton.store import Store, connect_redis
-from baton.twilio_gateway import TwilioGateway
+from baton.infrastructure.config import Config
+from baton.infrastructure.store import Store, connect_redis
+from baton.infrastructure.twilio_gateway import TwilioGateway
+from baton.operator.devstack import DevStack, free_port
+from baton.operator.doctor import beat_check, run_doctor
+from baton.operator.setup import read_workflow, run_setup
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,12 @@ from dataclasses import replace
 
 import pytest
 
-from baton import doctor, eventstreams
-from baton.config import Config
-from baton.devstack import DevStack
-from baton.setup import run_setup
-from baton.twilio_gateway import TwilioGateway
+from baton.infrastructure import eventstreams
+from baton.infrastructure.config import Config
+from baton.infrastructure.twilio_gateway import TwilioGateway
+from baton.operator import doctor
+from baton.operator.devstack import DevStack
+from baton.operator.setup import run_setup
 from simulator.profiles import READINGS
 
 FOREIGN_CALLBACK = "https://crm.example.com/taskrouter-events"

@@ -12,10 +12,10 @@ import io
 
 import pytest
 
-from baton import cli
-from baton.config import Config
-from baton.livecheck import EXIT_OK, EXIT_REFUSED, Report, Timing, live_check, live_check_workflow
-from baton.twilio_gateway import build_twilio_client
+from baton.infrastructure.config import Config
+from baton.infrastructure.twilio_gateway import build_twilio_client
+from baton.operator import cli
+from baton.operator.livecheck import EXIT_OK, EXIT_REFUSED, Report, Timing, live_check, live_check_workflow
 from simulator import Simulator
 from simulator.profiles import PROFILES
 from simulator.scenario import build_default_scenario

@@ -8,10 +8,13 @@ from dataclasses import replace
 
 import pytest
 
-from baton import eventstreams, setup
-from baton.config import Config
-from baton.settings import Settings
-from baton.setup import (
+from baton.domain.settings import Settings
+from baton.domain.workflow import transfer_workflow_configuration
+from baton.infrastructure import eventstreams
+from baton.infrastructure.config import Config
+from baton.infrastructure.twilio_gateway import PermanentTwilioError, TwilioGateway
+from baton.operator import setup
+from baton.operator.setup import (
     EVENTS_FILTER,
     NEW_EVERYONE_QUEUE,
     NEW_SINK,
@@ -41,8 +44,6 @@ from baton.setup import (
     plan_setup,
     run_setup,
 )
-from baton.twilio_gateway import PermanentTwilioError, TwilioGateway
-from baton.workflow import transfer_workflow_configuration
 from simulator import Simulator
 from simulator.profiles import READINGS
 from simulator.scenario import build_default_scenario
@@ -480,7 +481,7 @@ def ours(sid=SINK, status="active", destination=TOKEN_SINK_DESTINATION, method="
 
 
 def streams_writes(plan) -> list:
-    return [w for w in plan.writes if type(w).__module__ == "baton.setup"
+    return [w for w in plan.writes if type(w).__module__ == "baton.operator.setup"
             and type(w).__name__ in ("CreateSink", "ActivateSink", "CreateSubscription", "AddSubscribedEvent",
                                      "RemoveSubscribedEvent", "DeleteSubscription", "DeleteSink")]
 

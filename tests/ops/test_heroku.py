@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from baton.config import _VARIABLES, load_config
-from baton.devstack import read_procfile
-from baton.settings import ENVIRONMENT as SETTINGS_ENVIRONMENT
+from baton.domain.settings import ENVIRONMENT as SETTINGS_ENVIRONMENT
+from baton.infrastructure.config import _VARIABLES, load_config
+from baton.operator.devstack import read_procfile
 
 REQUIRED = {"TWILIO_ACCOUNT_SID": "AC" + "a" * 32, "TWILIO_AUTH_TOKEN": "auth-token",
             "TWILIO_WORKSPACE_SID": "WS" + "b" * 32, "TRANSFER_WORKFLOW_SID": "WW" + "c" * 32,

@@ -10,9 +10,9 @@ import redis
 from celery.app.task import Context
 from edge_support import bearer
 
-from baton import logs
-from baton.logs import configure_logging, request_id_from
-from baton.store import celery_queue_lists
+from baton.infrastructure import logs
+from baton.infrastructure.logs import configure_logging, request_id_from
+from baton.infrastructure.store import celery_queue_lists
 from workers.celery_app import REQUEST_ID_HEADER, TASKROUTER_EVENT, _bind_task_context, _carry_request_id
 
 CARD = "4111 1111 1111 1111"

@@ -35,7 +35,7 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def settled_scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """A scrape once the samples of earlier tests have all landed: the worker sends its own every second
-    (baton.metrics.RedisSink), so a transfer that ended just before may not be counted yet."""
+    (baton.infrastructure.metrics.RedisSink), so a transfer that ended just before may not be counted yet."""
     def counted(samples):
         return {key: count for key, count in samples.items()
                 if key[0].startswith("baton_") and key[0] != "baton_celery_queue_depth"}
@@ -104,7 +104,7 @@ def test_a_transfer_is_counted_with_the_webhooks_and_twilio_calls_of_both_halves
     def grew(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    # The worker sends its samples every second (baton.metrics.RedisSink).
+    # The worker sends its samples every second (baton.infrastructure.metrics.RedisSink).
     deadline = time.monotonic() + 10
     after = scrape(stack.web_url)
     while (grew("baton_twilio_request_duration_seconds_count", endpoint="participants.update") < 1

@@ -11,8 +11,8 @@ from edge_support import PUBLIC_BASE_URL, bearer, payload, signature
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
-from baton import metrics
-from baton.metrics import ACCEPT_SECONDS, TRANSFERS, RedisSink
+from baton.infrastructure import metrics
+from baton.infrastructure.metrics import ACCEPT_SECONDS, TRANSFERS, RedisSink
 
 
 def samples_of(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

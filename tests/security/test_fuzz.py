@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from app import auth
-from baton.settings import Settings
-from baton.twilio_events import TRANSFER_EVENTS
+from baton.domain.settings import Settings
+from baton.domain.twilio_events import TRANSFER_EVENTS
 
 # Every route of the app and its methods (HEAD and OPTIONS are Flask's own); path parameters in braces.
 ENDPOINTS = [

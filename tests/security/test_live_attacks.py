@@ -11,7 +11,7 @@ import requests
 from edge_support import bearer, unknown_token
 
 from app.auth import TOKEN_REFUSAL_WINDOW_S, TOKEN_REFUSALS_PER_CLIENT
-from baton.store import Store, connect_redis
+from baton.infrastructure.store import Store, connect_redis
 
 pytestmark = pytest.mark.e2e
 

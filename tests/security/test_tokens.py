@@ -24,7 +24,7 @@ from app.auth import (
     TOKEN_REFUSALS_PER_CLIENT,
     could_be_a_flex_token,
 )
-from baton.twilio_gateway import FlexToken
+from baton.infrastructure.twilio_gateway import FlexToken
 
 ANOTHER_CLIENT = {"REMOTE_ADDR": "198.51.100.7"}
 

@@ -8,7 +8,7 @@ import pytest
 from sim_support import Api, Receiver
 from twilio.rest import Client
 
-from baton.twilio_gateway import RoutingHttpClient
+from baton.infrastructure.twilio_gateway import RoutingHttpClient
 from simulator import Simulator
 
 

@@ -14,8 +14,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from sim_support import wait_until
 
-from baton.config import Config
-from baton.twilio_gateway import RetryableTwilioError, TwilioGateway, build_twilio_client
+from baton.infrastructure.config import Config
+from baton.infrastructure.twilio_gateway import RetryableTwilioError, TwilioGateway, build_twilio_client
 
 TASK_UPDATE = {"method": "POST", "path": "/Tasks/"}
 

@@ -12,9 +12,9 @@ import pytest
 from sim_support import wait_until
 from twilio.request_validator import RequestValidator
 
-from baton.config import Config
-from baton.twilio_gateway import PermanentTwilioError, TwilioGateway, build_twilio_client
-from baton.workflow import EXCLUDE_EXPRESSION
+from baton.domain.workflow import EXCLUDE_EXPRESSION
+from baton.infrastructure.config import Config
+from baton.infrastructure.twilio_gateway import PermanentTwilioError, TwilioGateway, build_twilio_client
 
 
 @pytest.fixture

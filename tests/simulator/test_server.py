@@ -6,7 +6,7 @@ from sim_support import wait_until
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from baton.twilio_gateway import RoutingHttpClient
+from baton.infrastructure.twilio_gateway import RoutingHttpClient
 
 
 @pytest.fixture

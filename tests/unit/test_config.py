@@ -1,10 +1,10 @@
-"""The environment contract of design.md §6."""
+"""The environment contract of docs/contracts.md §3.3."""
 
 import secrets
 
 import pytest
 
-from baton.config import Config, ConfigError, load_config
+from baton.infrastructure.config import Config, ConfigError, load_config
 
 VALID = {
     "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,

@@ -10,29 +10,36 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from baton.config import Config
-from baton.context import (
+from baton.domain.attributes import (
     AGENT,
     ATTRIBUTES_LIMIT,
     BODY_CUT,
     CUSTOMER,
     FLEX_INVITE_KEYS,
-    MAX_PAGE_SIZE,
-    MEDIA_BODY,
     NOTES_CUT,
     SEPARATOR_CHARS,
     SYSTEM,
     AttributesTooLarge,
     Context,
     ContextMessage,
-    collect_context,
-    email_text,
     fit_attributes,
     json_length,
-    page_size_for,
     stored_length,
 )
-from baton.twilio_gateway import PermanentTwilioError, TwilioGateway, build_twilio_client, serialize_attributes
+from baton.infrastructure.config import Config
+from baton.infrastructure.context import (
+    MAX_PAGE_SIZE,
+    MEDIA_BODY,
+    collect_context,
+    email_text,
+    page_size_for,
+)
+from baton.infrastructure.twilio_gateway import (
+    PermanentTwilioError,
+    TwilioGateway,
+    build_twilio_client,
+    serialize_attributes,
+)
 from simulator import Simulator
 from simulator.scenario import build_default_scenario
 

@@ -1,4 +1,5 @@
-"""baton.eventstreams: the sink's credentials, and the one translation from a CloudEvent to the callback's fields."""
+"""baton.infrastructure.eventstreams: the sink's credentials, and the one translation from a CloudEvent to the
+callback's fields."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import json
 
 import pytest
 
-from baton import eventstreams
-from baton.config import Config
-from baton.eventstreams import MalformedEvent, StreamEvent, cloud_events, read_event
-from baton.twilio_events import TRANSFER_EVENTS, event_from_taskrouter
+from baton.domain.twilio_events import TRANSFER_EVENTS, event_from_taskrouter
+from baton.infrastructure import eventstreams
+from baton.infrastructure.config import Config
+from baton.infrastructure.eventstreams import MalformedEvent, StreamEvent, cloud_events, read_event
 
 EV, WT, WR, WK, WQ = "EV" + "1" * 32, "WT" + "2" * 32, "WR" + "3" * 32, "WK" + "4" * 32, "WQ" + "5" * 32
 ATTRIBUTES = json.dumps({"transfer": {"id": "tr_1"}})

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from baton.redaction import REDACTED, RedactingFilter, luhn_valid, redact, redact_value
+from baton.domain.redaction import REDACTED, RedactingFilter, luhn_valid, redact, redact_value
 
 R = REDACTED
 

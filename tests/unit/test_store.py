@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from baton import transfers as t
-from baton.store import Record
+from baton.domain import transfers as t
+from baton.infrastructure.store import Record
 
 TASK = "WT" + "0" * 32
 SENDER = "WK" + "1" * 32
@@ -116,7 +116,7 @@ def test_lock_serializes_work_on_one_transfer(store):
 
 def test_settings_default_until_saved(store):
     """Settings are the seeded defaults until an administrator saves a change."""
-    from baton.settings import Settings
+    from baton.domain.settings import Settings
 
     defaults = Settings(max_attempts=3)
     assert store.settings(defaults) == defaults

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from baton.config import Config
-from baton.context import AGENT, CUSTOMER, SYSTEM, Context, ContextMessage
-from baton.summary import (
+from baton.domain.attributes import AGENT, CUSTOMER, SYSTEM, Context, ContextMessage
+from baton.infrastructure.config import Config
+from baton.infrastructure.summary import (
     SUMMARY_MAX_CHARS,
     ExtractiveSummarizer,
     OpenAISummarizer,

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from baton import transfers as t
+from baton.domain import transfers as t
 
 SENDER, TARGET, OTHER, THIRD = "WK" + "1" * 32, "WK" + "2" * 32, "WK" + "3" * 32, "WK" + "4" * 32
 QUEUE, FALLBACK, WORKFLOW = "WQ" + "1" * 32, "WQ" + "2" * 32, "WW" + "1" * 32

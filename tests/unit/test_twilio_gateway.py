@@ -14,8 +14,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from baton.config import Config
-from baton.twilio_gateway import (
+from baton.infrastructure.config import Config
+from baton.infrastructure.twilio_gateway import (
     PermanentTwilioError,
     RetryableTwilioError,
     RoutingHttpClient,
@@ -305,7 +305,7 @@ def test_an_iam_refusal_not_about_the_token_is_logged_for_the_operator(gateway, 
     """A 4xx whose code is not an access-token error still refuses the token, with a warning naming the credentials."""
     twilio.script = [(401, {"code": 20003, "message": "Authenticate", "status": 401}, {}, 0)]
 
-    with caplog.at_level(logging.WARNING, logger="baton.twilio_gateway"):
+    with caplog.at_level(logging.WARNING, logger="baton.infrastructure.twilio_gateway"):
         assert gateway.validate_flex_token("a-token").valid is False
 
     assert "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in caplog.text and "a-token" not in caplog.text

@@ -20,11 +20,12 @@ from typing import Any, TextIO
 
 import redis
 
-from baton import eventstreams, setup
-from baton.config import Config
-from baton.store import Store, connect_redis
-from baton.twilio_events import CONVERSATION_EVENTS, TRANSFER_EVENTS
-from baton.twilio_gateway import TwilioError, TwilioGateway
+from baton.domain.twilio_events import CONVERSATION_EVENTS, TRANSFER_EVENTS
+from baton.infrastructure import eventstreams
+from baton.infrastructure.config import Config
+from baton.infrastructure.store import Store, connect_redis
+from baton.infrastructure.twilio_gateway import TwilioError, TwilioGateway
+from baton.operator import setup
 from workers.celery_app import DEADLINE_SWEEP_S, create_celery
 
 # A worker's consumer answers a ping at once, even while every pool process is busy.

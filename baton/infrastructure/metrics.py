@@ -37,7 +37,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
-    from baton.store import Store
+    from baton.infrastructure.store import Store
 
 log = logging.getLogger(__name__)
 

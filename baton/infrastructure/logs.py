@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
-from baton.redaction import RedactingFilter, redact
+from baton.domain.redaction import RedactingFilter, redact
 
 # The ids a line carries when they are bound, in this order.
 CONTEXT_FIELDS = ("request_id", "transfer_id", "task_sid", "event_sid", "celery_task", "celery_task_id")

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import requests
 
-from baton.devstack import DevStack
-from baton.store import Store, connect_redis
-from baton.transfers import FINAL_STATES
-from baton.workflow import transfer_workflow_configuration
+from baton.domain.transfers import FINAL_STATES
+from baton.domain.workflow import transfer_workflow_configuration
+from baton.infrastructure.store import Store, connect_redis
+from baton.operator.devstack import DevStack
 from simulator.scenario import OFFER_TIMEOUT_S, TASK_CHANNELS
 
 SCRIPTS = {"accept": 0.4, "reject": 0.25, "ignore": 0.15, "unanswerable": 0.2}

@@ -29,8 +29,8 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from urllib3.util.retry import Retry
 
-from baton import metrics
-from baton.config import Config
+from baton.infrastructure import metrics
+from baton.infrastructure.config import Config
 
 CONNECT_TIMEOUT_S = 3.05
 READ_TIMEOUT_S = 10.0
@@ -134,7 +134,7 @@ class RoutingHttpClient(HttpClient):
 
 def build_twilio_client(config: Config) -> Client:
     """The twilio REST client for ``config``; the only place one is created."""
-    # edge/region would rewrite host labels, which corrupts a simulator URL (twilio-facts §8).
+    # edge/region would rewrite host labels, which corrupts a simulator URL (twilio-python's ClientBase.get_hostname).
     return Client(config.twilio_account_sid, config.twilio_auth_token,
                   http_client=RoutingHttpClient(config.twilio_api_base), edge=None, region=None,
                   environment={})
@@ -233,7 +233,7 @@ def serialize_attributes(attributes: Mapping[str, Any]) -> str:
 
     TaskRouter counts the characters of the JSON text it stores, whitespace included. With
     ``ensure_ascii`` (json's default) an accented letter takes 6 characters and an emoji 12, never
-    less than any other way of counting (code points, UTF-16 units, UTF-8 bytes). ``baton.context``
+    less than any other way of counting (code points, UTF-16 units, UTF-8 bytes). ``baton.domain.attributes``
     measures the spaced form, which is longer: what Baton sends never exceeds what it measured.
     """
     return json.dumps(attributes, separators=(",", ":"))
@@ -362,7 +362,7 @@ class TwilioGateway:
 
         ``attributes`` go as a JSON object inside ``Routing`` (the SDK JSON-encodes it), the form
         Twilio's docs show: a string could be stored double-encoded. Flex merges its own keys into
-        them and serializes the result itself (``baton.context`` measures what it stores).
+        them and serializes the result itself (``baton.domain.attributes`` measures what it stores).
         """
         channel = self.client.flex_api.v1.interaction(interaction_sid).channels(channel_sid)
         properties = dict(routing_properties)

@@ -1,4 +1,4 @@
-"""Baton's configuration: the environment contract of design.md §6, read and validated once.
+"""Baton's configuration: the environment contract of docs/contracts.md §3.3, read and validated once.
 
 ``load_config(os.environ)`` is the only place that reads the environment. Every problem is
 collected and reported together, by variable name, so an operator fixes a deployment in one go
@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from marshmallow import ValidationError, fields
 
-from baton.settings import ENVIRONMENT as SETTINGS_ENVIRONMENT
-from baton.settings import Settings, validated_settings
+from baton.domain.settings import ENVIRONMENT as SETTINGS_ENVIRONMENT
+from baton.domain.settings import Settings, validated_settings
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SUMMARY_PROVIDERS = ("extractive", "openai")

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from baton.config import Config
-from baton.context import AGENT, CUSTOMER, Context, ContextMessage
-from baton.redaction import redact
+from baton.domain.attributes import AGENT, CUSTOMER, Context, ContextMessage
+from baton.domain.redaction import redact
+from baton.infrastructure.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -162,7 +162,7 @@ class DevStack:
         return f"http://127.0.0.1:{self.web_port}"
 
     def environment(self) -> dict[str, str]:
-        """The environment Baton's processes get: the deployment contract of design.md §6."""
+        """The environment Baton's processes get: the deployment contract of docs/contracts.md §3.3."""
         assert self.scenario is not None and self.simulator is not None
         env = {name: value for name, value in os.environ.items() if not name.startswith(("TWILIO_", "REDIS_"))}
         env.update(self.scenario.baton_environment(self.simulator.url, public_base_url=self.web_url))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from baton.store import Store
-from baton.transfers import Transfer
-from baton.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGateway
+from baton.domain.transfers import Transfer
+from baton.infrastructure.store import Store
+from baton.infrastructure.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGateway
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import time
 
 import requests
 
-from baton.config import DEFAULT_REDIS_URL
-from baton.devstack import DevStack, StackError
+from baton.infrastructure.config import DEFAULT_REDIS_URL
+from baton.operator.devstack import DevStack, StackError
 from simulator import Simulator
 from simulator.profiles import PROFILES
 from simulator.scenario import EVENT_PATHS, build_default_scenario, connect_baton
@@ -100,9 +100,9 @@ def run_sim(args: argparse.Namespace) -> int:
 
 
 def run_setup(args: argparse.Namespace) -> int:
-    """Point the configured Twilio account at this deployment (``baton.setup``); 2 when it refuses."""
-    from baton import setup
-    from baton.config import ConfigError, load_config
+    """Point the configured Twilio account at this deployment (``baton.operator.setup``); 2 when it refuses."""
+    from baton.infrastructure.config import ConfigError, load_config
+    from baton.operator import setup
 
     try:
         config = load_config(os.environ)
@@ -113,9 +113,9 @@ def run_setup(args: argparse.Namespace) -> int:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    """Check this deployment end to end (``baton.doctor``); non-zero when any check fails."""
-    from baton import doctor
-    from baton.config import ConfigError, load_config
+    """Check this deployment end to end (``baton.operator.doctor``); non-zero when any check fails."""
+    from baton.infrastructure.config import ConfigError, load_config
+    from baton.operator import doctor
 
     try:
         config = load_config(os.environ)
@@ -126,9 +126,9 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def run_live_check(args: argparse.Namespace) -> int:
-    """Prove Baton on the configured account (``baton.livecheck``); 2 when it refuses to start."""
-    from baton import livecheck
-    from baton.config import ConfigError, load_config
+    """Prove Baton on the configured account (``baton.operator.livecheck``); 2 when it refuses to start."""
+    from baton.infrastructure.config import ConfigError, load_config
+    from baton.operator import livecheck
 
     if not args.confirmed:
         print(livecheck.GUARD_REFUSAL, file=sys.stderr)
@@ -143,7 +143,7 @@ def run_live_check(args: argparse.Namespace) -> int:
 
 
 def _worker_sid(value: str) -> str:
-    from baton.config import sid_parser
+    from baton.infrastructure.config import sid_parser
 
     try:
         return sid_parser("WK")(value)

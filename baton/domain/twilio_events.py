@@ -1,8 +1,9 @@
 """Twilio's events, listed once: which ones move a transfer, into which event of the state machine, and
 which ones Baton hears of and ignores on purpose.
 
-Two webhooks bring them (twilio-facts §1 and §6): TaskRouter's event callback (or the same events through
-Event Streams, ``baton.eventstreams``), and the Conversations post-event webhook; both are forms of
+Two webhooks bring them (Twilio's TaskRouter event reference, its Conversations webhooks page):
+TaskRouter's event callback (or the same events through
+Event Streams, ``baton.infrastructure.eventstreams``), and the Conversations post-event webhook; both are forms of
 strings. Each table maps an event type to a pure handler that turns the event's fields into the state
 machine's event, or None when this occurrence of the type moves nothing (a conversation that becomes
 inactive, not closed). Everything else reads these tables: the web edge (what to enqueue), the engine
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from baton import transfers as t
+from baton.domain import transfers as t
 
 Handler = Callable[[Mapping[str, str]], t.Event | None]
 
@@ -74,7 +75,7 @@ TASKROUTER_HANDLERS: Mapping[str, Handler] = MappingProxyType({
 })
 TRANSFER_EVENTS = frozenset(TASKROUTER_HANDLERS)
 
-# Every other TaskRouter event type of Twilio's event reference (twilio-facts §1), and why none matters:
+# Every other TaskRouter event type of Twilio's TaskRouter event reference, and why none matters:
 IGNORED_TASKROUTER_EVENTS = frozenset({
     # The offer's own end once accepted, or a reservation that never reached a worker: acceptance already
     # completed the transfer, and a failed reservation is followed by the task's next routing step.

@@ -13,13 +13,14 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
   admin-session:{sha256}    an admin page session, by its id's hash, while it is signed in (sign-out deletes it)
   ratelimit:{subject}       requests (or failures) counted in the current window of a rate limit
-  name:{sid}                a worker's, queue's or workflow's friendly name, cached an hour (baton.names)
+  name:{sid}                a worker's, queue's or workflow's friendly name, cached an hour (baton.infrastructure.names)
   workflows                 JSON: the workspace's workflows, [sid, name] pairs, cached a few minutes
   recent                    sorted set of transfer ids by last update (the admin page's list)
   pending                   sorted set of the transfers not yet finished (or with actions left), by last update
   deadlines                 sorted set of the transfers not yet finished, by when they time out (transfer_timeout_s)
   deadlines:swept           when the deadlines were last swept (beat's sweep, run by a worker)
-  metrics                   hash: the Celery workers' metric samples (``baton.metrics``), added to every second
+  metrics                   hash: the Celery workers' metric samples (``baton.infrastructure.metrics``), added to
+                            every second
 
 Celery's queue (the list ``celery``, and one more list per priority) is read here too, for its length.
 """
@@ -37,9 +38,9 @@ from typing import Any
 import redis
 from redis.lock import Lock
 
-from baton.config import Config
-from baton.settings import Settings
-from baton.transfers import ACTION_TYPES, Action, Transfer
+from baton.domain.settings import Settings
+from baton.domain.transfers import ACTION_TYPES, Action, Transfer
+from baton.infrastructure.config import Config
 
 # Short socket timeouts: a web request must fail fast (503) when Redis is away, not hang.
 SOCKET_TIMEOUT_S = 2.0
@@ -427,7 +428,10 @@ return {count, ttl}
     # metrics
 
     def add_metrics(self, increments: Mapping[str, float]) -> None:
-        """Add to the workers' metric samples (``baton.metrics.sample_key`` names them), all or none (MULTI)."""
+        """Add to the workers' metric samples, all or none (MULTI).
+
+        ``baton.infrastructure.metrics.sample_key`` names them.
+        """
         pipeline = self.redis.pipeline(transaction=True)
         for sample, amount in increments.items():
             pipeline.hincrbyfloat(self._key("metrics"), sample, amount)

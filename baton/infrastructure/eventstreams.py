@@ -40,9 +40,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from baton.config import Config
-from baton.store import Store
-from baton.twilio_events import TRANSFER_EVENTS
+from baton.domain.twilio_events import TRANSFER_EVENTS
+from baton.infrastructure.config import Config
+from baton.infrastructure.store import Store
 
 SINK_PATH = "/webhooks/event-streams"
 SINK_USERNAME = "baton"

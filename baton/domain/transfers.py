@@ -1,4 +1,4 @@
-"""The transfer lifecycle of design.md §3 as a pure state machine.
+"""The transfer lifecycle of docs/contracts.md §1 as a pure state machine.
 
 ``advance(transfer, event, settings, now)`` returns the next transfer and the actions the worker
 must carry out; it does no I/O. The worker performs each action through the gateway and feeds
@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from baton.context import AttributesTooLarge, fit_attributes
-from baton.settings import Settings
+from baton.domain.attributes import AttributesTooLarge, fit_attributes
+from baton.domain.settings import Settings
 
 REQUESTED, ROUTING, OFFERED, ACCEPTED = "requested", "routing", "offered", "accepted"
 COMPLETED, FAILED, CANCELED = "completed", "failed", "canceled"
@@ -362,7 +362,7 @@ def target_type_of(sid: str) -> str:
 
 
 def routing_keys(transfer: Transfer) -> dict[str, Any]:
-    """The routing keys of design.md §4 for the route in force."""
+    """The routing keys of docs/contracts.md §2.1 for the route in force."""
     return {
         "transferTargetType": transfer.route,
         "transferTargetSid": transfer.target_sid,

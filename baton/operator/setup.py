@@ -2,13 +2,13 @@
 
 Setup manages these things, through the gateway only:
 - the transfer workflow ``TRANSFER_WORKFLOW_SID``: its configuration is ``transfer_workflow_configuration``
-  (design.md §4) over the workspace's task queues, and its ``TaskReservationTimeout`` is the offer timeout;
+  (docs/contracts.md §2.5) over the workspace's task queues, and its ``TaskReservationTimeout`` is the offer timeout;
 - the everyone queue that configuration needs (``target_workers`` ``1==1``), created as "Everyone" if missing;
 - how TaskRouter's events reach Baton (``--events``), one of:
   - ``callback``: the workspace's ``EventCallbackUrl`` (``PUBLIC_BASE_URL/webhooks/taskrouter``) and
     ``EventsFilter`` (exactly the TaskRouter events Baton acts on);
   - ``streams``: one Event Streams webhook sink (``PUBLIC_BASE_URL/webhooks/event-streams``, with this
-    deployment's credentials in its URL, ``baton.eventstreams``), active, and one subscription of it to
+    deployment's credentials in its URL, ``baton.infrastructure.eventstreams``), active, and one subscription of it to
     exactly those events; the workspace's ``EventCallbackUrl`` is never touched;
   - ``auto`` (the default): ``streams`` when Baton already has a sink, or when the callback URL is another
     application's (a workspace has one callback, an account many sinks: Baton then lives beside that
@@ -54,12 +54,12 @@ from urllib.parse import parse_qsl, urldefrag, urlencode, urlsplit, urlunsplit
 
 import redis
 
-from baton import eventstreams
-from baton.config import Config
-from baton.store import Store, connect_redis
-from baton.twilio_events import CONVERSATION_EVENTS, CONVERSATIONS_PRE_ACTION_EVENTS, TRANSFER_EVENTS
-from baton.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGateway
-from baton.workflow import transfer_workflow_configuration
+from baton.domain.twilio_events import CONVERSATION_EVENTS, CONVERSATIONS_PRE_ACTION_EVENTS, TRANSFER_EVENTS
+from baton.domain.workflow import transfer_workflow_configuration
+from baton.infrastructure import eventstreams
+from baton.infrastructure.config import Config
+from baton.infrastructure.store import Store, connect_redis
+from baton.infrastructure.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGateway
 
 TASKROUTER_PATH = "/webhooks/taskrouter"
 CONVERSATIONS_PATH = "/webhooks/conversations"
@@ -68,7 +68,7 @@ EVERYONE_QUEUE_NAME = "Everyone"
 # Stands for the sid of the everyone queue setup is about to create (a dry run never learns it).
 NEW_EVERYONE_QUEUE = "(new queue)"
 
-# Exactly the TaskRouter events Baton acts on (baton.twilio_events), in Twilio's comma-separated form.
+# Exactly the TaskRouter events Baton acts on (baton.domain.twilio_events), in Twilio's comma-separated form.
 EVENTS_FILTER = ",".join(sorted(TRANSFER_EVENTS))
 WEBHOOK_METHOD = "POST"
 WEBHOOK_TARGET = "webhook"

@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TextIO, TypeVar
 
-from baton import setup
-from baton.config import Config
-from baton.twilio_gateway import (
+from baton.domain.workflow import transfer_workflow_configuration
+from baton.infrastructure.config import Config
+from baton.infrastructure.twilio_gateway import (
     CreatedInteraction,
     Invite,
     PermanentTwilioError,
@@ -41,7 +41,7 @@ from baton.twilio_gateway import (
     TwilioError,
     TwilioGateway,
 )
-from baton.workflow import transfer_workflow_configuration
+from baton.operator import setup
 
 T = TypeVar("T")
 

@@ -19,15 +19,22 @@ from typing import Any, ClassVar
 
 from redis.lock import Lock
 
-from baton import metrics
-from baton import transfers as t
-from baton.config import Config
-from baton.context import collect_context, fit_attributes
-from baton.settings import Settings
-from baton.store import Record, Store
-from baton.summary import summarizer_for
-from baton.twilio_events import event_from_conversations, event_from_taskrouter
-from baton.twilio_gateway import PermanentTwilioError, RetryableTwilioError, TwilioError, TwilioGateway, Worker
+from baton.domain import transfers as t
+from baton.domain.attributes import fit_attributes
+from baton.domain.settings import Settings
+from baton.domain.twilio_events import event_from_conversations, event_from_taskrouter
+from baton.infrastructure import metrics
+from baton.infrastructure.config import Config
+from baton.infrastructure.context import collect_context
+from baton.infrastructure.store import Record, Store
+from baton.infrastructure.summary import summarizer_for
+from baton.infrastructure.twilio_gateway import (
+    PermanentTwilioError,
+    RetryableTwilioError,
+    TwilioError,
+    TwilioGateway,
+    Worker,
+)
 
 log = logging.getLogger(__name__)
 
