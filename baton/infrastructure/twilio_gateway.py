@@ -29,6 +29,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from urllib3.util.retry import Retry
 
+from baton.domain.attributes import serialize_attributes
 from baton.infrastructure import metrics
 from baton.infrastructure.config import Config
 
@@ -226,17 +227,6 @@ class FlexToken:
     identity: str | None = None
     roles: tuple[str, ...] = ()
     expires_at: datetime | None = None
-
-
-def serialize_attributes(attributes: Mapping[str, Any]) -> str:
-    """Task attributes as Baton sends them to TaskRouter in a task update: compact JSON, non-ASCII escaped.
-
-    TaskRouter counts the characters of the JSON text it stores, whitespace included. With
-    ``ensure_ascii`` (json's default) an accented letter takes 6 characters and an emoji 12, never
-    less than any other way of counting (code points, UTF-16 units, UTF-8 bytes). ``baton.domain.attributes``
-    measures the spaced form, which is longer: what Baton sends never exceeds what it measured.
-    """
-    return json.dumps(attributes, separators=(",", ":"))
 
 
 def _json_object(value: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from baton.domain.attributes import (
     ContextMessage,
     fit_attributes,
     json_length,
+    serialize_attributes,
     stored_length,
 )
 from baton.infrastructure.config import Config
@@ -34,12 +35,7 @@ from baton.infrastructure.context import (
     email_text,
     page_size_for,
 )
-from baton.infrastructure.twilio_gateway import (
-    PermanentTwilioError,
-    TwilioGateway,
-    build_twilio_client,
-    serialize_attributes,
-)
+from baton.infrastructure.twilio_gateway import PermanentTwilioError, TwilioGateway, build_twilio_client
 from simulator import Simulator
 from simulator.scenario import build_default_scenario
 
