@@ -36,9 +36,10 @@ plugin: $(PLUGIN_STAMP)
 	cd flex-plugin && $(NPM) run --silent build
 	cd flex-plugin && $(NPM) run --silent build:harness
 
-## lint: ruff over the code, the tests and the bench
+## lint: ruff over the code, the tests and the bench; then import-linter's contracts on the layering (setup.cfg)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check app baton workers simulator tests scripts bench gunicorn.conf.py
+	$(VENV)/bin/lint-imports --no-logo
 
 ## browser: Debian's chromium for the browser tests, installed only when missing and only as root. Without it the
 ## browser tests skip themselves, except in CI (CI=true), where a missing chromium fails this target (and the tests)
