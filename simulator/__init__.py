@@ -14,14 +14,13 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from werkzeug.serving import WSGIRequestHandler, make_server
-
 from simulator.agents import ScriptedAgents
 from simulator.conversations import Conversations
 from simulator.core import Clock, WebhookDispatcher
 from simulator.events import Events
 from simulator.faults import Faults
 from simulator.flex import Flex
+from simulator.httpd import KeepAliveServer
 from simulator.iam import Iam
 from simulator.profiles import Profile
 from simulator.server import RequestLog, SimulatorApp
@@ -31,13 +30,6 @@ __all__ = ["Simulator", "DEFAULT_ACCOUNT_SID", "DEFAULT_AUTH_TOKEN"]
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "simulator-auth-token"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Werkzeug's handler without a log line per request (the request log keeps them)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 class Simulator:
@@ -68,7 +60,7 @@ class Simulator:
         self.requests = RequestLog()
         self.faults = Faults()
         self.url: str | None = None
-        self._server = None
+        self._server: KeepAliveServer | None = None
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -77,14 +69,15 @@ class Simulator:
         return SimulatorApp(self)
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve over HTTP from a daemon thread (port 0: any free port); returns the base URL."""
+        """Serve over HTTP/1.1 with persistent connections (`simulator.httpd`) from daemon threads (port 0: any
+        free port); returns the base URL."""
         if self._server is None:
-            self._server = make_server(host, port, self.wsgi_app(), threaded=True, request_handler=_QuietHandler)
+            self._server = KeepAliveServer((host, port), self.wsgi_app())
             # A short poll interval makes stop() quick; the server thread wakes 20 times a second.
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             name="sim-http", daemon=True)
             self._thread.start()
-            self.url = f"http://{host}:{self._server.server_port}"
+            self.url = f"http://{host}:{self._server.port}"
         return self.url
 
     def stop(self) -> None:

@@ -41,12 +41,10 @@ in another process:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -154,21 +152,8 @@ class SimulatorApp:
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        try:
-            response = self.dispatch(request)
-        except DroppedConnection:
-            # Werkzeug's server takes a ConnectionError from the app for a client that went away and
-            # writes nothing. Its HTTP/1.1 handler would then wait on this connection for a next
-            # request while the client waits for an answer, so shut the socket down first, after
-            # reading the body: left unread, the server would take it for that next request.
-            request.get_data()
-            connection = environ.get("werkzeug.socket")
-            if connection is not None:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-            raise
-        return response(environ, start_response)
+        # A drop fault raises DroppedConnection, a ConnectionError: the server closes the connection unanswered.
+        return self.dispatch(Request(environ))(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
         """Route one request to the control API, IAM or a spec-described product.
