@@ -23,7 +23,8 @@ import requests
 from simulator import Simulator
 from simulator.scenario import Scenario, build_default_scenario, connect_baton
 
-PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
+# The Procfile at the repository's root, two folders above this one (baton/operator/).
+PROCFILE = Path(__file__).resolve().parents[2] / "Procfile"
 
 
 def free_port() -> int:
