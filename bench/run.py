@@ -239,10 +239,17 @@ def held_messages(redis_url: str) -> int:
 
 
 def cpu(world: World, redis_pid: int) -> dict[str, float]:
-    """CPU seconds so far of Baton's processes, of Redis and of the harness (where the simulator lives)."""
+    """CPU seconds so far of Baton's processes, of Redis, of the simulator and of the harness.
+
+    The simulator and the harness share this process: the simulator runs in its other threads (HTTP
+    server, clock, webhook delivery), the harness (asking for transfers, polling for their end) in
+    the main thread, the one that calls this.
+    """
     usage = {name: process_tree_cpu(process.popen.pid) for name, process in world.stack.processes.items()}
     usage["redis"] = process_tree_cpu(redis_pid)
-    usage["simulator"] = time.process_time()
+    harness = time.thread_time()
+    usage["simulator"] = time.process_time() - harness
+    usage["harness"] = harness
     return usage
 
 
@@ -273,16 +280,19 @@ class TransferBench:
     def run(self, pairs: list[tuple[Held, str]], rate: float, drain_s: float) -> tuple[list[Sent], dict[str, Any]]:
         """Post the transfers at ``rate``, wait for them to finish (``drain_s`` at most after the last)."""
         before, redis_before = cpu(self.world, self.redis_pid), self.redis_counts()
+        started = time.time()
         sent = post_transfers(self.world, pairs, rate)
         refused = Counter(s.status for s in sent if s.status != 202)
         finals = wait_finished(self.store, [s.transfer_id for s in sent if s.transfer_id], drain_s)
         self.finished += len(finals)
         spent = cpu_delta(before, cpu(self.world, self.redis_pid))
+        twilio_requests = sum(twilio_requests_between(self.world, started, time.time()).values())
         redis_after = self.redis_counts()
         # The harness's own reads (waiting for the transfers to finish) are among them: GETs, a few per transfer.
         redis_delta = {name: redis_after[name] - redis_before.get(name, 0) for name in redis_after
                        if redis_after[name] - redis_before.get(name, 0) > 0}
-        return sent, {"finals": finals, "refused": dict(refused), "cpu_s": spent, "redis": redis_delta}
+        return sent, {"finals": finals, "refused": dict(refused), "cpu_s": spent, "redis": redis_delta,
+                      "twilio_requests": twilio_requests}
 
 
 def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
@@ -428,6 +438,7 @@ def transfer_phase(world: World, sent: list[Sent], info: dict[str, Any]) -> dict
             info["redis"].items(), key=lambda item: -item[1]) if name != "connections"} if completed else {},
         "cpu_ms_per_completed": {name: round(seconds * 1000 / completed, 1) for name, seconds in info["cpu_s"].items()
                                  } if completed else {},
+        "twilio_requests_per_completed": round(info["twilio_requests"] / completed, 1) if completed else None,
         "refused_reoffers_per_transfer": round(sum(
             1 for t in finals.values() for e in t.timeline if e.event == "offer to excluded agent refused")
             / max(len(finals), 1), 2),
@@ -513,6 +524,17 @@ def _transfer_rows(transfer_out: dict[str, Any], row: Any) -> None:
         ">= 50/s, p99 <= 250 ms", unfinished == 0 and rate >= 50 and p99 is not None and p99 <= 250,
         completed_per_s=rate, p99_reaction_ms=p99, unfinished=unfinished,
         figure7_pace_per_s=max(paces) if paces else None)
+
+    # Baton's own CPU apart from what serves it in the bench: the simulator (Twilio), Redis and the harness.
+    per_transfer = sustained["cpu_ms_per_completed"]
+    if per_transfer:
+        baton = per_transfer["web"] + per_transfer["worker"]
+        row("6b", "CPU per complete transfer (figure 6), ms",
+            f"Baton {baton:.1f} (web {per_transfer['web']:.1f}, worker {per_transfer['worker']:.1f}); "
+            f"simulator {per_transfer['simulator']:.1f}; Redis {per_transfer['redis']:.1f}; "
+            f"harness {per_transfer['harness']:.1f}; Twilio requests {sustained['twilio_requests_per_completed']}",
+            "reported", None, baton_ms=round(baton, 1), simulator_ms=per_transfer["simulator"],
+            redis_ms=per_transfer["redis"], twilio_requests=sustained["twilio_requests_per_completed"])
 
     first, last = transfer_out["memory"]["first"], transfer_out["memory"]["last"]
     growth = {name: last["rss_mib"][name] / first["rss_mib"][name] - 1 for name in ("web", "worker")}
