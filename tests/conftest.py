@@ -24,7 +24,9 @@ STACK_DB = 14
 # Hypothesis prints the blob that replays a failure (@reproduce_failure) wherever it runs; in CI it also
 # derandomizes (each test's examples follow from the test itself), so a red CI run is the same run on a
 # developer's machine with HYPOTHESIS_PROFILE=ci.
-hypothesis_settings.register_profile("dev", print_blob=True)
+# Each setting is given: a profile inherits the default in force when it is registered, and this file may be
+# imported again (as ``conftest``) by a test module once a profile is loaded.
+hypothesis_settings.register_profile("dev", print_blob=True, derandomize=False)
 hypothesis_settings.register_profile("ci", print_blob=True, derandomize=True)
 HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev")
 hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)
