@@ -22,8 +22,14 @@ been authenticated, matched and validated, so a fault always hits a request Twil
 late). A fault is counted when it takes effect: for the waiting kinds, when the wait begins, so
 `FaultRule.wait` tells a test that the request is now in flight and held.
 
+Twilio's own request limits are `RateLimits` (``sim.faults.rate_limits``), off until set: per endpoint (an
+OpenAPI operation; a list filtered by an expression is an endpoint of its own), a token bucket holding one
+second's worth of requests, refilled at the limit, in real seconds whatever the simulator's time scale. A
+request beyond it gets Twilio's 429 (code 20429, ``Retry-After``), not applied, before any rule is consulted.
+
 Usage::
 
+    sim.faults.rate_limits.set(DOCUMENTED_RATE_LIMITS)   # 20/s on each Interactions endpoint, 3/s on filtered lists
     rule = sim.faults.add(method="POST", path="/Invites", sequence=[429, None, "drop"])
     sim.faults.add(product="taskrouter", kind=503, rate=0.2, seed=7)
     held = sim.faults.add(path="/Invites", kind="hold", when="after", times=1)
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import re
 import threading
@@ -46,7 +53,8 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-__all__ = ["KINDS", "DroppedConnection", "Fault", "FaultRule", "Faults", "WebhookDrop"]
+__all__ = ["DOCUMENTED_RATE_LIMITS", "KINDS", "DroppedConnection", "Fault", "FaultRule", "Faults", "RateLimits",
+           "WebhookDrop", "rate_limited_endpoint"]
 
 KINDS = ("429", "500", "503", "timeout", "drop", "delay", "hold")
 _ERRORS = {"429": (20429, "Too Many Requests"), "500": (20500, "Internal Server Error"),
@@ -55,6 +63,21 @@ _WAITING = ("timeout", "delay", "hold")
 # Baton's read timeout is 10 s; a timeout fault outlasts it unless told otherwise.
 DEFAULT_DELAY_S = {"timeout": 11.0, "delay": 1.0}
 DEFAULT_MAX_HOLD_S = 60.0
+# The list filters Twilio limits apart from their list (changelog, Oct 2024): operation -> the filter parameter.
+_FILTERED_LISTS = {"ListTask": "EvaluateTaskAttributes", "ListWorker": "TargetWorkersExpression",
+                   "ListTaskQueue": "EvaluateWorkerAttributes"}
+# Twilio's documented limits, requests per second per account (docs/twilio-behaviour.md §11): 20 on each endpoint
+# of the Interactions API (Flex Conversations limits page), 3 on TaskRouter's lists filtered by an expression.
+# TaskRouter's other limits are shown only in a workspace's Console; they are not played unless set.
+DOCUMENTED_RATE_LIMITS: Mapping[str, float] = {
+    **{operation: 20 for operation in (
+        "CreateInteraction", "FetchInteraction", "UpdateInteraction", "ListInteractionChannel",
+        "FetchInteractionChannel", "UpdateInteractionChannel", "ListInteractionChannelInvite",
+        "CreateInteractionChannelInvite", "ListInteractionChannelParticipant", "CreateInteractionChannelParticipant",
+        "UpdateInteractionChannelParticipant", "CreateInteractionTransfer", "FetchInteractionTransfer",
+        "UpdateInteractionTransfer")},
+    **{f"{operation}?{parameter}": 3 for operation, parameter in _FILTERED_LISTS.items()},
+}
 
 
 class DroppedConnection(ConnectionAbortedError):
@@ -176,10 +199,69 @@ class FaultRule:
         }
 
 
+def rate_limited_endpoint(operation_id: str, params: Mapping[str, Any]) -> str:
+    """The endpoint a request counts against: its operation, or ``{operation}?{filter}`` for a filtered list."""
+    parameter = _FILTERED_LISTS.get(operation_id)
+    return f"{operation_id}?{parameter}" if parameter is not None and params.get(parameter) else operation_id
+
+
+class RateLimits:
+    """Twilio's per-endpoint request limits, played: a token bucket per endpoint (the simulator is one account).
+
+    Each bucket holds one second's worth of requests (``limit``) and gains ``limit`` a second: the reading of
+    "N requests per second" that lets N go at once. ``limited`` counts the requests refused.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._limits: dict[str, float] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # endpoint -> (tokens, when counted)
+        self.limited = 0
+
+    def set(self, limits: Mapping[str, float]) -> None:
+        """Play these limits (requests per second by endpoint, `rate_limited_endpoint`) instead of the ones in
+        force, each bucket starting full; an empty mapping turns limits off."""
+        if any(not isinstance(rate, (int, float)) or not 0 < rate < math.inf for rate in limits.values()):
+            raise ValueError("each limit must be a positive number of requests per second")
+        with self._lock:
+            self._limits = {endpoint: float(rate) for endpoint, rate in limits.items()}
+            self._buckets = {}
+
+    def limits(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._limits)
+
+    def admit(self, endpoint: str | None) -> float | None:
+        """None when a request to ``endpoint`` may go (it takes a token); else the seconds until one may."""
+        now = self._clock()
+        with self._lock:
+            limit = self._limits.get(endpoint) if endpoint is not None else None
+            if limit is None:
+                return None
+            tokens, counted = self._buckets.get(endpoint, (limit, now))
+            tokens = min(limit, tokens + (now - counted) * limit)
+            if tokens >= 1 - 1e-9:  # a token refilled by float arithmetic may fall a hair short of one
+                self._buckets[endpoint] = (tokens - 1, now)
+                return None
+            self._buckets[endpoint] = (tokens, now)
+            self.limited += 1
+            return (1 - tokens) / limit
+
+    def describe(self) -> dict[str, Any]:
+        """``GET /_sim/rate-limits``: the limits in force and how many requests they refused."""
+        with self._lock:
+            return {"limits": dict(self._limits), "limited": self.limited}
+
+
 class Faults:
-    """The simulator's fault rules, consulted in the order they were added; the first that faults wins."""
+    """The simulator's fault rules, consulted in the order they were added; the first that faults wins.
+
+    rate_limits: Twilio's request limits (`RateLimits`), consulted before the rules.
+    """
 
     def __init__(self, seed: int = 0):
+        self.rate_limits = RateLimits()
         self._seed = seed
         self._ids = itertools.count(1)
         self._rules: dict[int, FaultRule] = {}
@@ -272,8 +354,15 @@ class Faults:
 
     # --- used by the server ------------------------------------------------------------------
 
-    def pick(self, method: str, product: str, path: str) -> Fault | None:
-        """The fault for one valid request, or None; advances the rules that match it."""
+    def pick(self, method: str, product: str, path: str, endpoint: str | None = None) -> Fault | None:
+        """The fault for one valid request, or None; advances the rules that match it.
+
+        endpoint: what the request counts against in `rate_limits` (`rate_limited_endpoint`); a request past its
+        limit gets a 429 with the wait as its Retry-After (HTTP's whole seconds), whatever the rules.
+        """
+        wait_s = self.rate_limits.admit(endpoint)
+        if wait_s is not None:
+            return Fault("429", rule_id=0, retry_after=math.ceil(wait_s))
         with self._changed:
             for rule in self._rules.values():
                 if rule.matches(method, product, path) and (kind := rule.next_kind()) is not None:

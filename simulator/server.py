@@ -34,6 +34,8 @@ in another process:
 - ``POST /_sim/events/delivery`` ``{"batch_window_s"?, "max_batch"?, "redeliver_after_s"?}`` sets how
   Event Streams batches (real seconds, events) and whether every batch is sent once more that late
   (``null``: not); ``GET`` the setting. Its duplicates, jitter and losses are ``/_sim/webhooks/…``'s.
+- ``PUT /_sim/rate-limits`` ``{"limits": {endpoint: per second}}`` or ``{"documented": true}`` plays Twilio's
+  request limits (`simulator.faults.RateLimits`); ``DELETE`` turns them off; ``GET`` → ``{"limits", "limited"}``
 - ``GET /_sim/profile`` → ``{"switches", "profiles"}``: the reading in force of each ambiguous
   behaviour (`simulator.profiles`); ``PUT /_sim/profile`` ``{"name"?, "switches"?}`` starts from the
   named profile (else from the switches in force), sets those switches, answers like ``GET``
@@ -56,7 +58,7 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Request, Response
 
 from simulator.core import ApiRequest, ApiResult, SimError
-from simulator.faults import DroppedConnection, WebhookDrop
+from simulator.faults import DOCUMENTED_RATE_LIMITS, DroppedConnection, WebhookDrop, rate_limited_endpoint
 from simulator.profiles import PROFILES, ProfileError
 from simulator.spec import Operation, Spec, SpecError
 
@@ -169,21 +171,21 @@ class SimulatorApp:
         if product not in SPEC_PRODUCTS and product != "iam":
             return _error_response(SimError(404, 20404, f"The requested resource {request.path} was not found"))
         params: dict[str, Any] = {}
-        fault = None
+        fault, endpoint = None, None
         try:
             self._authenticate(request)
             if product == "iam":
                 apply = self._guarded(request, lambda: _json_response(
                     self.simulator.iam.handle(request.method, path, request.get_data())))
             else:
-                apply, params = self._prepare(request, product, path)
+                apply, params, endpoint = self._prepare(request, product, path)
         except (SimError, SpecError) as exc:
             response = _error_response(exc)
         except Exception:  # answer like Twilio's 500 and keep serving
             log.exception("simulator failed on %s %s", request.method, request.path)
             response = _json_response(SimError(500, 20500, "Internal Server Error").to_body(), 500)
         else:
-            fault = self.simulator.faults.pick(request.method, product, path)
+            fault = self.simulator.faults.pick(request.method, product, path, endpoint)
             if fault is None:
                 response = apply()
             else:
@@ -220,8 +222,10 @@ class SimulatorApp:
                 and secrets.compare_digest(auth.password or "", self.simulator.auth_token)):
             raise SimError(401, 20003, "Authentication Error - invalid username")
 
-    def _prepare(self, request: Request, product: str, path: str) -> tuple[Callable[[], Response], dict[str, Any]]:
-        """Match and validate a request; returns what applies it and answers, and its parameters."""
+    def _prepare(self, request: Request, product: str,
+                 path: str) -> tuple[Callable[[], Response], dict[str, Any], str]:
+        """Match and validate a request; returns what applies it and answers, its parameters, and the endpoint its
+        rate limit counts it against."""
         operation = self.spec.match(product, request.method, path)
         raw = (request.form if request.method == "POST" else request.args).to_dict(flat=False)
         operation.validate(raw)
@@ -241,7 +245,7 @@ class SimulatorApp:
                 # Paging reads live state (a lazy message view), so it happens under the lock too.
                 return self._render(operation, result, path, raw, params)
 
-        return self._guarded(request, apply), params
+        return self._guarded(request, apply), params, rate_limited_endpoint(operation.operation_id, params)
 
     def _render(self, operation: Operation, result: Any, path: str, raw: Mapping[str, list[str]],
                 params: Mapping[str, Any]) -> Response:
@@ -326,6 +330,8 @@ class SimulatorApp:
                 return self._webhooks(request, path)
             if path == "/profile":
                 return self._profile(request)
+            if path == "/rate-limits":
+                return self._rate_limits(request)
             if match := re.fullmatch(r"/agents/([^/]+)/policy", path):
                 return self._policy(request, match[1])
             if (match := re.fullmatch(r"/conversations/([^/]+)/messages", path)) and method == "POST":
@@ -354,6 +360,20 @@ class SimulatorApp:
         elif request.method != "GET":
             return _json_response({"error": f"{request.method} is not served on /_sim/profile"}, 405)
         return _json_response({"switches": profile.switches(), "profiles": PROFILES})
+
+    def _rate_limits(self, request: Request) -> Response:
+        rate_limits = self.simulator.faults.rate_limits
+        if request.method == "PUT":
+            body = _json_body(request)
+            if not isinstance(body, dict) or set(body) not in ({"limits"}, {"documented"}) \
+                    or not isinstance(body.get("limits", {}), dict):
+                raise ValueError('expected {"limits": {endpoint: requests per second}} or {"documented": true}')
+            rate_limits.set(DOCUMENTED_RATE_LIMITS if body.get("documented") is True else body.get("limits", {}))
+        elif request.method == "DELETE":
+            rate_limits.set({})
+        elif request.method != "GET":
+            return _json_response({"error": "use GET, PUT or DELETE"}, 405)
+        return _json_response(rate_limits.describe())
 
     def _mint_token(self, body: Any) -> Response:
         if not isinstance(body, dict) or not body.get("worker_sid"):

@@ -11,7 +11,7 @@ import math
 import re
 import string
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from marshmallow import ValidationError, fields
@@ -31,6 +31,17 @@ MIN_ADMIN_TOKEN_DIFFERENT_CHARACTERS = 8
 GENERATE_ADMIN_TOKEN = "generate one with `openssl rand -hex 32`"
 # The kinds of characters a token may mix; a character of none of them counts as punctuation.
 CHARACTER_KINDS = (string.ascii_lowercase, string.ascii_uppercase, string.digits, string.punctuation)
+# Twilio's documented request limits, per second, per account, by the gateway's name of the endpoint
+# (docs/twilio-behaviour.md §11): the Interactions API takes 20 requests/s on each endpoint; a TaskRouter list
+# filtered by an expression (``tasks.list`` with EvaluateTaskAttributes) 3. TaskRouter's other limits are shown
+# only in each workspace's Limits page in Console: an operator adds them with TWILIO_RATE_LIMITS.
+DOCUMENTED_TWILIO_RATE_LIMITS: Mapping[str, float] = {
+    "interactions.create": 20, "interaction_channels.update": 20, "invites.create": 20, "invites.list": 20,
+    "participants.list": 20, "participants.update": 20, "tasks.list": 3,
+}
+# A paced call waits at most this long for its turn before it is handed back to be tried later.
+DEFAULT_TWILIO_PACING_MAX_WAIT_S = 1.0
+_ENDPOINT_NAME = re.compile(r"^[a-z_]+\.[a-z_]+$")
 
 
 class ConfigError(ValueError):
@@ -67,6 +78,10 @@ class Config:
         stands in front of the web: the client is that header's last address, not the TCP peer.
         Unless set, true on Heroku (where ``DYNO`` is set).
     cors_origins: the browser origins allowed to call the agent API (the Flex UI's).
+    twilio_rate_limits: requests per second Baton allows itself on each Twilio endpoint (by the gateway's name,
+        e.g. ``invites.create``), shared by all its processes; an endpoint not named is not paced.
+    twilio_pacing_max_wait_s: the longest a Twilio call waits for its turn; a longer wait is not waited for: the
+        call fails as retryable, with the wait as its Retry-After.
     """
 
     twilio_account_sid: str
@@ -97,6 +112,8 @@ class Config:
     metrics_public: bool = False
     trust_forwarded_for: bool = False
     cors_origins: tuple[str, ...] = DEFAULT_CORS_ORIGINS
+    twilio_rate_limits: Mapping[str, float] = field(default_factory=lambda: dict(DOCUMENTED_TWILIO_RATE_LIMITS))
+    twilio_pacing_max_wait_s: float = DEFAULT_TWILIO_PACING_MAX_WAIT_S
     settings: Settings = Settings()
 
 
@@ -251,6 +268,34 @@ def parse_origins(value: str) -> tuple[str, ...]:
     return origins
 
 
+def parse_rate_limits(value: str) -> dict[str, float]:
+    """``off`` (no pacing at all), or comma-separated ``endpoint=requests per second`` pairs that change the
+    documented limits (``invites.create=10,tasks.update=25``); 0 leaves that endpoint unpaced."""
+    if value.lower() == "off":
+        return {}
+    limits = dict(DOCUMENTED_TWILIO_RATE_LIMITS)
+    for pair in filter(None, (part.strip() for part in value.split(","))):
+        endpoint, _, rate = (piece.strip() for piece in pair.partition("="))
+        try:
+            per_second = float(rate)
+        except ValueError:
+            per_second = -1.0
+        if not _ENDPOINT_NAME.match(endpoint) or not 0 <= per_second <= 10_000:
+            raise ValueError(f"must be off, or endpoint=requests per second pairs separated by commas "
+                             f"(invites.create=20): not {pair!r}")
+        limits[endpoint] = per_second
+    return {endpoint: per_second for endpoint, per_second in limits.items() if per_second > 0}
+
+
+def parse_pacing_wait(value: str) -> float:
+    seconds = float(value)
+    # Far under the transfer lock's timeout and the web's request timeout: a worker or a web request waits this
+    # long at most for its turn at Twilio.
+    if not 0 <= seconds <= 5:
+        raise ValueError("must be a number of seconds between 0 and 5")
+    return seconds
+
+
 def _text(value: str) -> str:
     return value
 
@@ -284,6 +329,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], object], bool]] = {
     "METRICS_PUBLIC": ("metrics_public", parse_boolean, False),
     "TRUST_X_FORWARDED_FOR": ("trust_forwarded_for", parse_boolean, False),
     "CORS_ORIGINS": ("cors_origins", parse_origins, False),
+    "TWILIO_RATE_LIMITS": ("twilio_rate_limits", parse_rate_limits, False),
+    "TWILIO_PACING_MAX_WAIT_S": ("twilio_pacing_max_wait_s", parse_pacing_wait, False),
 }
 
 

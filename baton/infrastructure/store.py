@@ -13,6 +13,8 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
   admin-session:{sha256}    an admin page session, by its id's hash, while it is signed in (sign-out deletes it)
   ratelimit:{subject}       requests (or failures) counted in the current window of a rate limit
+  twilio-pace:{AC}:{endpoint}  when the next request to that Twilio endpoint of that account may go (the token
+                            bucket that paces Baton's Twilio requests), in milliseconds of Redis's clock
   name:{sid}                a worker's, queue's or workflow's friendly name, cached an hour (baton.infrastructure.names)
   workflows                 JSON: the workspace's workflows, [sid, name] pairs, cached a few minutes
   recent                    sorted set of transfer ids by last update (the admin page's list)
@@ -135,6 +137,36 @@ return due
 """
 
 
+# A token bucket kept as one number (GCRA, the generic cell rate algorithm): the theoretical time at which the
+# bucket is full again. A bucket of ``capacity`` tokens gaining one every ``interval`` ms lets a request go at
+# ``tat - (capacity - 1) * interval``. The caller takes the next slot and waits for it; a wait past ``max_wait``
+# takes nothing and is answered instead, so that the caller comes back later. Redis's clock (TIME) is the one
+# clock of every process. Returns {1 if a slot was taken else 0, the wait in microseconds}.
+_PACE = """
+local interval, capacity, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local wait = math.max(0, tat - (capacity - 1) * interval - now)
+if wait > max_wait then return {0, math.ceil(wait * 1000)} end
+tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1)
+return {1, math.ceil(wait * 1000)}
+"""
+
+
+@dataclass(frozen=True)
+class PacedSlot:
+    """The answer of ``Store.take_twilio_slot``.
+
+    taken: a slot is the caller's: send the request ``wait_s`` seconds from now.
+    wait_s: when not taken, how long the caller would have had to wait (nothing was taken).
+    """
+
+    taken: bool
+    wait_s: float
+
+
 class Store:
     """Transfers, their indexes, dedupe keys and settings, under the ``baton:`` prefix."""
 
@@ -154,6 +186,7 @@ class Store:
         self._release = client.register_script(_RELEASE)
         self._due = client.register_script(_DUE)
         self._count_request = client.register_script(self._COUNT_REQUEST)
+        self._pace = client.register_script(_PACE)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -424,6 +457,21 @@ return {count, ttl}
             pipe.pttl(self._key("ratelimit", subject))
             count, ttl_ms = pipe.execute()
         return (0, 0.0) if count is None or ttl_ms < 0 else (int(count), ttl_ms / 1000)
+
+    # pacing of Baton's requests to Twilio, shared by every process
+
+    def take_twilio_slot(self, account_sid: str, endpoint: str, per_second: float, capacity: int,
+                         max_wait_s: float) -> PacedSlot:
+        """Take the next slot of the token bucket of ``endpoint`` of ``account_sid``: ``per_second`` tokens a second,
+        ``capacity`` at most. The slot is taken when it comes within ``max_wait_s``; otherwise nothing is taken.
+
+        One round trip, atomic (one script); the key ``twilio-pace:{AC}:{endpoint}`` is gone once the bucket is full.
+        """
+        # Not the ``limits`` package: its strategies (fixed, moving and sliding windows) answer "now or not", with
+        # no turn to take and wait for, so waiting callers would poll and race each other for each freed request.
+        taken, wait_us = self._pace(keys=[self._key("twilio-pace", account_sid, endpoint)],
+                                    args=[repr(1000 / per_second), max(1, capacity), repr(max_wait_s * 1000)])
+        return PacedSlot(bool(taken), int(wait_us) / 1_000_000)
 
     # metrics
 

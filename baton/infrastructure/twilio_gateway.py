@@ -6,6 +6,7 @@ keep-alive connections, tries reads again on a server or connection error (urlli
 when ``TWILIO_API_BASE`` is set, sends them to the simulator instead of Twilio.
 ``TwilioGateway`` has one method per remote operation and turns every failure into
 ``RetryableTwilioError`` or ``PermanentTwilioError``, so callers decide on retries in one way.
+``TwilioPacer`` spreads its requests to each endpoint under Twilio's limit for it, across every process.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import redis
 import requests
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -32,6 +34,7 @@ from urllib3.util.retry import Retry
 from baton.domain.attributes import serialize_attributes
 from baton.infrastructure import metrics
 from baton.infrastructure.config import Config
+from baton.infrastructure.store import Store
 
 CONNECT_TIMEOUT_S = 3.05
 READ_TIMEOUT_S = 10.0
@@ -49,6 +52,16 @@ IAM_RETRY = READ_RETRY.new(allowed_methods=frozenset({"GET", "POST"}))
 _TWILIO_URL = re.compile(r"^https://(?P<product>[a-z-]+)\.twilio\.com/")
 # Twilio's error codes about an access token itself (20101 invalid, 20104 expired, …).
 ACCESS_TOKEN_ERROR_CODES = range(20100, 20200)
+# The operations whose requests Twilio counts against another operation's endpoint (cancelling a task is an
+# update of it); every other operation is its own endpoint.
+SHARED_ENDPOINTS = {"tasks.cancel": "tasks.update"}
+# How many requests to one endpoint may go at once, in seconds of its limit: a quarter second's worth (5 of the
+# Interactions API's 20/s, 1 of a 3/s list) spares the calls of a quiet moment any wait, and leaves three
+# quarters of Twilio's second as margin for requests that reach Twilio closer together than they left.
+PACING_BURST_S = 0.25
+# After Redis fails to answer, requests go unpaced this long before Redis is asked again: Twilio's own 429 is
+# still there, and a Twilio call must not wait on a Redis that is away.
+PACING_PAUSE_AFTER_REDIS_ERROR_S = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -253,20 +266,76 @@ def _retry_after(response: Response | None) -> float | None:
         return None
 
 
-class TwilioGateway:
-    """Baton's Twilio operations; each names its endpoint and raises only TwilioError subclasses."""
+class TwilioPacer:
+    """Keeps Baton's requests to each Twilio endpoint of an account under a rate, whichever process sends them.
 
-    def __init__(self, client: Client, workspace_sid: str):
+    Each paced endpoint has a token bucket in Redis (``Store.take_twilio_slot``) filled at its rate. A request
+    takes the next slot and sleeps until it; when that slot is more than ``max_wait_s`` away, nothing is taken
+    and the request fails at once as ``RetryableTwilioError`` with the wait as its ``retry_after``: a worker
+    runs the action again that much later (the engine's countdown) instead of sleeping through it, and a web
+    request answers 503 with Retry-After instead of hanging. Requests of endpoints without a limit, and all
+    requests while Redis does not answer, go at once.
+
+    limits: requests per second by the gateway's endpoint name (``invites.create``).
+    """
+
+    def __init__(self, store: Store, account_sid: str, limits: Mapping[str, float], max_wait_s: float,
+                 sleep=time.sleep, clock=time.monotonic):
+        self.store = store
+        self.account_sid = account_sid
+        self.limits = dict(limits)
+        self.max_wait_s = max_wait_s
+        self._sleep = sleep
+        self._clock = clock
+        self._unpaced_until = 0.0
+
+    def wait_turn(self, endpoint: str) -> None:
+        """Return when a request to ``endpoint`` may go; raise RetryableTwilioError when its turn is too far."""
+        endpoint = SHARED_ENDPOINTS.get(endpoint, endpoint)
+        per_second = self.limits.get(endpoint)
+        if not per_second or self._clock() < self._unpaced_until:
+            return
+        try:
+            slot = self.store.take_twilio_slot(self.account_sid, endpoint, per_second,
+                                               max(1, int(per_second * PACING_BURST_S)), self.max_wait_s)
+        except redis.RedisError as exc:
+            self._unpaced_until = self._clock() + PACING_PAUSE_AFTER_REDIS_ERROR_S
+            log.warning("Twilio requests go unpaced for %.0f s: Redis did not answer (%s)",
+                        PACING_PAUSE_AFTER_REDIS_ERROR_S, exc.__class__.__name__)
+            return
+        if not slot.taken:
+            raise RetryableTwilioError(endpoint, f"paced: the next of {per_second:g} requests/s is "
+                                                 f"{slot.wait_s:.2f} s away", retry_after=slot.wait_s)
+        if slot.wait_s > 0:
+            self._sleep(slot.wait_s)
+
+
+class TwilioGateway:
+    """Baton's Twilio operations; each names its endpoint and raises only TwilioError subclasses.
+
+    pacer: spaces the requests under Twilio's limits (``from_config`` gives one); None sends them at once.
+    """
+
+    def __init__(self, client: Client, workspace_sid: str, pacer: TwilioPacer | None = None):
         self.client = client
         self.workspace_sid = workspace_sid
+        self.pacer = pacer
         self._http: RoutingHttpClient = client.http_client  # type: ignore[assignment]
 
     @classmethod
     def from_config(cls, config: Config) -> "TwilioGateway":
-        return cls(build_twilio_client(config), config.twilio_workspace_sid)
+        """The gateway of ``config``, paced under ``config.twilio_rate_limits`` with Baton's Redis."""
+        pacer = None
+        if config.twilio_rate_limits:
+            pacer = TwilioPacer(Store.from_config(config), config.twilio_account_sid, config.twilio_rate_limits,
+                                config.twilio_pacing_max_wait_s)
+        return cls(build_twilio_client(config), config.twilio_workspace_sid, pacer)
 
     def _call(self, endpoint: str, operation):
-        """Every Twilio request goes through here: timed and counted by endpoint, its failure classified."""
+        """Every Twilio request goes through here: paced, then timed and counted by endpoint, its failure
+        classified. A request refused by the pacer never reached Twilio: it is not counted."""
+        if self.pacer is not None:
+            self.pacer.wait_turn(endpoint)
         started, failure = time.perf_counter(), None
         try:
             return self._attempt(endpoint, operation)
@@ -287,6 +356,13 @@ class TwilioGateway:
         except requests.RequestException as exc:
             raise RetryableTwilioError(endpoint, exc.__class__.__name__) from exc
         except TwilioException as exc:  # e.g. a body that is not JSON: a broken proxy, not our request
+            # A list's page that failed is raised as a bare TwilioException ("Unable to fetch page"): its 429 or 5xx
+            # keeps the status, code and Retry-After the answer carried.
+            response = self._http.last_response
+            if response is not None and (response.status_code == 429 or response.status_code >= 500):
+                code = _json_object(response.text).get("code")
+                raise RetryableTwilioError(endpoint, str(exc), response.status_code,
+                                           code if isinstance(code, int) else None, _retry_after(response)) from exc
             raise RetryableTwilioError(endpoint, str(exc)) from exc
 
     @property
