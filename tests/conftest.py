@@ -9,11 +9,15 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
-from prerequisites import in_ci
-from seeding import RUN_SEED, SEED_VARIABLE, run_seed, seed_random_for
+from support.prerequisites import in_ci
+from support.seeding import RUN_SEED, SEED_VARIABLE, run_seed, seed_random_for
 
 from baton.infrastructure.store import Store, connect_redis
 from baton.operator.devstack import RedisServer
+
+# The fixtures several folders use: the HTTP edge's app against a served simulator, and the live stack. pytest
+# takes this list only from the root conftest.py; a folder that needs other values overrides a fixture by name.
+pytest_plugins = ["fixtures.edge", "fixtures.stack"]
 
 # The suite owns one Redis database and empties it before each test that uses it.
 TEST_DB = 15
@@ -24,8 +28,7 @@ STACK_DB = 14
 # Hypothesis prints the blob that replays a failure (@reproduce_failure) wherever it runs; in CI it also
 # derandomizes (each test's examples follow from the test itself), so a red CI run is the same run on a
 # developer's machine with HYPOTHESIS_PROFILE=ci.
-# Each setting is given: a profile inherits the default in force when it is registered, and this file may be
-# imported again (as ``conftest``) by a test module once a profile is loaded.
+# Each setting is given: a profile inherits the default in force when it is registered.
 hypothesis_settings.register_profile("dev", print_blob=True, derandomize=False)
 hypothesis_settings.register_profile("ci", print_blob=True, derandomize=True)
 HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev")

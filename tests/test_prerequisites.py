@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from prerequisites import require
+from support.prerequisites import require
 
 ROOT = Path(__file__).resolve().parents[1]
 MISSING = "no Chromium at /nowhere/chromium: apt-get install -y chromium"

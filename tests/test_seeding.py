@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from hypothesis import settings as hypothesis_settings
-from prerequisites import require
-from seeding import RUN_SEED, seed_random_for
+from support.prerequisites import require
+from support.seeding import RUN_SEED, seed_random_for
 
 ROOT = Path(__file__).resolve().parents[1]
 THIS_TEST = "tests/test_seeding.py::test_each_test_starts_from_the_run_seed_and_its_own_id"

@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from edge_support import bearer, unknown_token
+from support.edge import bearer, unknown_token
 
 from app.auth import INVALID_TOKEN_CACHE_S, TOKEN_CACHE_S, cache_seconds
 from baton.infrastructure.twilio_gateway import FlexToken

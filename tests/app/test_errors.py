@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from edge_support import bearer
+from support.edge import bearer
 
 from app import create_app
 

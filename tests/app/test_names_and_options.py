@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from edge_support import ADMIN_TOKEN, bearer
+from support.edge import ADMIN_TOKEN, bearer
 
 FLEX = "https://flex.twilio.com"
 

@@ -6,7 +6,7 @@ import dataclasses
 import secrets
 
 import pytest
-from edge_support import ADMIN_TOKEN, bearer
+from support.edge import ADMIN_TOKEN, bearer
 
 from baton.domain import transfers as t
 from baton.infrastructure.store import Record

@@ -7,7 +7,7 @@ import json
 import logging
 
 import pytest
-from edge_support import FIXTURES, PUBLIC_BASE_URL, payload, signature
+from support.edge import FIXTURES, PUBLIC_BASE_URL, payload, signature
 
 from baton.domain import transfers as t
 from baton.domain.twilio_events import (

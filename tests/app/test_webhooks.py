@@ -9,7 +9,7 @@ import logging
 import time
 
 import pytest
-from edge_support import PUBLIC_BASE_URL, payload, signature
+from support.edge import PUBLIC_BASE_URL, payload, signature
 
 from baton.domain import transfers as t
 from baton.infrastructure import eventstreams

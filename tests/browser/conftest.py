@@ -1,5 +1,6 @@
 """Fixtures for the admin page: the app from its factory for page tests, and for the browser test the
-live stack (gunicorn, Celery worker, simulator) with Debian's Chromium driven by Playwright.
+live stack (gunicorn, Celery worker, simulator) with Debian's Chromium driven by Playwright. ``config``,
+``app``, ``client`` and ``stack`` override the suite's (tests/fixtures) with the admin page's tokens.
 
 Chromium comes from Debian's ``chromium`` package (``make test`` installs it as root when it is
 missing); Playwright for Python brings only its driver and launches that binary. Playwright's own
@@ -11,15 +12,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from admin_support import ADMIN_TOKEN, CHROMIUM_ARGS, SECRET_KEY, chromium_path, csrf_of
-from borrowed_fixtures import conftest_of
-from prerequisites import require
+from support.admin import ADMIN_TOKEN, CHROMIUM_ARGS, SECRET_KEY, chromium_path, csrf_of
+from support.prerequisites import require
+from support.stack import Baton
 
 from app import create_app
 from baton.infrastructure.config import Config
 from baton.operator.devstack import DevStack
-
-_e2e = conftest_of("e2e", "browser_e2e_conftest")
 
 # Slower than the other end-to-end tests' 0.05, so a transfer lasts long enough to watch it live.
 TIME_SCALE = 0.2
@@ -95,7 +94,7 @@ def page(chromium):
 @pytest.fixture
 def api(stack):
     """The agent and admin API, as a Flex UI plugin or an operator calls it; the settings come back afterwards."""
-    client = _e2e.Baton(stack, admin_token=ADMIN_TOKEN)
+    client = Baton(stack, admin_token=ADMIN_TOKEN)
     defaults = client.settings()
     yield client
     client.settings(**defaults)

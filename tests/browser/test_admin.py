@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from admin_support import ADMIN_TOKEN
 from playwright.sync_api import expect
+from support.admin import ADMIN_TOKEN
 
 from simulator.scenario import AGENTS, open_conversation
 

@@ -8,8 +8,8 @@ import logging
 import re
 
 import pytest
-from admin_support import ADMIN_TOKEN, csrf_of
 from flask import request
+from support.admin import ADMIN_TOKEN, csrf_of
 
 import app.admin
 from app import create_app

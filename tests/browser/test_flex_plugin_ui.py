@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from admin_support import ADMIN_TOKEN, SECRET_KEY
 from playwright.sync_api import expect
-from prerequisites import require
+from support.admin import ADMIN_TOKEN, SECRET_KEY
+from support.prerequisites import require
 
 from baton.operator.devstack import DevStack, free_port
 from simulator.scenario import AGENTS, open_conversation

@@ -1,88 +1,14 @@
-"""The stack for end-to-end tests: real Redis, gunicorn and a Celery worker process, the simulator.
+"""What only the end-to-end tests use, beside the live stack of tests/fixtures/stack.py: scripted agents, the
+readings of Twilio's ambiguous behaviours and the paths of its events, a fresh conversation per test.
 
-One stack serves a test module; each test opens its own conversations, so tests don't share
-transfers. Scripted agents' policies and settings a test changes are restored after it.
+Scripted agents' policies and readings a test changes are restored after it.
 """
 
 from __future__ import annotations
 
-import time
-
 import pytest
-import requests
 
-from baton.infrastructure.store import Store, connect_redis
-from baton.operator.devstack import DevStack
 from simulator.scenario import AGENTS, open_conversation, route_taskrouter_events
-
-TIME_SCALE = 0.05
-ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef0123456789"
-
-
-@pytest.fixture(scope="module")
-def stack(stack_redis):
-    devstack = DevStack(stack_redis, time_scale=TIME_SCALE,
-                        extra_env={"ADMIN_TOKEN": ADMIN_TOKEN, "SECRET_KEY": "e2e-secret-key-0123456789",
-                                   # Reconciliation runs all along, as in production, only faster.
-                                   "RECONCILE_EVERY_S": "1", "RECONCILE_AFTER_S": "3",
-                                   # The shortest: a killed worker's lock blocks its transfer this long.
-                                   "LOCK_TIMEOUT_S": "11"})
-    devstack.start()
-    yield devstack
-    devstack.stop()
-
-
-class Baton:
-    """Baton's agent and admin API, as a Flex UI plugin or an operator calls it."""
-
-    def __init__(self, stack: DevStack, admin_token: str = ADMIN_TOKEN):
-        self.url = stack.web_url
-        self.tokens = stack.scenario.tokens
-        self.admin_token = admin_token
-        self.session = requests.Session()
-
-    def transfer(self, agent: str, task_sid: str, to: str, **fields) -> requests.Response:
-        return self.session.post(f"{self.url}/v1/transfers", json={"task_sid": task_sid, "to": to, **fields},
-                                 headers={"Authorization": f"Bearer {self.tokens[agent]}"}, timeout=10)
-
-    def get(self, transfer_id: str, agent: str = "erin") -> dict:
-        response = self.session.get(f"{self.url}/v1/transfers/{transfer_id}",
-                                    headers={"Authorization": f"Bearer {self.tokens[agent]}"}, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def cancel(self, transfer_id: str, agent: str) -> requests.Response:
-        return self.session.post(f"{self.url}/v1/transfers/{transfer_id}/cancel",
-                                 headers={"Authorization": f"Bearer {self.tokens[agent]}"}, timeout=10)
-
-    def settings(self, **changes) -> dict:
-        response = self.session.patch(f"{self.url}/v1/settings", json=changes,
-                                      headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-    def wait(self, transfer_id: str, states=("completed", "failed", "canceled"), timeout: float = 20) -> dict:
-        """The transfer once it reaches one of ``states``; fails the test after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            transfer = self.get(transfer_id)
-            if transfer["status"] in states:
-                return transfer
-            if time.monotonic() > deadline:
-                pytest.fail(f"transfer stuck in {transfer['status']}: {transfer['timeline']}")
-            time.sleep(0.05)
-
-
-@pytest.fixture
-def baton(stack):
-    """Baton's API for one test; the settings and the agents' request windows come back afterwards."""
-    client = Baton(stack)
-    defaults = client.settings()
-    yield client
-    client.settings(**defaults)
-    store = Store(connect_redis(stack.redis_url))
-    for key in store.redis.scan_iter(f"{store.prefix}ratelimit:*"):
-        store.redis.delete(key)
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import redis
 import requests
-from conftest import ADMIN_TOKEN, TIME_SCALE, Baton
-from prerequisites import require
+from support.prerequisites import require
+from support.stack import ADMIN_TOKEN, TIME_SCALE, Baton
 from test_transfer_lifecycle import invites_of
 
 from baton.operator.devstack import DevStack, Process, RedisServer

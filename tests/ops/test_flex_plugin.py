@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_support import bearer
+from support.edge import bearer
 
 FLEX = "https://flex.twilio.com"
 

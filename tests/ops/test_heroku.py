@@ -25,6 +25,12 @@ PLATFORM_VARIABLES = {"PORT", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR", "TW
 
 
 @pytest.fixture
+def root() -> Path:
+    """The repository's top folder (Procfile, app.json, gunicorn.conf.py)."""
+    return Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
 def app_json(root: Path) -> dict:
     return json.loads((root / "app.json").read_text())
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 import redis
 from celery.app.task import Context
-from edge_support import bearer
+from support.edge import bearer
 
 from baton.infrastructure import logs
 from baton.infrastructure.logs import configure_logging, request_id_from

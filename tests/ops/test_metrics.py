@@ -7,8 +7,8 @@ import time
 
 import pytest
 import redis
-from edge_support import PUBLIC_BASE_URL, bearer, payload, signature
 from prometheus_client.parser import text_string_to_metric_families
+from support.edge import PUBLIC_BASE_URL, bearer, payload, signature
 
 from app import create_app
 from baton.infrastructure import metrics

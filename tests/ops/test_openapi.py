@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from edge_support import ADMIN_TOKEN, bearer
 from flask import Flask
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
+from support.edge import ADMIN_TOKEN, bearer
 
 from app.openapi import OPERATIONS, build
 

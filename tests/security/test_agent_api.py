@@ -7,7 +7,7 @@ import hashlib
 import time
 
 import pytest
-from edge_support import bearer
+from support.edge import bearer
 
 import app.auth
 from app.auth import RATE_LIMIT_REQUESTS, RATE_LIMIT_WINDOW_S

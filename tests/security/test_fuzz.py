@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 import pytest
-from edge_support import ADMIN_TOKEN, PUBLIC_BASE_URL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.edge import ADMIN_TOKEN, PUBLIC_BASE_URL
 from twilio.request_validator import RequestValidator
 
 from app import auth

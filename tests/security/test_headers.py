@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from edge_support import bearer
+from support.edge import bearer
 
 from app import STRICT_TRANSPORT_SECURITY, create_app
 

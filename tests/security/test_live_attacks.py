@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from edge_support import bearer, unknown_token
+from support.edge import bearer, unknown_token
 
 from app.auth import TOKEN_REFUSAL_WINDOW_S, TOKEN_REFUSALS_PER_CLIENT
 from baton.infrastructure.store import Store, connect_redis

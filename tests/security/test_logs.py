@@ -15,7 +15,7 @@ import re
 
 import pytest
 import requests
-from edge_support import ADMIN_TOKEN, PUBLIC_BASE_URL, bearer, payload
+from support.edge import ADMIN_TOKEN, PUBLIC_BASE_URL, bearer, payload
 from twilio.request_validator import RequestValidator
 
 from simulator.scenario import open_conversation

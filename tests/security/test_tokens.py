@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from edge_support import ADMIN_TOKEN, bearer, unknown_token
+from support.edge import ADMIN_TOKEN, bearer, unknown_token
 
 import app.auth
 from app import create_app

@@ -9,9 +9,9 @@ import json
 
 import pytest
 import twilio.request_validator
-from edge_support import PUBLIC_BASE_URL, bearer, payload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.edge import PUBLIC_BASE_URL, bearer, payload
 from twilio.request_validator import RequestValidator
 
 from app import MAX_BODY_BYTES

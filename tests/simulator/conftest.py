@@ -1,11 +1,15 @@
-"""Fixtures for the simulator's tests: a served simulator, clients for it, a webhook receiver, a Flex world."""
+"""Fixtures for the simulator's tests: a served simulator, clients for it, a webhook receiver, a Flex world.
+
+``sim`` and ``client`` override the suite's (tests/fixtures/edge.py): a simulator of one test's own, and the
+twilio SDK's client of it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pytest
-from sim_support import Api, Receiver
+from support.simulator import Api, Receiver
 from twilio.rest import Client
 
 from baton.infrastructure.twilio_gateway import RoutingHttpClient

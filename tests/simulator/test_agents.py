@@ -1,7 +1,7 @@
 """Scripted agents answering their offers by policy."""
 
 import pytest
-from sim_support import wait_until
+from support.simulator import wait_until
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Conversations: webhooks as Twilio fires them, participants, messages and their Python API."""
 
 import pytest
-from sim_support import wait_until
+from support.simulator import wait_until
 from twilio.base.exceptions import TwilioRestException
 
 from simulator.core import SimError

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from sim_support import wait_until
+from support.simulator import wait_until
 from twilio.request_validator import RequestValidator
 
 from simulator.profiles import READINGS

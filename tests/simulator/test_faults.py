@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
-from sim_support import wait_until
+from support.simulator import wait_until
 
 from baton.infrastructure.config import Config
 from baton.infrastructure.twilio_gateway import RetryableTwilioError, TwilioGateway, build_twilio_client

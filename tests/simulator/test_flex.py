@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from sim_support import wait_until
+from support.simulator import wait_until
 from twilio.base.exceptions import TwilioRestException
 
 from simulator.profiles import READINGS

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sim_support import wait_until
+from support.simulator import wait_until
 from twilio.request_validator import RequestValidator
 
 from baton.domain.workflow import EXCLUDE_EXPRESSION

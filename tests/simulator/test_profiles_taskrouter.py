@@ -3,7 +3,7 @@
 import logging
 
 import pytest
-from sim_support import wait_until
+from support.simulator import wait_until
 from test_taskrouter import World, transfer_workflow, wait_for
 
 from simulator.core import SimError

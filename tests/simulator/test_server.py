@@ -2,7 +2,7 @@
 
 import pytest
 import requests
-from sim_support import wait_until
+from support.simulator import wait_until
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 

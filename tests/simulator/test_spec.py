@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from prerequisites import require
+from support.prerequisites import require
 
 from simulator.spec import EXTRACT, Spec, SpecError
 

@@ -1,4 +1,4 @@
-"""Helpers for the admin page's tests, in a module of its own: every test folder has a ``conftest``."""
+"""Helpers for the admin page's tests (tests/browser): its tokens, Chromium's place and arguments, forms' CSRF."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from baton.infrastructure.store import celery_queue_lists
 
 PUBLIC_BASE_URL = "https://baton.example.com"
 ADMIN_TOKEN = "admin-token-for-the-tests-0123456789abcdef"
-FIXTURES = Path(__file__).parent / "fixtures"
+# Webhook forms captured from the simulator, beside the edge's tests that post most of them.
+FIXTURES = Path(__file__).resolve().parents[1] / "app" / "fixtures"
 
 
 @dataclass(frozen=True)
