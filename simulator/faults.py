@@ -83,9 +83,8 @@ DOCUMENTED_RATE_LIMITS: Mapping[str, float] = {
 class DroppedConnection(ConnectionAbortedError):
     """Raised out of the WSGI app to close the connection without an answer.
 
-    Werkzeug's server treats a ``ConnectionError`` from the application as a connection the client
-    dropped: it writes nothing and logs nothing. `SimulatorApp` shuts the socket down on its way out,
-    so the client sees the connection closed without a response.
+    The simulator's server (`simulator.httpd`) closes the connection of an application that raises a
+    ``ConnectionError``, writing nothing, so the client sees the connection closed without a response.
     """
 
 
