@@ -55,6 +55,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     from app import admin, api, health, openapi, telemetry, webhooks
     from app.errors import register_error_handlers
+    from app.ingest import TaskRouterIngest
 
     register_error_handlers(app)
     telemetry.init_app(app)  # first: every request, even one refused below, has its id and its log line
@@ -65,6 +66,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(admin.blueprint)
+    # TaskRouter's form callbacks, most of what Twilio posts, are answered below Flask (app.ingest).
+    app.wsgi_app = TaskRouterIngest(app, app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -78,11 +81,15 @@ def _refuse_large_bodies() -> None:
 
 
 def _security_headers(response: Response) -> Response:
-    """On every answer: no content sniffing, and over https, Strict-Transport-Security."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    if current_config().public_base_url.startswith("https://"):
-        response.headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
+    response.headers.update(security_headers(current_config()))
     return response
+
+
+def security_headers(config: Config) -> dict[str, str]:
+    """What every answer carries: no content sniffing, and over https, Strict-Transport-Security."""
+    if config.public_base_url.startswith("https://"):
+        return {"X-Content-Type-Options": "nosniff", "Strict-Transport-Security": STRICT_TRANSPORT_SECURITY}
+    return {"X-Content-Type-Options": "nosniff"}
 
 
 # The current application's services, for the views.

@@ -61,14 +61,21 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("baton_started", time.perf_counter())
     response.headers["X-Request-ID"] = logs.bound("request_id") or ""
+    webhook = None
     if request.blueprint == "webhooks" and request.url_rule is not None:
-        metrics.webhook_answered(request.url_rule.rule.rsplit("/", 1)[-1], response.status_code, seconds)
+        webhook = request.url_rule.rule.rsplit("/", 1)[-1]
     quiet = request.path in QUIET_PATHS or (g.get("baton_log_at_debug", False) and response.status_code < 300)
-    level = logging.DEBUG if quiet else logging.INFO
-    log.log(level, "%s %s %s", request.method, request.path, response.status_code,
-            extra={"method": request.method, "path": request.path, "status": response.status_code,
-                   "duration_ms": round(seconds * 1000, 1)})
+    record_answer(request.method, request.path, response.status_code, seconds, webhook=webhook, quiet=quiet)
     return response
+
+
+def record_answer(method: str, path: str, status: int, seconds: float, webhook: str | None, quiet: bool) -> None:
+    """A request's log line (at DEBUG when ``quiet``) and, for a ``webhook`` (its endpoint's last path
+    segment), its metrics: for Flask's requests and for the TaskRouter events answered below Flask (app.ingest)."""
+    if webhook is not None:
+        metrics.webhook_answered(webhook, status, seconds)
+    log.log(logging.DEBUG if quiet else logging.INFO, "%s %s %s", method, path, status,
+            extra={"method": method, "path": path, "status": status, "duration_ms": round(seconds * 1000, 1)})
 
 
 def _forget(_exc: BaseException | None) -> None:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from celery import Celery
 from flask import Blueprint, Response, jsonify, request
 from twilio.request_validator import RequestValidator, add_port, remove_port
 from werkzeug.datastructures import MultiDict
@@ -43,6 +44,7 @@ from baton.domain.twilio_events import (
 )
 from baton.infrastructure import eventstreams, logs
 from baton.infrastructure.config import Config
+from baton.infrastructure.store import Store
 from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
 _taskrouter_schema = TaskRouterEventSchema()
 _conversation_schema = ConversationEventSchema()
 # The fields the schema loads (each under its own name).
-_TASKROUTER_FIELDS = tuple(_taskrouter_schema.fields)
+TASKROUTER_FIELDS = tuple(_taskrouter_schema.fields)
 
 
 @blueprint.post("/taskrouter")
@@ -71,7 +73,7 @@ def taskrouter_event():
     transfer_id = transfer_of(event)
     logs.bind(event_sid=event["Sid"], task_sid=event.get("TaskSid"), transfer_id=transfer_id)
     if transfer_id is not None:
-        enqueue_taskrouter_event(transfer_id, event)
+        enqueue_taskrouter_event(current_store(), current_celery(), transfer_id, event)
     else:
         log_at_debug()
     # TaskRouter's event reference asks for exactly this answer.
@@ -90,15 +92,14 @@ def transfer_of(event: Mapping[str, Any]) -> str | None:
     return None
 
 
-def enqueue_taskrouter_event(transfer_id: str, event: Mapping[str, Any]) -> bool:
+def enqueue_taskrouter_event(store: Store, celery: Celery, transfer_id: str, event: Mapping[str, Any]) -> bool:
     """Enqueue a transfer's TaskRouter event once, whichever path brought it (dedupe on its ``Sid``); False for
     a copy already enqueued. Raises when it cannot be enqueued, the claim released for the copy Twilio sends again."""
-    store = current_store()
     if not store.claim_event(event["Sid"]):
         return False
     fields = {name: event[name] for name in FORWARDED_FIELDS if name in event}
     try:
-        send_job(current_celery(), TASKROUTER_EVENT, transfer_id, fields)
+        send_job(celery, TASKROUTER_EVENT, transfer_id, fields)
     except Exception:
         # Not enqueued: answer 5xx so Twilio sends it again, and let that copy through.
         store.release_event(event["Sid"])
@@ -138,7 +139,7 @@ def event_streams_delivery():
         transfer_id = transfer_of(event.fields) if event.kind == "taskrouter" else None
         if transfer_id is None:
             ignored += 1
-        elif enqueue_taskrouter_event(transfer_id, event.fields):
+        elif enqueue_taskrouter_event(current_store(), current_celery(), transfer_id, event.fields):
             enqueued += 1
             logs.bind(event_sid=event.fields["Sid"], task_sid=event.fields.get("TaskSid"), transfer_id=transfer_id)
         else:
@@ -226,7 +227,7 @@ def taskrouter_fields(signed: Mapping[str, Any]) -> dict[str, Any]:
     that fails those checks, goes through the schema, which also words the 400.
     """
     if isinstance(signed, MultiDict) and signed.get("EventType") and signed.get("Sid"):
-        return {name: signed[name] for name in _TASKROUTER_FIELDS if name in signed}
+        return {name: signed[name] for name in TASKROUTER_FIELDS if name in signed}
     return load_object(_taskrouter_schema, signed)
 
 

@@ -8,10 +8,13 @@ again while its first copy still waits or runs (Celery's Redis broker documentat
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import uuid
 
 from celery import Celery, Task, current_app, signals
+from kombu import Producer
 
 from baton.infrastructure import logs, metrics
 from baton.infrastructure.config import Config
@@ -90,6 +93,7 @@ def create_celery(config: Config) -> Celery:
         "deadlines": {"task": SWEEP_DEADLINES, "schedule": DEADLINE_SWEEP_S, "options": {"expires": DEADLINE_SWEEP_S}},
     }
     celery.baton_config = config  # the tasks build their engine from it, in each worker process
+    celery.baton_producers = threading.local()  # kept_producer's, one per thread
     return celery
 
 
@@ -103,7 +107,24 @@ def send_job(celery: Celery, name: str, *args: object, countdown: float | None =
     and Celery's own ``saferepr`` of them costs a third of a publish.
     """
     celery.send_task(name, args=args, countdown=countdown, priority=priority, argsrepr=repr(args[:1]),
-                     kwargsrepr="{}")
+                     kwargsrepr="{}", producer=kept_producer(celery))
+
+
+def kept_producer(celery: Celery) -> Producer:
+    """The producer this process and thread publish with, on a broker connection of its own, made once and kept.
+
+    ``send_task`` without one takes a producer from Celery's pool and gives it back for every message;
+    the web enqueues one per transfer event. The pool is not the place to keep one: kombu shares it
+    between every app of the same broker URL, at most ``broker_pool_limit`` producers. A kombu
+    producer is not shared between threads, nor across a fork: each thread of each process makes its
+    own, as the pool would (``app.amqp.Producer`` on ``app.connection_for_write()``). Publishing keeps
+    Celery's retry policy, which reconnects after a lost connection.
+    """
+    kept = celery.baton_producers
+    if getattr(kept, "pid", None) != os.getpid():
+        kept.producer = celery.amqp.Producer(celery.connection_for_write())
+        kept.pid = os.getpid()
+    return kept.producer
 
 
 # Logs and metrics, wired through Celery's signals (a receiver is called only in a worker or beat process,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from urllib.parse import urlencode
 
 import pytest
 import twilio.request_validator
@@ -16,6 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from app import MAX_BODY_BYTES
 from app.errors import ApiError
+from app.ingest import signed_form
 from app.webhooks import signature_matches, signed_fields
 from workers.celery_app import TASKROUTER_EVENT
 
@@ -186,14 +188,17 @@ def _edge_accepts(app, path: str, signature: str, **request) -> bool:
        tamper=st.booleans(), body=st.binary(max_size=200))
 def test_verification_agrees_with_twilios_request_validator(app, scenario, form, port, query, path, tamper, body):
     """For forms and bodySHA256 bodies, signed for the public URL with its default port, without, or with another
-    (a URL Baton was not given), intact or tampered, the edge lets a request through exactly when the SDK's
-    validator says it is valid for PUBLIC_BASE_URL."""
+    (a URL Baton was not given), intact or tampered, the edge (Flask's views, and for forms the callback served
+    below Flask) lets a request through exactly when the SDK's validator says it is valid for PUBLIC_BASE_URL."""
     validator = RequestValidator(scenario.auth_token)
     signature = validator.compute_signature(f"{PUBLIC_BASE_URL}{port}{path}{query}", form)
     if tamper:
         signature = signature[:-2] + ("A=" if signature[-2] != "A" else "B=")
     assert (_edge_accepts(app, path + query, signature, data=form)
             == validator.validate(PUBLIC_BASE_URL + path + query, form, signature))
+    # The TaskRouter callback answered below Flask (app.ingest) reads the form itself, and must agree too.
+    assert ((signed_form(scenario.auth_token, PUBLIC_BASE_URL + path + query, urlencode(form).encode(), signature)
+             is not None) == validator.validate(PUBLIC_BASE_URL + path + query, form, signature))
 
     text = body.decode("latin-1")  # any characters, sent as UTF-8 (as Twilio sends text)
     hashed = f"{path}{query}{'&' if query else '?'}bodySHA256={hashlib.sha256(text.encode()).hexdigest()}"
