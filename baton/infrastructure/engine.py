@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from redis.lock import Lock
 
 from baton.domain import transfers as t
-from baton.domain.attributes import fit_attributes
+from baton.domain.attributes import AttributesTooLarge, fit_attributes
 from baton.domain.settings import Settings
 from baton.domain.twilio_events import event_from_conversations, event_from_taskrouter
 from baton.infrastructure import metrics
@@ -411,7 +411,7 @@ class TransferEngine:
         })
         return t.InviteCreated(invite.sid, invite.task_sid)
 
-    def _reroute(self, action: t.Reroute, attempt: ActionTry) -> None:
+    def _reroute(self, action: t.Reroute, attempt: ActionTry) -> t.Event | None:
         transfer = attempt.transfer
         for _ in range(REROUTE_TRIES):
             task = self.gateway.fetch_task(transfer.new_task_sid)
@@ -421,7 +421,12 @@ class TransferEngine:
                                   "route_version": action.version}
             base = {key: value for key, value in task.attributes.items() if key != "transfer"}
             # The exclusions grow with each declined offer: fit again, shedding context if need be.
-            attributes = fit_attributes({**base, **action.routing}, transfer_attribute)
+            try:
+                attributes = fit_attributes({**base, **action.routing}, transfer_attribute)
+            except AttributesTooLarge as exc:
+                # No write can route the task on without an agent who declined: end the transfer, and the
+                # sender, who was never closed, keeps the customer.
+                return t.ActionFailed(action.name, str(exc))
             if attributes == task.attributes:
                 return None
             try:

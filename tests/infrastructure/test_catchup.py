@@ -14,6 +14,7 @@ import pytest
 from test_engine import FaultyGateway, request_transfer, world  # noqa: F401  (world: the fixture)
 
 from baton.domain import transfers as t
+from baton.domain.attributes import ATTRIBUTES_LIMIT, stored_length
 from baton.domain.settings import Settings
 from baton.infrastructure.engine import TransferEngine
 from baton.infrastructure.twilio_gateway import PermanentTwilioError, RetryableTwilioError, build_twilio_client
@@ -221,6 +222,30 @@ def test_reroute_leaves_a_task_that_is_no_longer_pending_alone(catchup):
     assert not sim.requests.find("POST", f"/Tasks/{transfer.new_task_sid}")
     assert "transferExcludedWorkers" in sim.taskrouter.task(transfer.new_task_sid).attributes
     assert bob not in sim.taskrouter.task(transfer.new_task_sid).attributes["transferExcludedWorkers"]
+
+
+def test_a_reroute_whose_routing_keys_no_longer_fit_fails_and_the_sender_keeps_the_customer(catchup):
+    """The customer's own attributes leave no room for one more excluded agent: Bob's rejection cannot be written
+    into the task, so the transfer fails, its task is canceled, and Alice, never closed, keeps the chat."""
+    sim, scenario, store, _, engine = catchup
+    bob = scenario.agents["bob"]
+    sim.agents.set_policy(bob, IGNORE_EVERY_OFFER)
+    transfer = routed_transfer(sim, scenario, store, engine, bob)
+    (offer,) = wait_until(lambda: reservations_of(sim, transfer.new_task_sid, bob, "pending"), "Bob is offered")
+    attributes = sim.taskrouter.task(transfer.new_task_sid).attributes
+    bare = {**attributes, "transfer": {**attributes["transfer"], "context": None, "summary": None, "notes": None},
+            "crmProfile": ""}
+    bare["crmProfile"] = "x" * (ATTRIBUTES_LIMIT - 20 - stored_length(bare))
+    sim.taskrouter.update_task(scenario.workspace_sid, transfer.new_task_sid, attributes=bare)
+
+    engine.taskrouter_event(transfer.id, {"EventType": "reservation.rejected", "TaskSid": transfer.new_task_sid,
+                                          "ReservationSid": offer.sid, "WorkerSid": bob})
+
+    failed = store.load(transfer.id).transfer
+    assert (failed.status, failed.failure_reason.startswith("the original task's attributes and the routing keys "
+                                                            "take ")) == (t.FAILED, True)
+    assert sim.taskrouter.task(transfer.new_task_sid).assignment_status == "canceled"
+    assert sim.taskrouter.task(transfer.from_task_sid).assignment_status == "assigned"
 
 
 ALREADY_DONE = [(400, 20001, "Reservation is not pending"), (404, 20404, "The requested resource was not found"),
