@@ -1,5 +1,6 @@
-"""TaskRouter's form callbacks answered below Flask (app.ingest): the same reading of the form, the same answer,
-log line and metrics as Flask's view, and every other case left to Flask."""
+"""TaskRouter's form callbacks answered below Flask (app.ingest): the same reading of the form as werkzeug, the same
+signature verdict as twilio's RequestValidator, the same answer, log line and metrics as Flask's view, and every
+other case left to Flask."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.edge import PUBLIC_BASE_URL, payload, signature
+from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from app.ingest import read_form
+from app.ingest import form_signature_matches, read_form
 from workers.celery_app import TASKROUTER_EVENT
 
 PATH = "/webhooks/taskrouter"
@@ -64,6 +67,28 @@ def test_twilios_forms_are_read_here():
     body = urlencode(form).encode()
     assert read_form(body) == {name: [value for key, value in form if key == name] for name, _ in form}
     assert parse_qsl(body.decode(), keep_blank_values=True) == werkzeug_form(body) == form
+
+
+_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=st.dictionaries(_text, st.lists(_text, min_size=1, max_size=3), max_size=6),
+       signed_url=st.sampled_from(["https://baton.example.com", "https://baton.example.com:443",
+                                   "https://baton.example.com:8443", "http://baton.example.com",
+                                   "http://baton.example.com:80"]),
+       url=st.sampled_from(["https://baton.example.com", "https://baton.example.com:443", "http://baton.example.com"]),
+       path=st.sampled_from([PATH, PATH + "?a=1&b=2", "/x"]), tamper=st.sampled_from(["", "A", "drop"]),
+       token=st.sampled_from(["12345", "0123456789abcdef0123456789abcdef"]))
+def test_the_form_signature_is_the_sdks_verdict(fields, signed_url, url, path, tamper, token):
+    """For any form (names repeated, values repeated), signed for the URL with or without a port, another URL or
+    another path, intact or tampered, the check built for the callback says what twilio's RequestValidator says."""
+    validator = RequestValidator(token)
+    multidict = MultiDict([(name, value) for name, values in fields.items() for value in values])
+    signed = validator.compute_signature(signed_url + path, multidict)
+    signed = {"": signed, "A": signed[:-2] + ("A=" if signed[-2] != "A" else "B="), "drop": signed[:-1]}[tamper]
+    assert form_signature_matches(token, url + path, fields, signed) == validator.validate(url + path, multidict,
+                                                                                            signed)
 
 
 def test_an_event_is_answered_below_flask_as_flask_answers_it(app, client, scenario, jobs, caplog):
