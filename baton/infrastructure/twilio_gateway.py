@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -280,7 +280,7 @@ class TwilioPacer:
     """
 
     def __init__(self, store: Store, account_sid: str, limits: Mapping[str, float], max_wait_s: float,
-                 sleep=time.sleep, clock=time.monotonic):
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic):
         self.store = store
         self.account_sid = account_sid
         self.limits = dict(limits)
