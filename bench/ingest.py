@@ -218,3 +218,37 @@ def bare_command(web_command: str) -> str:
     if app_spec not in web_command:
         raise ValueError(f"the Procfile's web command no longer names {app_spec}: {web_command}")
     return web_command.replace(app_spec, '"bench.bare:create_app()"')
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.ingest``: figures 1 and 2 alone, as ``make bench`` measures and prints them (its ingest
+    phase, without the transfer stack): for a before/after of the web edge in a minute."""
+    import argparse
+    import shutil
+    import sys
+
+    from bench import run  # bench.run imports this module
+
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=main.__doc__.splitlines()[0])
+    parser.add_argument("--ingest-s", type=float, default=5.0, help="seconds of each wrk run")
+    parser.add_argument("--out", type=Path, help="also write the measurements as JSON here")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if shutil.which("wrk") is None:
+        run.log("wrk is not installed: apt-get install -y wrk (make bench does it as root)")
+        return 2
+    interference = run.Interference()
+    out = run.run_ingest(args.ingest_s)
+    out["foreign_cpu_share"] = interference.share()
+    rows: list[dict] = []
+    run._ingest_rows(out, lambda number, name, value, target, met, **data: rows.append(
+        {"figure": number, "name": name, "value": value, "target": target, "met": met, **data}))
+    if args.out:
+        args.out.write_text(json.dumps({"commit": run._commit(), "figures": rows, "ingest": out}, indent=2,
+                                       default=str) + "\n")
+    print(run.table(rows))
+    print(f"\nCPU taken by other processes: {out['foreign_cpu_share']:.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
