@@ -131,7 +131,7 @@ class TaskRouterIngest:
         body = environ["wsgi.input"].read(length)
         try:
             if len(body) == length and self._answered(environ, body, started):
-                return self._no_content(start_response, started)
+                return self._no_content(start_response)
         finally:
             logs.clear()
         # Flask reads the body as it came; one cut short is its 400.
@@ -162,7 +162,7 @@ class TaskRouterIngest:
                       quiet=transfer_id is None)
         return True
 
-    def _no_content(self, start_response: StartResponse, started: float) -> list[bytes]:
+    def _no_content(self, start_response: StartResponse) -> list[bytes]:
         headers = [("Content-Type", "application/json"),
                    *security_headers(self.flask_app.config["BATON"]).items(),
                    ("X-Request-ID", logs.bound("request_id") or "")]
@@ -171,8 +171,6 @@ class TaskRouterIngest:
 
 
 def _content_length(environ: dict[str, Any]) -> int | None:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or "")
-    except ValueError:
-        return None
-    return length if length >= 0 else None
+    # Digits only: int() would also take a sign, spaces or underscores, which werkzeug does not.
+    value = environ.get("CONTENT_LENGTH", "")
+    return int(value) if value.isascii() and value.isdigit() else None

@@ -178,3 +178,17 @@ def test_an_event_not_enqueued_here_is_tried_again_by_flask(client, scenario, jo
     response = client.post(PATH, data=event, headers={
         "X-Twilio-Signature": signature(scenario.auth_token, PUBLIC_BASE_URL + PATH, event)})
     assert response.status_code == 204 and len(calls) == 2 and len(jobs()) == 1
+
+
+@pytest.mark.parametrize("length", ["+{n}", " {n}", "{n}.0", ""])
+def test_a_content_length_that_is_not_plain_digits_goes_to_flask(app, client, scenario, length):
+    """A Content-Length werkzeug would not read as a length (a sign, spaces, none) is left to Flask, whatever it makes
+    of the request."""
+    flask_saw = []
+    app.before_request(lambda: flask_saw.append(1))
+    event = payload(NOT_A_TRANSFER)
+    body = urlencode(event).encode()
+    client.post(PATH, data=body, content_type="application/x-www-form-urlencoded",
+                headers={"X-Twilio-Signature": signature(scenario.auth_token, PUBLIC_BASE_URL + PATH, event)},
+                environ_overrides={"CONTENT_LENGTH": length.format(n=len(body))})
+    assert flask_saw == [1]
