@@ -8,7 +8,9 @@ in-process Twilio simulator (``baton.operator.devstack``):
 2. transfers: ``web``, ``worker`` and ``beat`` with their default settings; transfers are asked for
    by ``bench.loadgen`` in a process of its own, and timed by the simulator (figures 3 to 7);
 3. burst: two more such stacks, the simulator playing Twilio's request limits, for a burst of transfers
-   requested at once with Baton's pacing on and off (figure 9, ``bench.burst``; ``--only burst`` runs it alone).
+   requested at once with Baton's pacing on and off (figure 9, ``bench.burst``; ``--only burst`` runs it alone);
+4. scale-out: one batch of transfers on 1 web + 1 worker, on 2 + 2 sharing one Redis, and on 1 + 1 with Redis
+   across a network-namespace hop (figure 10, ``bench.scaleout``; only with ``--only scaleout``).
 
 Every comparison runs its baseline in the same run and reports the ratio. Absolute times are
 reported, not judged; targets are judged on ratios and on the times the issue names.
@@ -38,7 +40,7 @@ import requests
 
 from baton.infrastructure.store import Store, connect_redis
 from baton.operator.devstack import DevStack, Process, RedisServer, free_port, read_procfile
-from bench import burst, ingest
+from bench import burst, ingest, scaleout
 from bench.ingest import WrkResult, process_tree, process_tree_cpu
 from bench.transfers import (
     Sent,
@@ -590,8 +592,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--drain-s", type=float, default=30.0, help="longest wait for a phase's transfers to end")
     parser.add_argument("--budget-s", type=float, default=580.0, help="the whole run's time budget")
     parser.add_argument("--skip-ingest", action="store_true")
-    parser.add_argument("--only", choices=("burst",), help="run only this figure: burst, figure 9 (Twilio's limits)")
+    parser.add_argument("--only", choices=("burst", "scaleout"),
+                        help="run only this figure: burst, figure 9 (Twilio's limits); scaleout, figure 10 (2 + 2 "
+                             "processes and Redis across a network namespace, against 1 + 1 on loopback)")
     parser.add_argument("--burst-transfers", type=int, default=100, help="figure 9's transfers requested at once")
+    parser.add_argument("--scaleout-transfers", type=int, default=scaleout.DEFAULT_TRANSFERS,
+                        help="figure 10's transfers per configuration")
+    parser.add_argument("--scaleout-rate", type=float, default=scaleout.DEFAULT_RATE,
+                        help="figure 10's offered transfers per second")
     return parser.parse_args(argv)
 
 
@@ -601,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("simulator").setLevel(logging.ERROR)
     if args.only == "burst":
         return run_only_burst(args)
+    if args.only == "scaleout":
+        return run_only_scaleout(args)
     if not args.skip_ingest and shutil.which("wrk") is None:
         log("wrk is not installed: apt-get install -y wrk (make bench does it as root)")
         return 2
@@ -650,6 +660,27 @@ def run_only_burst(args: argparse.Namespace) -> int:
     print(table(rows))
     print(f"\n{time.monotonic() - started:.0f} s; figures in {out}; CPU taken by other processes: "
           f"{burst_out['foreign_cpu_share']:.0%}")
+    return 0
+
+
+def run_only_scaleout(args: argparse.Namespace) -> int:
+    """``--only scaleout``: figure 10 alone, its results in ``results-scaleout.json``."""
+    started, when = time.monotonic(), datetime.datetime.now(datetime.timezone.utc)
+    log(f"load average before: {load_average():.2f} (other work on this machine skews every figure)")
+    interference = Interference()
+    out = scaleout.run(args.scaleout_transfers, args.scaleout_rate, args.reject_delay_s, args.accept_delay_s,
+                       args.drain_s, log)
+    out["foreign_cpu_share"] = interference.share()
+    rows = scaleout.scaleout_rows(out)
+    path = RESULTS.with_name("results-scaleout.json") if args.out == RESULTS else args.out
+    path.write_text(json.dumps({"date": when.isoformat(timespec="seconds"), "machine": machine(), "commit": _commit(),
+                                "command": "python -m bench.run --only scaleout", "arguments": sys.argv[1:],
+                                "runtime_s": round(time.monotonic() - started, 1), "figures": rows,
+                                "scaleout": out}, indent=2, default=str) + "\n")
+    print(table(rows))
+    print(f"\n{scaleout.NOTE.format(cpus=out['cpus'])}")
+    print(f"\n{time.monotonic() - started:.0f} s; figures in {path}; CPU taken by other processes: "
+          f"{out['foreign_cpu_share']:.0%}; load average after {load_average():.2f}")
     return 0
 
 
