@@ -40,7 +40,6 @@ def run_burst(transfers: int, paced: bool, accept_delay_s: float, drain_s: float
     world = start_stack(redis_server.url, extra_env=environment if paced else {**environment,
                                                                               "TWILIO_RATE_LIMITS": "off"})
     try:
-        world.sim.faults.rate_limits.set(DOCUMENTED_RATE_LIMITS)
         senders = math.ceil(transfers / TRANSFERS_PER_SENDER)
         world.add_agents(senders=senders, sender_capacity=TRANSFERS_PER_SENDER + 1, rejecters=0, pool=8,
                          reject_delay_s=0, accept_delay_s=accept_delay_s)

@@ -155,6 +155,7 @@ def run_configuration(label: str, dynos: int, namespaced: bool, transfers: int, 
         redis_server.start()
         world = start_stack(redis_server.url, extra_env={"TWILIO_RATE_LIMITS": "off",
                                                          "GUNICORN_CMD_ARGS": "--reuse-port"})
+        world.sim.faults.rate_limits.set({})  # as figures 3 to 7: past one account's limits
         for number in range(2, dynos + 1):
             add_dyno(world, f"web-{number}")
             add_dyno(world, f"worker-{number}")

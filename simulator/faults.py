@@ -22,14 +22,16 @@ been authenticated, matched and validated, so a fault always hits a request Twil
 late). A fault is counted when it takes effect: for the waiting kinds, when the wait begins, so
 `FaultRule.wait` tells a test that the request is now in flight and held.
 
-Twilio's own request limits are `RateLimits` (``sim.faults.rate_limits``), off until set: per endpoint (an
-OpenAPI operation; a list filtered by an expression is an endpoint of its own), a token bucket holding one
-second's worth of requests, refilled at the limit, in real seconds whatever the simulator's time scale. A
-request beyond it gets Twilio's 429 (code 20429, ``Retry-After``), not applied, before any rule is consulted.
+Twilio's own request limits are `RateLimits` (``sim.faults.rate_limits``), the documented ones played by
+default (``DOCUMENTED_RATE_LIMITS``; ``set({})`` turns them off, as a bench measuring past one account
+does): per endpoint (an OpenAPI operation; a list filtered by an expression is an endpoint of its own),
+a token bucket holding one second's worth of requests, refilled at the limit, in real seconds whatever
+the simulator's time scale. A request beyond it gets Twilio's 429 (code 20429, ``Retry-After``), not
+applied, before any rule is consulted.
 
 Usage::
 
-    sim.faults.rate_limits.set(DOCUMENTED_RATE_LIMITS)   # 20/s on each Interactions endpoint, 3/s on filtered lists
+    sim.faults.rate_limits.set({})   # no limits: past what one account lets through
     rule = sim.faults.add(method="POST", path="/Invites", sequence=[429, None, "drop"])
     sim.faults.add(product="taskrouter", kind=503, rate=0.2, seed=7)
     held = sim.faults.add(path="/Invites", kind="hold", when="after", times=1)
@@ -214,7 +216,7 @@ class RateLimits:
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._lock = threading.Lock()
-        self._limits: dict[str, float] = {}
+        self._limits: dict[str, float] = dict(DOCUMENTED_RATE_LIMITS)
         self._buckets: dict[str, tuple[float, float]] = {}  # endpoint -> (tokens, when counted)
         self.limited = 0
 

@@ -117,3 +117,13 @@ def test_the_gateway_paced_under_the_documented_limits_meets_no_429(sim, world, 
     for _ in range(30):
         gateway.list_channel_participants(*channel)
     assert sim.faults.rate_limits.describe()["limited"] == 0
+
+
+def test_the_documented_limits_are_played_by_default():
+    """Like Twilio, a new simulator limits each Interactions endpoint to 20 requests/s and filtered lists to 3/s;
+    only a caller measuring past one account's limits turns them off."""
+    limits = RateLimits()
+    assert limits.limits()["CreateInteractionChannelInvite"] == 20
+    assert limits.limits()["ListTask?EvaluateTaskAttributes"] == 3
+    limits.set({})
+    assert limits.limits() == {}
