@@ -19,8 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from baton.operator.devstack import RedisServer
-from bench.run import TransferBench, percentile, transfer_phase
-from bench.transfers import path_shape
+from bench.transfers import TransferBench, path_shape, percentile, transfer_phase
 from bench.world import World, connect, start_stack
 
 

@@ -38,19 +38,18 @@ from typing import Any
 import redis
 import requests
 
-from baton.infrastructure.store import Store, connect_redis
 from baton.operator.devstack import DevStack, Process, RedisServer, free_port, read_procfile
 from bench import burst, ingest, scaleout
-from bench.ingest import WrkResult, process_tree, process_tree_cpu
+from bench.ingest import WrkResult, process_tree
 from bench.transfers import (
     Sent,
+    TransferBench,
     completed_at,
+    ms,
     percentile,
-    post_transfers,
-    reaction_times,
     start_times,
+    transfer_phase,
     twilio_requests_between,
-    wait_finished,
 )
 from bench.world import Held, World, add_messages, connect, start_stack
 
@@ -242,63 +241,6 @@ def held_messages(redis_url: str) -> int:
     return int(redis.Redis.from_url(redis_url).hlen("unacked"))
 
 
-def cpu(world: World, redis_pid: int) -> dict[str, float]:
-    """CPU seconds so far of Baton's processes, of Redis, of the simulator and of the harness.
-
-    The simulator and the harness share this process: the simulator runs in its other threads (HTTP
-    server, clock, webhook delivery), the harness (asking for transfers, polling for their end) in
-    the main thread, the one that calls this.
-    """
-    usage = {name: process_tree_cpu(process.popen.pid) for name, process in world.stack.processes.items()}
-    usage["redis"] = process_tree_cpu(redis_pid)
-    harness = time.thread_time()
-    usage["simulator"] = time.process_time() - harness
-    usage["harness"] = harness
-    return usage
-
-
-def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {name: round(after[name] - before[name], 1) for name in after}
-
-
-class TransferBench:
-    """The transfer stack, its conversations and the phases that measure figures 3 to 7."""
-
-    def __init__(self, world: World, redis_server: RedisServer):
-        self.world = world
-        self.store = Store(connect_redis(redis_server.url))
-        self.redis_pid = redis_server.popen.pid
-        self.redis = redis.Redis.from_url(redis_server.url)
-        self.finished = 0
-
-    def redis_counts(self) -> dict[str, int]:
-        """Redis's counters so far: connections accepted, and calls by command."""
-        counts = {"connections": int(self.redis.info("stats")["total_connections_received"])}
-        counts.update({name.removeprefix("cmdstat_"): int(stat["calls"])
-                       for name, stat in self.redis.info("commandstats").items()})
-        return counts
-
-    def pairs(self, conversations: list[Held], targets: list[str]) -> list[tuple[Held, str]]:
-        return [(held, targets[n % len(targets)]) for n, held in enumerate(conversations)]
-
-    def run(self, pairs: list[tuple[Held, str]], rate: float, drain_s: float) -> tuple[list[Sent], dict[str, Any]]:
-        """Post the transfers at ``rate``, wait for them to finish (``drain_s`` at most after the last)."""
-        before, redis_before = cpu(self.world, self.redis_pid), self.redis_counts()
-        started = time.time()
-        sent = post_transfers(self.world, pairs, rate)
-        refused = Counter(s.status for s in sent if s.status != 202)
-        finals = wait_finished(self.store, [s.transfer_id for s in sent if s.transfer_id], drain_s)
-        self.finished += len(finals)
-        spent = cpu_delta(before, cpu(self.world, self.redis_pid))
-        twilio_requests = sum(twilio_requests_between(self.world, started, time.time()).values())
-        redis_after = self.redis_counts()
-        # The harness's own reads (waiting for the transfers to finish) are among them: GETs, a few per transfer.
-        redis_delta = {name: redis_after[name] - redis_before.get(name, 0) for name in redis_after
-                       if redis_after[name] - redis_before.get(name, 0) > 0}
-        return sent, {"finals": finals, "refused": dict(refused), "cpu_s": spent, "redis": redis_delta,
-                      "twilio_requests": twilio_requests}
-
-
 def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
     """Figures 3 to 7 on one stack: web, worker and beat as the Procfile starts them."""
     redis_server = RedisServer().start()
@@ -336,7 +278,7 @@ def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
         log(f"figure 4: transfer start (POST /v1/transfers -> invite at the simulator), {START_TRANSFERS} "
             "transfers at 5/s")
         sent, info = bench.run(bench.pairs(start_convs, world.pool), 5, 30)
-        out["start"] = {"times_ms": _ms(list(start_times(world, sent).values())), "refused": info["refused"]}
+        out["start"] = {"times_ms": ms(list(start_times(world, sent).values())), "refused": info["refused"]}
 
         log(f"figure 5: context cost, {args.context_repeats} transfers each on 10 and {args.long_messages:,} "
             "messages, alternating, one at a time")
@@ -414,46 +356,6 @@ def _log_phase(phase: dict[str, Any]) -> None:
     reaction = phase["reaction_ms"]
     log(f"  {phase['statuses']}; {phase['completed_per_s']}/s completed; reaction p50 {_fmt(percentile(reaction, 50))}"
         f" ms, p99 {_fmt(percentile(reaction, 99))} ms; CPU s {phase['cpu_s']}")
-
-
-def _ms(seconds: list[float]) -> list[float]:
-    return [round(value * 1000, 2) for value in seconds]
-
-
-def transfer_phase(world: World, sent: list[Sent], info: dict[str, Any]) -> dict[str, Any]:
-    finals = info["finals"]
-    done = sorted(at for t in finals.values() if (at := completed_at(t)) is not None)
-    sent_at = sorted(s.sent for s in sent if s.sent)
-    statuses = Counter(t.status for t in finals.values())
-    completed = statuses.get("completed", 0)
-    durations = [at - s.sent for s in sent if s.transfer_id in finals
-                 and (at := completed_at(finals[s.transfer_id])) is not None]
-    return {
-        "offered": len(sent),
-        "offered_rate": round((len(sent_at) - 1) / max(sent_at[-1] - sent_at[0], 1e-9), 1) if sent_at else 0.0,
-        "statuses": dict(statuses),
-        "refused": info["refused"],
-        # The pace at which transfers completed, from the first completion to the last.
-        "completed_per_s": round((len(done) - 1) / max(done[-1] - done[0], 1e-9), 2) if len(done) > 1 else 0.0,
-        "request_to_completion_s": {"p50": _round(percentile(durations, 50)), "p99": _round(percentile(durations, 99)),
-                                    "last_after_first_request": _round(done[-1] - sent_at[0]) if done else None},
-        "reaction_ms": _ms(reaction_times(world, finals.values())),
-        "start_ms": _ms(list(start_times(world, sent).values())),
-        "cpu_s": info["cpu_s"],
-        "redis_connections_opened": info["redis"].get("connections", 0),
-        "redis_calls_per_completed": {name: round(calls / completed, 1) for name, calls in sorted(
-            info["redis"].items(), key=lambda item: -item[1]) if name != "connections"} if completed else {},
-        "cpu_ms_per_completed": {name: round(seconds * 1000 / completed, 1) for name, seconds in info["cpu_s"].items()
-                                 } if completed else {},
-        "twilio_requests_per_completed": round(info["twilio_requests"] / completed, 1) if completed else None,
-        "refused_reoffers_per_transfer": round(sum(
-            1 for t in finals.values() for e in t.timeline if e.event == "offer to excluded agent refused")
-            / max(len(finals), 1), 2),
-    }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 # --- the table --------------------------------------------------------------------------------------

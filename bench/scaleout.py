@@ -27,7 +27,7 @@ from collections import Counter
 from typing import Any
 
 from baton.operator.devstack import Process, RedisServer, StackError, read_procfile
-from bench.run import TransferBench, percentile, transfer_phase
+from bench.transfers import TransferBench, percentile, transfer_phase
 from bench.world import World, connect, start_stack
 
 # Figure 6's offered rate: past what 1 + 1 completes on two cores (figures 6 and 10: 12 to 19 a second).
