@@ -17,7 +17,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from app.ingest import form_signature_matches, read_form
-from workers.celery_app import TASKROUTER_EVENT
+from workers.celery_app import TRANSFER_INBOX
 
 PATH = "/webhooks/taskrouter"
 TRANSFER_ID = "tr_3f1c0e5a9b7d4c2e8a6f1b0d9c7e5a31"  # in the captured payloads' TaskAttributes
@@ -91,8 +91,8 @@ def test_the_form_signature_is_the_sdks_verdict(fields, signed_url, url, path, t
                                                                                             signed)
 
 
-def test_an_event_is_answered_below_flask_as_flask_answers_it(app, client, scenario, jobs, caplog):
-    """A signed callback of a transfer's task is enqueued once and answered 204 with Flask's headers (request id,
+def test_an_event_is_answered_below_flask_as_flask_answers_it(app, client, scenario, jobs, inbox, caplog):
+    """A signed callback of a transfer's task is delivered once and answered 204 with Flask's headers (request id,
     nosniff, HSTS) and its INFO line; Flask's request handling never runs for it."""
     flask_saw = []
     app.before_request(lambda: flask_saw.append(1))
@@ -107,8 +107,9 @@ def test_an_event_is_answered_below_flask_as_flask_answers_it(app, client, scena
         assert response.headers["X-Request-ID"] == "req-from-the-router-0001"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
-    (job,) = jobs()
-    assert (job.name, job.args[0]) == (TASKROUTER_EVENT, TRANSFER_ID)
+    assert [(job.name, job.args) for job in jobs()] == [(TRANSFER_INBOX, [TRANSFER_ID])]
+    assert [(delivery["source"], delivery["fields"]["Sid"]) for delivery in inbox(TRANSFER_ID)] == [
+        ("taskrouter", event["Sid"])]
     lines = [record for record in caplog.records if record.name == "baton.requests"]
     assert [(record.levelno, record.getMessage(), record.status) for record in lines] == [
         (logging.INFO, f"POST {PATH} 204", 204)] * 2
@@ -161,23 +162,27 @@ def test_what_it_cannot_answer_204_for_sure_goes_to_flask(app, client, scenario,
     assert flask_saw == [1]
 
 
-def test_an_event_not_enqueued_here_is_tried_again_by_flask(client, scenario, jobs, monkeypatch):
-    """When enqueueing fails below Flask (the claim released), Flask tries once more: the event is enqueued once."""
+def test_an_event_whose_job_was_not_enqueued_here_is_tried_again_by_flask(client, scenario, jobs, inbox, monkeypatch):
+    """When enqueueing the inbox's job fails below Flask (the event undelivered), Flask tries once more: one job
+    reads the inbox, which holds that event only."""
     import app.webhooks
 
     real_send, calls = app.webhooks.send_job, []
 
-    def fails_once(*args, **kwargs):
-        calls.append(1)
+    def fails_once(celery, name, transfer_id):
+        calls.append((name, transfer_id))
         if len(calls) == 1:
             raise ConnectionError("broker away for a moment")
-        return real_send(*args, **kwargs)
+        return real_send(celery, name, transfer_id)
 
     monkeypatch.setattr(app.webhooks, "send_job", fails_once)
     event = payload(RESERVATION_CREATED)
     response = client.post(PATH, data=event, headers={
         "X-Twilio-Signature": signature(scenario.auth_token, PUBLIC_BASE_URL + PATH, event)})
-    assert response.status_code == 204 and len(calls) == 2 and len(jobs()) == 1
+    assert response.status_code == 204 and calls == [(TRANSFER_INBOX, TRANSFER_ID)] * 2
+    assert [(job.name, job.args) for job in jobs()] == [(TRANSFER_INBOX, [TRANSFER_ID])]
+    # The first attempt's copy stays in the inbox (Store.undeliver_event): applying an event twice changes nothing.
+    assert [delivery["fields"]["Sid"] for delivery in inbox(TRANSFER_ID)] == [event["Sid"]] * 2
 
 
 @pytest.mark.parametrize("length", ["+{n}", " {n}", "{n}.0", ""])

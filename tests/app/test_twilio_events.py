@@ -1,5 +1,5 @@
 """Twilio's events, one table (baton.domain.twilio_events): every type has its captured fields, the table says what the
-engine makes of them, and the webhooks enqueue exactly the events the table hands to the engine."""
+engine makes of them, and the webhooks deliver exactly the events the table hands to the engine."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from baton.domain.twilio_events import (
     event_from_taskrouter,
 )
 from baton.infrastructure.store import Record
-from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT
+from workers.celery_app import TRANSFER_INBOX
 
 TABLE_FIXTURES = FIXTURES / "twilio_events"
 TASKROUTER_TYPES = sorted(TASKROUTER_HANDLERS.keys() | IGNORED_TASKROUTER_EVENTS)
@@ -101,20 +101,22 @@ def post_signed(client, scenario):
 
 
 @pytest.mark.parametrize("event_type", TASKROUTER_TYPES)
-def test_the_taskrouter_webhook_enqueues_exactly_the_types_the_table_handles(post_signed, jobs, event_type):
-    """Each type's event about a transfer's new task is answered 204, and enqueued for the transfer only when the
-    table hands it to the engine."""
+def test_the_taskrouter_webhook_delivers_exactly_the_types_the_table_handles(post_signed, jobs, inbox, event_type):
+    """Each type's event about a transfer's new task is answered 204, and delivered to the transfer's inbox (its
+    job enqueued) only when the table hands it to the engine."""
     event = fixture("taskrouter", event_type)
     assert post_signed("/webhooks/taskrouter", event).status_code == 204
-    expected = [(TASKROUTER_EVENT, TRANSFER_ID, event["Sid"])] if event_type in TASKROUTER_HANDLERS else []
-    assert [(job.name, job.args[0], job.args[1]["Sid"]) for job in jobs()] == expected
+    handled = event_type in TASKROUTER_HANDLERS
+    assert [(job.name, job.args) for job in jobs()] == ([(TRANSFER_INBOX, [TRANSFER_ID])] if handled else [])
+    assert [(delivery["source"], delivery["fields"]["Sid"]) for delivery in inbox(TRANSFER_ID)] == (
+        [("taskrouter", event["Sid"])] if handled else [])
 
 
 @pytest.mark.parametrize("event_type", CONVERSATIONS_TYPES)
-def test_the_conversations_webhook_enqueues_exactly_the_events_the_table_hands_to_the_engine(post_signed, jobs,
-                                                                                           store, event_type):
-    """Each type's event about a conversation with a transfer in progress is answered 200 ``{}``, and enqueued for
-    that transfer only when the table makes an engine event of it."""
+def test_the_conversations_webhook_delivers_exactly_the_events_the_table_hands_to_the_engine(post_signed, jobs,
+                                                                                           inbox, store, event_type):
+    """Each type's event about a conversation with a transfer in progress is answered 200 ``{}``, and delivered to
+    that transfer's inbox (its job enqueued) only when the table makes an engine event of it."""
     event = fixture("conversations", event_type)
     if "ConversationSid" in event:
         store.create(Record(t.Transfer(id="tr_of_the_conversation", from_task_sid="WT" + "5" * 32,
@@ -122,19 +124,22 @@ def test_the_conversations_webhook_enqueues_exactly_the_events_the_table_hands_t
                                        target_sid="WK" + "6" * 32, conversation_sid=event["ConversationSid"])))
     response = post_signed("/webhooks/conversations", event)
     assert response.status_code == 200 and response.get_json() == {}
-    expected = [(CONVERSATION_EVENT, "tr_of_the_conversation")] if event_type in ENGINE_EVENTS else []
-    assert [(job.name, job.args[0]) for job in jobs()] == expected
+    handled = event_type in ENGINE_EVENTS
+    assert [(job.name, job.args) for job in jobs()] == ([(TRANSFER_INBOX, ["tr_of_the_conversation"])] if handled
+                                                        else [])
+    assert [delivery["source"] for delivery in inbox("tr_of_the_conversation")] == (
+        ["conversations"] if handled else [])
 
 
-def test_a_participant_removal_naming_no_participant_is_not_enqueued(post_signed, jobs, store):
-    """The edge enqueues what the engine would act on: an onParticipantRemoved without ParticipantSid is not, even
+def test_a_participant_removal_naming_no_participant_is_not_delivered(post_signed, jobs, inbox, store):
+    """The edge delivers what the engine would act on: an onParticipantRemoved without ParticipantSid is not, even
     for a conversation with a transfer in progress."""
     event = {**fixture("conversations", "onParticipantRemoved"), "ParticipantSid": ""}
     store.create(Record(t.Transfer(id="tr_of_the_conversation", from_task_sid="WT" + "5" * 32,
                                    from_worker_sid="WK" + "5" * 32, target_type="worker", target_sid="WK" + "6" * 32,
                                    conversation_sid=event["ConversationSid"])))
     assert post_signed("/webhooks/conversations", event).status_code == 200
-    assert jobs() == []
+    assert jobs() == [] and inbox("tr_of_the_conversation") == []
 
 
 @pytest.mark.parametrize(("path", "event", "status"), [

@@ -18,8 +18,8 @@ from twilio.request_validator import RequestValidator
 from app import MAX_BODY_BYTES
 from app.errors import ApiError
 from app.ingest import signed_form
-from app.webhooks import signature_matches, signed_fields
-from workers.celery_app import TASKROUTER_EVENT
+from app.webhooks import FORWARDED_FIELDS, signature_matches, signed_fields
+from workers.celery_app import TRANSFER_INBOX
 
 TRANSFER_ID = "tr_3f1c0e5a9b7d4c2e8a6f1b0d9c7e5a31"  # in the captured payloads' TaskAttributes
 RESERVATION_CREATED = "twilio_events/taskrouter/reservation.created"  # an offer of a transfer's new task
@@ -42,13 +42,14 @@ def post_json(client, scenario):
     return post
 
 
-def test_a_taskrouter_event_with_a_signed_json_body_is_enqueued(post_json, jobs):
-    """A TaskRouter event posted as JSON with bodySHA256 is verified and enqueued exactly as its form would be."""
+def test_a_taskrouter_event_with_a_signed_json_body_is_delivered(post_json, jobs, inbox):
+    """A TaskRouter event posted as JSON with bodySHA256 is verified and delivered exactly as its form would be."""
     event = payload(RESERVATION_CREATED)
     response = post_json("/webhooks/taskrouter", json.dumps(event).encode())
     assert response.status_code == 204
-    (job,) = jobs()
-    assert (job.name, job.args[0], job.args[1]["Sid"]) == (TASKROUTER_EVENT, TRANSFER_ID, event["Sid"])
+    assert [(job.name, job.args) for job in jobs()] == [(TRANSFER_INBOX, [TRANSFER_ID])]
+    assert inbox(TRANSFER_ID) == [
+        {"source": "taskrouter", "fields": {name: event[name] for name in FORWARDED_FIELDS if name in event}}]
 
 
 def test_a_conversations_event_with_a_signed_json_body_is_acknowledged(post_json):
