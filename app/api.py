@@ -10,6 +10,7 @@ again gets the same transfer; another request with the key gets 422 ``idempotenc
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -46,7 +47,7 @@ from baton.domain.transfers import (
     target_type_of,
 )
 from baton.infrastructure import logs
-from baton.infrastructure.names import names_of, sids_of, workflows
+from baton.infrastructure.names import MAX_LOOKUPS_PER_ANSWER, names_of, sids_of, workflows
 from baton.infrastructure.store import Record
 from baton.infrastructure.twilio_gateway import PermanentTwilioError, TaskSnapshot, TwilioError
 from workers.celery_app import CANCEL_TRANSFER, LEAVE_TRANSFER, NEW_TRANSFER_PRIORITY, RUN_TRANSFER, send_job
@@ -84,7 +85,7 @@ def create_transfer():
     transfer = Transfer(id=new_transfer_id(), from_task_sid=task_sid, from_worker_sid=sender,
                         target_type=target_type_of(to), target_sid=to, mode=body["mode"], notes=notes,
                         summary_requested=body["summary"], conversation_sid=task.attributes.get("conversationSid"))
-    step = start(transfer, now=time.time())
+    step = start(transfer, now=time.time(), task=dataclasses.asdict(task))
     created = current_store().create(Record(step.transfer, step.actions), idempotency_key,
                                      caller.worker_sid or caller.identity,
                                      deadline=step.transfer.created_at + settings.transfer_timeout_s,
@@ -101,8 +102,9 @@ def create_transfer():
     # not enqueued (broker away: it got a 503), and running a transfer is idempotent.
     if created.new or created.transfer.status == REQUESTED:
         send_job(current_celery(), RUN_TRANSFER, created.transfer.id, priority=NEW_TRANSFER_PRIORITY)
-    # A replay answers exactly as the first request did.
-    return _answer(created.transfer, 202, {"Location": f"/v1/transfers/{created.transfer.id}"})
+    # A replay answers exactly as the first request did. Names only as cached: the form asked for the target's
+    # (GET /v1/names), and the agent waits for nobody else's; the worker's reads fill in the rest for the polls.
+    return _answer(created.transfer, 202, {"Location": f"/v1/transfers/{created.transfer.id}"}, lookups=0)
 
 
 @blueprint.get("/transfers/<transfer_id>")
@@ -294,6 +296,7 @@ def _with_names(transfer: Transfer, names: dict[str, str]) -> dict[str, Any]:
             "names": {sid: names[sid] for sid in sids_of(transfer) if sid in names}}
 
 
-def _answer(transfer: Transfer, status: int, headers: dict[str, str] | None = None):
-    names = names_of(sids_of(transfer), current_store(), current_gateway())
+def _answer(transfer: Transfer, status: int, headers: dict[str, str] | None = None,
+            lookups: int = MAX_LOOKUPS_PER_ANSWER):
+    names = names_of(sids_of(transfer), current_store(), current_gateway(), lookups)
     return jsonify(_with_names(transfer, names)), status, headers or {}

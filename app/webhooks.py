@@ -7,7 +7,11 @@ event is about a Baton transfer shows in its ``TaskAttributes`` (the new task of
 TaskRouter's events come by the workspace's callback (``/webhooks/taskrouter``, a signed form per
 event), by an Event Streams webhook sink (``/webhooks/event-streams``, a JSON array of CloudEvents,
 ``baton.infrastructure.eventstreams``), or both. A CloudEvent is translated into the callback's fields, and from
-there both paths are one: the same checks, the same dedupe key (TaskRouter's event sid), the same job.
+there both paths are one: the same checks, the same dedupe key (TaskRouter's event sid), the same inbox.
+
+An event about a transfer goes into that transfer's inbox in Redis, and a job to read the inbox is enqueued only
+when none is waiting: the events of one transfer that arrive together (a rejection and TaskRouter's next offer,
+a few milliseconds apart) are applied by one job, under one lock, with one save.
 
 Which event types matter, and what the engine makes of them, is ``baton.domain.twilio_events``'s table; a type
 in neither its handled nor its ignored lists is acknowledged like an ignored one, and logged. Signatures
@@ -36,16 +40,18 @@ from app.schemas import ConversationEventSchema, TaskRouterEventSchema, json_obj
 from app.telemetry import log_at_debug
 from baton.domain.twilio_events import (
     CONVERSATION_FIELDS,
+    CONVERSATIONS,
     CONVERSATIONS_HANDLERS,
     IGNORED_CONVERSATIONS_EVENTS,
     IGNORED_TASKROUTER_EVENTS,
+    TASKROUTER,
     TRANSFER_EVENTS,
     event_from_conversations,
 )
 from baton.infrastructure import eventstreams, logs
 from baton.infrastructure.config import Config
 from baton.infrastructure.store import Store
-from workers.celery_app import CONVERSATION_EVENT, TASKROUTER_EVENT, send_job
+from workers.celery_app import TRANSFER_INBOX, send_job
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +99,25 @@ def transfer_of(event: Mapping[str, Any]) -> str | None:
 
 
 def enqueue_taskrouter_event(store: Store, celery: Celery, transfer_id: str, event: Mapping[str, Any]) -> bool:
-    """Enqueue a transfer's TaskRouter event once, whichever path brought it (dedupe on its ``Sid``); False for
-    a copy already enqueued. Raises when it cannot be enqueued, the claim released for the copy Twilio sends again."""
-    if not store.claim_event(event["Sid"]):
-        return False
+    """Deliver a transfer's TaskRouter event once, whichever path brought it (dedupe on its ``Sid``); False for
+    a copy already delivered. Raises when it cannot be enqueued, the claim released for the copy Twilio sends again."""
     fields = {name: event[name] for name in FORWARDED_FIELDS if name in event}
+    return deliver(store, celery, event["Sid"], [transfer_id], {"source": TASKROUTER, "fields": fields})
+
+
+def deliver(store: Store, celery: Celery, dedupe_key: str, transfer_ids: list[str], delivery: dict[str, Any]) -> bool:
+    """Put an event in the inbox of each transfer it is about, once, and enqueue a job for each inbox that has
+    none waiting: the events of a transfer that arrive together are applied by one job. False for a duplicate."""
+    # The worker logs the event under the request id of the webhook that brought it, whichever job applies it.
+    unscheduled = store.deliver_event(dedupe_key, transfer_ids, {**delivery, "request_id": logs.bound("request_id")})
+    if unscheduled is None:
+        return False
     try:
-        send_job(celery, TASKROUTER_EVENT, transfer_id, fields)
+        for transfer_id in unscheduled:
+            send_job(celery, TRANSFER_INBOX, transfer_id)
     except Exception:
         # Not enqueued: answer 5xx so Twilio sends it again, and let that copy through.
-        store.release_event(event["Sid"])
+        store.undeliver_event(dedupe_key, unscheduled)
         raise
     return True
 
@@ -201,14 +216,9 @@ def conversation_event():
     transfer_ids = store.active_transfers_of_conversation(event["ConversationSid"])
     # Every one of these fields is a string: the schema checked them.
     fields = {name: signed[name] for name in CONVERSATION_FIELDS if signed.get(name)}
-    key = conversation_event_key(fields)
-    if transfer_ids and store.claim_event(key):
-        try:
-            for transfer_id in transfer_ids:
-                send_job(current_celery(), CONVERSATION_EVENT, transfer_id, fields)
-        except Exception:
-            store.release_event(key)
-            raise
+    if transfer_ids:
+        deliver(store, current_celery(), conversation_event_key(fields), transfer_ids,
+                {"source": CONVERSATIONS, "fields": fields})
     return jsonify({})
 
 

@@ -22,8 +22,10 @@ from baton.infrastructure.store import Store
 
 # Task names. The web app enqueues by name (``send_job``), so it never imports the workers' code.
 RUN_TRANSFER = "baton.run_transfer"              # (transfer_id): carry out the transfer's outbox
-TASKROUTER_EVENT = "baton.taskrouter_event"      # (transfer_id, fields): a TaskRouter event of its new task
-CONVERSATION_EVENT = "baton.conversation_event"  # (transfer_id, fields): an event of its conversation
+TRANSFER_INBOX = "baton.transfer_inbox"          # (transfer_id): apply the webhook events waiting in its inbox
+# (transfer_id, fields): one event, as releases before the inbox enqueued them; kept so that a deploy loses none
+TASKROUTER_EVENT = "baton.taskrouter_event"
+CONVERSATION_EVENT = "baton.conversation_event"
 CANCEL_TRANSFER = "baton.cancel_transfer"        # (transfer_id, by_worker_sid): the sender canceled it
 LEAVE_TRANSFER = "baton.leave_transfer"          # (transfer_id, by_worker_sid): the warm sender leaves
 TRANSFER_DEADLINE = "baton.transfer_deadline"    # (transfer_id): its transfer_timeout_s has passed
@@ -32,8 +34,8 @@ RECONCILE = "baton.reconcile"                    # (): every reconcile_every_s, 
 RECONCILE_TRANSFER = "baton.reconcile_transfer"  # (transfer_id): catch up one transfer that stopped moving
 
 # Tasks whose first argument is a transfer id: everything but the reconciliation's periodic sweep.
-TRANSFER_TASKS = frozenset({RUN_TRANSFER, TASKROUTER_EVENT, CONVERSATION_EVENT, CANCEL_TRANSFER, LEAVE_TRANSFER,
-                            TRANSFER_DEADLINE, RECONCILE_TRANSFER})
+TRANSFER_TASKS = frozenset({RUN_TRANSFER, TRANSFER_INBOX, TASKROUTER_EVENT, CONVERSATION_EVENT, CANCEL_TRANSFER,
+                            LEAVE_TRANSFER, TRANSFER_DEADLINE, RECONCILE_TRANSFER})
 # The message header that carries the request id of the web request (or task) that enqueued a task.
 REQUEST_ID_HEADER = "baton_request_id"
 

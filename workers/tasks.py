@@ -28,6 +28,7 @@ from workers.celery_app import (
     SWEEP_DEADLINES,
     TASKROUTER_EVENT,
     TRANSFER_DEADLINE,
+    TRANSFER_INBOX,
     send_job,
 )
 
@@ -52,6 +53,11 @@ def _follow(task: Task, transfer_id: str, outcome: Outcome) -> None:
 @shared_task(name=RUN_TRANSFER, **RETRY_POLICY)
 def run_transfer(self: Task, transfer_id: str) -> None:
     _follow(self, transfer_id, engine().run(transfer_id))
+
+
+@shared_task(name=TRANSFER_INBOX, **RETRY_POLICY)
+def transfer_inbox(self: Task, transfer_id: str) -> None:
+    _follow(self, transfer_id, engine().inbox(transfer_id))
 
 
 @shared_task(name=TASKROUTER_EVENT, **RETRY_POLICY)

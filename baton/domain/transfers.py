@@ -272,9 +272,14 @@ class _ActionTraits:
 
 @dataclass(frozen=True)
 class Prepare(_ActionTraits):
-    """Read the original task, its interaction channel's participants and the target's availability."""
+    """Read the original task, its interaction channel's participants and the target's availability.
+
+    task: the original task as read when the transfer was asked for (its sid, attributes, assignment status,
+    queue, workflow, channel and ETag): it is not read again. None in a record from before it was kept.
+    """
 
     name: ClassVar[str] = "prepare"
+    task: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -424,9 +429,10 @@ def advance(transfer: Transfer, event: Event, settings: Settings, now: float) ->
     return handler(transfer, event, settings, now)
 
 
-def start(transfer: Transfer, now: float) -> Step:
-    """A newly requested transfer: record it and ask for the original task to be read."""
-    return Step(_entry(dataclasses.replace(transfer, created_at=now), now, "requested"), (Prepare(),))
+def start(transfer: Transfer, now: float, task: dict[str, Any] | None = None) -> Step:
+    """A newly requested transfer: record it and ask for it to be prepared, from ``task`` (the original task as
+    read by whoever asked for the transfer) when given."""
+    return Step(_entry(dataclasses.replace(transfer, created_at=now), now, "requested"), (Prepare(task),))
 
 
 def _prepared(transfer: Transfer, event: Prepared, settings: Settings, now: float) -> Step:
@@ -527,8 +533,14 @@ def _refuse_and_reroute(transfer: Transfer, refused: tuple[str, ...]) -> Step:
     if transfer.route == ROUTE_WORKFLOW:
         # The target workflow routes the task; Baton only keeps excluded agents out.
         return Step(transfer, actions)
+    rerouted = _next_route_version(transfer)
+    return Step(rerouted.transfer, actions + rerouted.actions)
+
+
+def _next_route_version(transfer: Transfer) -> Step:
+    """Write the route in force as a new version."""
     rerouted = dataclasses.replace(transfer, route_version=transfer.route_version + 1)
-    return Step(rerouted, actions + (Reroute(routing_keys(rerouted), rerouted.attempt, rerouted.route_version),))
+    return Step(rerouted, (Reroute(routing_keys(rerouted), rerouted.attempt, rerouted.route_version),))
 
 
 def _reservation_ended(transfer: Transfer, event: ReservationEnded, settings: Settings, now: float) -> Step:
@@ -571,7 +583,14 @@ def _declined(transfer: Transfer, event: ReservationEnded, settings: Settings, n
         return Step(_move(declined, now, status, "routing"), rejects)
     rerouted = _move(declined, now, status, "re-routing to queue", route=ROUTE_QUEUE,
                      queue_sid=declined.queue_sid or declined.target_sid)
-    return _refuse_and_reroute(rerouted, refused)
+    if not refused:
+        return _refuse_and_reroute(rerouted, refused)
+    # TaskRouter has already offered the task to the same agent again. The exclusion is written while that
+    # offer holds the task, so that refusing it does not make TaskRouter offer it to them once more before the
+    # next write lands: write, refuse, then write the route again to re-drive the task, pending by then.
+    excluded = _next_route_version(rerouted)
+    refusal = _refuse_and_reroute(excluded.transfer, refused)
+    return Step(refusal.transfer, excluded.actions + refusal.actions)
 
 
 def _reservation_accepted(transfer: Transfer, event: ReservationAccepted, settings: Settings, now: float) -> Step:

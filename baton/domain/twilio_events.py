@@ -24,6 +24,9 @@ from baton.domain import transfers as t
 
 Handler = Callable[[Mapping[str, str]], t.Event | None]
 
+# Where an event came from, as a transfer's inbox records it beside its fields.
+TASKROUTER, CONVERSATIONS = "taskrouter", "conversations"
+
 
 # TaskRouter (the workspace's event callback, and Event Streams' com.twilio.taskrouter.* types)
 

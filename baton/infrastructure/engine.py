@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,18 +22,19 @@ from redis.lock import Lock
 from baton.domain import transfers as t
 from baton.domain.attributes import AttributesTooLarge, fit_attributes
 from baton.domain.settings import Settings
-from baton.domain.twilio_events import event_from_conversations, event_from_taskrouter
-from baton.infrastructure import metrics
+from baton.domain.twilio_events import CONVERSATIONS, TASKROUTER, event_from_conversations, event_from_taskrouter
+from baton.infrastructure import logs, metrics
 from baton.infrastructure.config import Config
 from baton.infrastructure.context import collect_context
+from baton.infrastructure.names import agents_of, remember_worker
 from baton.infrastructure.store import Record, Store
 from baton.infrastructure.summary import summarizer_for
 from baton.infrastructure.twilio_gateway import (
     PermanentTwilioError,
     RetryableTwilioError,
+    TaskSnapshot,
     TwilioError,
     TwilioGateway,
-    Worker,
 )
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,6 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(retry_after, MAX_RETRY_AFTER_S)
     return random.uniform(0.5, 1.0) * min(MAX_RETRY_DELAY_S, 2.0 ** (attempt - 1))
-
-
-def flex_identity(worker: Worker) -> str:
-    """The identity Flex gives an agent in conversations: its contact_uri without ``client:``."""
-    contact_uri = worker.attributes.get("contact_uri")
-    if isinstance(contact_uri, str) and contact_uri:
-        return contact_uri.removeprefix("client:")
-    return worker.friendly_name
 
 
 @dataclass(frozen=True)
@@ -109,67 +102,99 @@ class TransferEngine:
 
     def run(self, transfer_id: str) -> Outcome:
         """Carry out whatever the transfer's outbox still holds."""
-        return self._process(transfer_id, None)
+        return self._process(transfer_id)
+
+    def inbox(self, transfer_id: str) -> Outcome:
+        """Apply the webhook events waiting in the transfer's inbox, in the order they arrived."""
+        return self._process(transfer_id, from_inbox=True)
 
     def taskrouter_event(self, transfer_id: str, fields: Mapping[str, str]) -> Outcome:
-        """A TaskRouter event about the transfer's new task."""
-        event = event_from_taskrouter(fields)
-        if event is None:
-            return Outcome()
-        return self._process(transfer_id, event, taskrouter_fields=fields)
+        """One TaskRouter event about the transfer's new task, not through the inbox."""
+        return self._process(transfer_id, deliveries=[{"source": TASKROUTER, "fields": fields}])
 
     def conversation_event(self, transfer_id: str, fields: Mapping[str, str]) -> Outcome:
-        """A Conversations event about the transfer's conversation."""
-        event = event_from_conversations(fields)
-        if event is None:
-            return Outcome()
-        return self._process(transfer_id, event)
+        """One Conversations event about the transfer's conversation, not through the inbox."""
+        return self._process(transfer_id, deliveries=[{"source": CONVERSATIONS, "fields": fields}])
 
     def cancel(self, transfer_id: str, by_worker_sid: str | None) -> Outcome:
-        return self._process(transfer_id, t.CancelRequested(by_worker_sid))
+        return self._process(transfer_id, event=t.CancelRequested(by_worker_sid))
 
     def leave(self, transfer_id: str, by_worker_sid: str | None) -> Outcome:
-        return self._process(transfer_id, t.LeaveRequested(by_worker_sid))
+        return self._process(transfer_id, event=t.LeaveRequested(by_worker_sid))
 
     def deadline(self, transfer_id: str) -> Outcome:
-        return self._process(transfer_id, t.DeadlinePassed())
+        return self._process(transfer_id, event=t.DeadlinePassed())
 
     # the loop
 
     def reconcile(self, transfer_id: str) -> Outcome:
-        """Catch up a transfer that stopped moving: finish its outbox (its worker died), or ask Twilio
-        what became of its new task and apply the events that were missed."""
+        """Catch up a transfer that stopped moving: apply what waits in its inbox, finish its outbox (its worker
+        died), or ask Twilio what became of its new task and apply the events that were missed."""
         with self.store.lock(transfer_id) as lock:
+            deliveries = self.store.take_inbox(transfer_id)
             record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
-            if record is None or (record.transfer.is_final and not record.outbox):
+            if record is None:
                 return Outcome()
-            if not record.outbox:
+            received = self._receive_all(record, deliveries, settings)
+            if not received.outbox and not received.transfer.is_final:
                 try:
-                    missed = self._missed_events(record.transfer, settings)
+                    missed = self._missed_events(received.transfer, settings)
                 except TwilioError as exc:
                     # The next round of the reconciliation asks again.
                     log.warning("transfer %s: could not reconcile (%s)", transfer_id, exc)
-                    return Outcome()
+                    missed = []
                 for event in missed:
-                    record = self._apply(record, event, settings)
-            return self._drain(record, settings, lock)
+                    received = self._apply(received, event, settings)
+            self._save_received(record, received, len(deliveries))
+            return self._drain(received, settings, lock)
 
-    def _process(self, transfer_id: str, event: t.Event | None,
-                 taskrouter_fields: Mapping[str, str] | None = None) -> Outcome:
+    def _process(self, transfer_id: str, *, event: t.Event | None = None, from_inbox: bool = False,
+                 deliveries: Sequence[Mapping[str, Any]] = ()) -> Outcome:
         with self.store.lock(transfer_id) as lock:
+            if from_inbox:
+                deliveries = self.store.take_inbox(transfer_id)
             record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
             if record is None:
                 log.warning("transfer %s not found (expired?)", transfer_id)
+                self.store.trim_inbox(transfer_id, len(deliveries) if from_inbox else 0)
                 return Outcome()
-            task_sid = (taskrouter_fields or {}).get("TaskSid")
-            if event is not None and task_sid and record.transfer.new_task_sid is None:
-                # Only the invite tells which task is the transfer's: until then, an event naming the
-                # transfer may be about any task (a stale or forged one), so it waits.
-                record = self._hold(record, taskrouter_fields)
-            elif (event is not None and task_sid in (None, record.transfer.new_task_sid)
-                  and self._confirmed(record.transfer, event)):
-                record = self._apply(record, event, settings)
-            return self._drain(record, settings, lock)
+            received = self._receive_all(record, deliveries, settings)
+            if event is not None:
+                received = self._apply(received, event, settings)
+            self._save_received(record, received, len(deliveries) if from_inbox else 0)
+            return self._drain(received, settings, lock)
+
+    def _save_received(self, before: Record, received: Record, taken_from_inbox: int) -> None:
+        """Save what the events changed, before any action runs; then drop those events from the inbox."""
+        if received != before:
+            self.store.save(received)
+        self.store.trim_inbox(received.transfer.id, taken_from_inbox)
+
+    def _receive_all(self, record: Record, deliveries: Sequence[Mapping[str, Any]], settings: Settings) -> Record:
+        for delivery in deliveries:
+            fields = delivery["fields"]
+            logs.bind(request_id=delivery.get("request_id"), event_sid=fields.get("Sid"),
+                      task_sid=fields.get("TaskSid"))
+            if delivery["source"] == TASKROUTER:
+                record = self._receive_taskrouter(record, fields, settings)
+            else:
+                event = event_from_conversations(fields)
+                if event is not None and self._confirmed(record.transfer, event):
+                    record = self._apply(record, event, settings)
+        return record
+
+    def _receive_taskrouter(self, record: Record, fields: Mapping[str, str], settings: Settings) -> Record:
+        event = event_from_taskrouter(fields)
+        task_sid = fields.get("TaskSid")
+        if event is None:
+            return record
+        if task_sid and record.transfer.new_task_sid is None:
+            # Only the invite tells which task is the transfer's: until then, an event naming the
+            # transfer may be about any task (a stale or forged one), so it waits.
+            return self._hold(record, fields)
+        if task_sid in (None, record.transfer.new_task_sid):
+            return self._apply(record, event, settings)
+        return record
 
     def _confirmed(self, transfer: t.Transfer, event: t.Event) -> bool:
         """Whether Twilio bears out an event that ends the transfer on one participant's leaving:
@@ -196,9 +221,7 @@ class TransferEngine:
         held = {name: fields[name] for name in HELD_EVENT_FIELDS if fields.get(name)}
         if held in record.held_events or len(record.held_events) >= MAX_HELD_EVENTS:
             return record
-        updated = dataclasses.replace(record, held_events=record.held_events + (held,))
-        self.store.save(updated)
-        return updated
+        return dataclasses.replace(record, held_events=record.held_events + (held,))
 
     def _release_held(self, record: Record, settings: Settings) -> Record:
         """Once the new task is known: apply the held events that are about it, drop the others."""
@@ -242,13 +265,12 @@ class TransferEngine:
         return events + live
 
     def _apply(self, record: Record, event: t.Event, settings: Settings) -> Record:
+        """The record after ``event``, not yet saved."""
         step = t.advance(record.transfer, event, settings, self.clock())
         if step.transfer == record.transfer and not step.actions:
             return record
-        updated = dataclasses.replace(record, transfer=step.transfer, outbox=record.outbox + step.actions)
-        self.store.save(updated)
         self._moved(record.transfer, step.transfer)
-        return updated
+        return dataclasses.replace(record, transfer=step.transfer, outbox=record.outbox + step.actions)
 
     def _moved(self, before: t.Transfer, after: t.Transfer) -> None:
         """Log a change of state and count what it means: an acceptance, a transfer finished."""
@@ -343,7 +365,7 @@ class TransferEngine:
 
     def _prepare(self, action: t.Prepare, attempt: ActionTry) -> t.Event:
         transfer, settings = attempt.transfer, attempt.settings
-        task = self.gateway.fetch_task(transfer.from_task_sid)
+        task = TaskSnapshot(**action.task) if action.task else self.gateway.fetch_task(transfer.from_task_sid)
         interaction_sid = task.attributes.get("flexInteractionSid")
         channel_sid = task.attributes.get("flexInteractionChannelSid")
         if not interaction_sid or not channel_sid:
@@ -356,11 +378,12 @@ class TransferEngine:
             return t.ActionFailed("prepare", "the sender is not a participant of the conversation")
         target_available = True
         if transfer.target_type == t.ROUTE_WORKER:
-            target_available = self.gateway.fetch_worker(transfer.target_sid).available
-        agent_workers = {sid: self.gateway.fetch_worker(sid)
-                         for sid in dict.fromkeys(p.worker_sid for p in agents if p.worker_sid)}
-        agent_identities = {sid: flex_identity(worker) for sid, worker in agent_workers.items()}
-        sender_worker = agent_workers.get(transfer.from_worker_sid)
+            target = self.gateway.fetch_worker(transfer.target_sid)
+            remember_worker(self.store, target)
+            target_available = target.available
+        agent_workers = agents_of((p.worker_sid for p in agents if p.worker_sid), self.store, self.gateway)
+        agent_identities = {sid: identity for sid, (_, identity) in agent_workers.items()}
+        sender_name = agent_workers[transfer.from_worker_sid][0] if transfer.from_worker_sid in agent_workers else None
         participants = self.gateway.list_conversation_participants(conversation_sid) if conversation_sid else []
         sender_identity = agent_identities.get(transfer.from_worker_sid)
         sender_in_conversation = next((p.sid for p in participants if p.identity == sender_identity), None)
@@ -391,7 +414,7 @@ class TransferEngine:
             customer_participant_sids=customers,
             previous_transfer_id=previous.get("id"),
             earlier_transfers=earlier,
-            sender_name=sender_worker.friendly_name if sender_worker else None,
+            sender_name=sender_name,
             context=context.to_dict() if context is not None else None,
             summary=summary.text if summary else None,
             summary_fallback=summary.fallback_reason if summary else None,

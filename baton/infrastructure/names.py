@@ -1,8 +1,11 @@
-"""Friendly names of the agents, queues and workflows a transfer mentions, for the people who read it.
+"""Friendly names of the agents, queues and workflows a transfer mentions, for the people who read it;
+and who the agents in a conversation are, for the worker preparing a transfer.
 
 TaskRouter holds the names; Baton asks for each sid once and keeps the answer an hour in Redis, so
 an agent's plugin polling a transfer costs one MGET. A name Twilio cannot give now (an outage, a
-deleted worker) is simply left out: the reader shows the sid, and the next read asks again.
+deleted worker) is simply left out: the reader shows the sid, and the next read asks again. Each
+worker read also keeps the identity Flex gives that agent in conversations, as long: preparing a
+transfer needs the sender's, and the agents of a contact center transfer many times an hour.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterable
 
 from baton.domain.transfers import Transfer
 from baton.infrastructure.store import Store
-from baton.infrastructure.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGateway
+from baton.infrastructure.twilio_gateway import PermanentTwilioError, TwilioError, TwilioGateway, Worker
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +37,57 @@ def sids_of(transfer: Transfer) -> list[str]:
     return [sid for sid in dict.fromkeys(mentioned) if sid and sid.startswith(NAMED_PREFIXES)]
 
 
-def names_of(sids: Iterable[str], store: Store, gateway: TwilioGateway) -> dict[str, str]:
-    """Each sid's friendly name, from the cache or else TaskRouter; sids without a name now are left out."""
+def flex_identity(worker: Worker) -> str:
+    """The identity Flex gives an agent in conversations: its contact_uri without ``client:``."""
+    contact_uri = worker.attributes.get("contact_uri")
+    if isinstance(contact_uri, str) and contact_uri:
+        return contact_uri.removeprefix("client:")
+    return worker.friendly_name
+
+
+def remember_worker(store: Store, worker: Worker) -> None:
+    """Keep a worker's name and conversation identity, as read just now."""
+    store.cache_names({worker.sid: worker.friendly_name}, NAME_TTL_S)
+    store.cache_identities({worker.sid: flex_identity(worker)}, NAME_TTL_S)
+
+
+def agents_of(worker_sids: Iterable[str], store: Store, gateway: TwilioGateway) -> dict[str, tuple[str, str]]:
+    """Each worker's (friendly name, conversation identity), from the cache or else TaskRouter, whose errors
+    are raised."""
+    wanted = list(dict.fromkeys(worker_sids))
+    names, identities = store.cached_names(wanted), store.cached_identities(wanted)
+    agents = {sid: (names[sid], identities[sid]) for sid in wanted if names.get(sid) and sid in identities}
+    for sid in wanted:
+        if sid not in agents:
+            worker = gateway.fetch_worker(sid)
+            remember_worker(store, worker)
+            agents[sid] = (worker.friendly_name, flex_identity(worker))
+    return agents
+
+
+def names_of(sids: Iterable[str], store: Store, gateway: TwilioGateway,
+             lookups: int = MAX_LOOKUPS_PER_ANSWER) -> dict[str, str]:
+    """Each sid's friendly name, from the cache or else TaskRouter (``lookups`` sids at most); sids without a
+    name now are left out."""
     wanted = list(dict.fromkeys(sids))
     cached = store.cached_names(wanted)
     fetched: dict[str, str] = {}
+    identities: dict[str, str] = {}
     unknown: dict[str, str] = {}
-    for sid in [sid for sid in wanted if sid not in cached][:MAX_LOOKUPS_PER_ANSWER]:
+    for sid in [sid for sid in wanted if sid not in cached][:lookups]:
         try:
-            fetched[sid] = gateway.fetch_friendly_name(sid)
+            if sid.startswith("WK"):
+                worker = gateway.fetch_worker(sid)
+                fetched[sid], identities[sid] = worker.friendly_name, flex_identity(worker)
+            else:
+                fetched[sid] = gateway.fetch_friendly_name(sid)
         except PermanentTwilioError:
             unknown[sid] = ""  # remembered as nameless: the reader shows the sid
         except TwilioError as exc:
             log.warning("names: TaskRouter did not answer (%s); sids are shown for now", exc)
             break
     store.cache_names(fetched, NAME_TTL_S)
+    store.cache_identities(identities, NAME_TTL_S)
     store.cache_names(unknown, UNKNOWN_TTL_S)
     return {sid: name for sid, name in {**cached, **fetched}.items() if name}
 

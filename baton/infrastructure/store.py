@@ -8,6 +8,8 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   idempotency:{who}:{key}   the transfer a caller's retried request with this Idempotency-Key gets back, and the
                             SHA-256 of that request ("{id} {sha256}"): another request with the key is refused
   event:{EV}                a webhook event already accepted (dedupe), kept a few days
+  inbox:{id}                list of JSON: the webhook events accepted for the transfer and not yet applied
+  inbox:{id}:scheduled      a job to read that inbox is enqueued and has not started reading it yet
   lock:{id}                 the per-transfer lock that serializes all work on one transfer
   settings                  JSON: the admin settings (absent until an administrator changes one)
   token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
@@ -16,6 +18,7 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
   twilio-pace:{AC}:{endpoint}  when the next request to that Twilio endpoint of that account may go (the token
                             bucket that paces Baton's Twilio requests), in milliseconds of Redis's clock
   name:{sid}                a worker's, queue's or workflow's friendly name, cached an hour (baton.infrastructure.names)
+  identity:{WK}             the identity Flex gives that worker's agent in conversations, cached an hour (the same)
   workflows                 JSON: the workspace's workflows, [sid, name] pairs, cached a few minutes
   recent                    sorted set of transfer ids by last update (the admin page's list)
   pending                   sorted set of the transfers not yet finished (or with actions left), by last update
@@ -51,6 +54,10 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 DEFAULT_RETENTION_S = 30 * 24 * 3600
 DEFAULT_LOCK_TIMEOUT_S = 15
 LOCK_WAIT_S = 30
+# How long an inbox counts as scheduled without its job starting to read it. Past this, the next event enqueues
+# another job (the first was lost, or waits behind a long queue: the later of the two finds the inbox empty);
+# a transfer whose events wait in an inbox nobody reads is also caught up by the reconciliation.
+INBOX_SCHEDULED_TTL_S = 120
 # How often a worker waiting for a transfer's lock tries again. redis-py's default (0.1 s) made every
 # event that arrives while its transfer is busy (a re-offer right behind a rejection) wait a tenth of
 # a second at least, with one of the worker's few processes idle meanwhile.
@@ -137,6 +144,22 @@ return due
 """
 
 
+# Atomically: accept a webhook event once (KEYS[1], its dedupe key), append it to the inbox of each transfer it
+# is about (KEYS[2], KEYS[4], …), and mark each inbox as scheduled (KEYS[3], KEYS[5], …). Returns {0} for a
+# duplicate, else {1} followed by the 1-based positions of the transfers no job was scheduled for yet: the caller
+# enqueues one job for each. Events that arrive while a job waits join its inbox and need no job of their own.
+_DELIVER = """
+if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then return {0} end
+local unscheduled = {1}
+for i = 2, #KEYS, 2 do
+  redis.call('RPUSH', KEYS[i], ARGV[2])
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
+  if redis.call('SET', KEYS[i + 1], 1, 'NX', 'EX', ARGV[3]) then table.insert(unscheduled, i / 2) end
+end
+return unscheduled
+"""
+
+
 # A token bucket kept as one number (GCRA, the generic cell rate algorithm): the theoretical time at which the
 # bucket is full again. A bucket of ``capacity`` tokens gaining one every ``interval`` ms lets a request go at
 # ``tat - (capacity - 1) * interval``. The caller takes the next slot and waits for it; a wait past ``max_wait``
@@ -187,6 +210,7 @@ class Store:
         self._due = client.register_script(_DUE)
         self._count_request = client.register_script(self._COUNT_REQUEST)
         self._pace = client.register_script(_PACE)
+        self._deliver = client.register_script(_DELIVER)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -242,11 +266,16 @@ class Store:
                       tuple(data.get("held_events", ())))
 
     def save(self, record: Record) -> None:
-        """Store the record; a finished transfer frees its task and expires after the retention period."""
+        """Store the record; a finished transfer frees its task and expires after the retention period.
+
+        Only that last save is one transaction: it must not leave a finished transfer in the indexes of the work
+        under way. Any other save rewrites the same indexes with newer scores, which the next save repeats.
+        """
         transfer = record.transfer
         key = self._key("transfer", transfer.id)
-        with self.redis.pipeline() as pipe:
-            if transfer.is_final and not record.outbox:
+        finished = transfer.is_final and not record.outbox
+        with self.redis.pipeline(transaction=finished) as pipe:
+            if finished:
                 pipe.set(key, self._encode(record), ex=self.retention_s)
                 self._release(keys=[self._key("task", transfer.from_task_sid, "active")], args=[transfer.id],
                               client=pipe)
@@ -338,11 +367,25 @@ class Store:
 
     def cache_names(self, names: Mapping[str, str], ttl_s: int) -> None:
         """Remember each sid's name for ``ttl_s`` seconds: a renamed agent shows under the new name after that."""
-        if not names:
+        self._cache_each("name", names, ttl_s)
+
+    def cached_identities(self, worker_sids: Sequence[str]) -> dict[str, str]:
+        """The conversation identities cached for these workers (one MGET); a worker not cached is missing."""
+        if not worker_sids:
+            return {}
+        identities = self.redis.mget([self._key("identity", sid) for sid in worker_sids])
+        return {sid: identity for sid, identity in zip(worker_sids, identities, strict=True) if identity is not None}
+
+    def cache_identities(self, identities: Mapping[str, str], ttl_s: int) -> None:
+        """Remember each worker's conversation identity for ``ttl_s`` seconds."""
+        self._cache_each("identity", identities, ttl_s)
+
+    def _cache_each(self, kind: str, values: Mapping[str, str], ttl_s: int) -> None:
+        if not values:
             return
         with self.redis.pipeline(transaction=False) as pipeline:
-            for sid, name in names.items():
-                pipeline.set(self._key("name", sid), name, ex=ttl_s)
+            for sid, value in values.items():
+                pipeline.set(self._key(kind, sid), value, ex=ttl_s)
             pipeline.execute()
 
     def cached_workflows(self) -> list[tuple[str, str]] | None:
@@ -371,13 +414,42 @@ class Store:
 
     # webhooks
 
-    def claim_event(self, event_sid: str) -> bool:
-        """True the first time an event sid is seen; False for a redelivery."""
-        return bool(self.redis.set(self._key("event", event_sid), 1, nx=True, ex=EVENT_DEDUPE_TTL_S))
+    def deliver_event(self, dedupe_key: str, transfer_ids: Sequence[str],
+                      delivery: Mapping[str, Any]) -> list[str] | None:
+        """Accept a webhook event once and put it in the inbox of each of these transfers (one round trip).
 
-    def release_event(self, event_sid: str) -> None:
-        """Forget a claimed event that could not be enqueued, so Twilio's redelivery is processed."""
-        self.redis.delete(self._key("event", event_sid))
+        None for a duplicate (the event was accepted before); else the transfers that need a job enqueued to read
+        their inbox (``take_inbox``): those whose inbox had none scheduled.
+        """
+        keys = [self._key("event", dedupe_key)]
+        for transfer_id in transfer_ids:
+            keys += [self._key("inbox", transfer_id), self._key("inbox", transfer_id, "scheduled")]
+        answer = self._deliver(keys=keys, args=[EVENT_DEDUPE_TTL_S, json.dumps(delivery), INBOX_SCHEDULED_TTL_S])
+        if not answer[0]:
+            return None
+        return [transfer_ids[position - 1] for position in answer[1:]]
+
+    def undeliver_event(self, dedupe_key: str, unscheduled: Sequence[str]) -> None:
+        """After ``deliver_event`` when the jobs could not be enqueued: the event may come again (Twilio sends it
+        again after a 5xx), and the next event of these transfers enqueues their job. The event stays in the
+        inboxes: applying it twice changes nothing."""
+        self.redis.delete(self._key("event", dedupe_key),
+                          *(self._key("inbox", transfer_id, "scheduled") for transfer_id in unscheduled))
+
+    def take_inbox(self, transfer_id: str) -> list[dict[str, Any]]:
+        """The events in the transfer's inbox, oldest first, left there until ``trim_inbox``. From now on the inbox
+        counts as not scheduled: an event that arrives after this enqueues a job of its own. Call it holding the
+        transfer's lock."""
+        with self.redis.pipeline() as pipe:
+            pipe.delete(self._key("inbox", transfer_id, "scheduled"))
+            pipe.lrange(self._key("inbox", transfer_id), 0, -1)
+            _, raw = pipe.execute()
+        return [json.loads(delivery) for delivery in raw]
+
+    def trim_inbox(self, transfer_id: str, taken: int) -> None:
+        """Drop the ``taken`` oldest events of the inbox, applied and saved."""
+        if taken:
+            self.redis.ltrim(self._key("inbox", transfer_id), taken, -1)
 
     @staticmethod
     def _encode(record: Record) -> str:

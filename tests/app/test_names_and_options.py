@@ -38,23 +38,38 @@ def taskrouter_workers(sim):
 
 
 def test_a_transfer_names_its_agents(client, alice, request_body, scenario):
-    """The answer carries the friendly names TaskRouter gives the sender and the target, by sid."""
-    body = client.post("/v1/transfers", json=request_body, headers=alice).get_json()
+    """A read of the transfer carries the friendly names TaskRouter gives the sender and the target, by sid."""
+    created = client.post("/v1/transfers", json=request_body, headers=alice).get_json()
+    body = client.get(f"/v1/transfers/{created['id']}", headers=alice).get_json()
     assert body["names"] == {scenario.agents["alice"]: "Alice", scenario.agents["carol"]: "Carol"}
 
 
+def test_the_answer_to_a_transfer_request_names_what_is_known_and_asks_taskrouter_nothing(
+        client, alice, request_body, scenario, taskrouter_workers):
+    """The 202 is not held up by TaskRouter: it names the target the form asked about (GET /v1/names) and
+    leaves the sender's name to the polls."""
+    carol = scenario.agents["carol"]
+    assert client.get(f"/v1/names?sid={carol}", headers=alice).get_json() == {"names": {carol: "Carol"}}
+    rule = taskrouter_workers.down()
+    created = client.post("/v1/transfers", json=request_body, headers=alice)
+    assert created.status_code == 202 and created.get_json()["names"] == {carol: "Carol"}
+    assert rule.count == 0
+
+
 def test_a_queue_target_is_named(client, alice, request_body, scenario):
-    body = client.post("/v1/transfers", json={**request_body, "to": scenario.queues["billing"]},
-                       headers=alice).get_json()
+    created = client.post("/v1/transfers", json={**request_body, "to": scenario.queues["billing"]},
+                          headers=alice).get_json()
+    body = client.get(f"/v1/transfers/{created['id']}", headers=alice).get_json()
     assert body["names"] == {scenario.agents["alice"]: "Alice", scenario.queues["billing"]: "Billing"}
 
 
 def test_names_are_kept_so_a_poll_asks_taskrouter_nothing(client, alice, request_body, taskrouter_workers):
     """Once read, names come from Redis: with TaskRouter's workers unavailable, a poll still has them."""
     created = client.post("/v1/transfers", json=request_body, headers=alice).get_json()
+    first = client.get(f"/v1/transfers/{created['id']}", headers=alice).get_json()
     rule = taskrouter_workers.down()
     polled = client.get(f"/v1/transfers/{created['id']}", headers=alice).get_json()
-    assert polled["names"] == created["names"] and len(polled["names"]) == 2
+    assert polled["names"] == first["names"] and len(polled["names"]) == 2
     assert rule.count == 0
 
 
@@ -62,9 +77,10 @@ def test_a_name_taskrouter_cannot_give_is_left_out_and_asked_again(client, alice
                                                                     scenario):
     """TaskRouter unavailable: the transfer is answered without names (the reader shows sids); the next read,
     TaskRouter back, has them."""
-    taskrouter_workers.down()
     created = client.post("/v1/transfers", json=request_body, headers=alice)
-    assert created.status_code == 202 and created.get_json()["names"] == {}
+    taskrouter_workers.down()
+    unnamed = client.get(f"/v1/transfers/{created.get_json()['id']}", headers=alice)
+    assert unnamed.status_code == 200 and unnamed.get_json()["names"] == {}
     taskrouter_workers.up()
     polled = client.get(f"/v1/transfers/{created.get_json()['id']}", headers=alice).get_json()
     assert polled["names"] == {scenario.agents["alice"]: "Alice", scenario.agents["carol"]: "Carol"}

@@ -42,7 +42,7 @@ def error_of(response) -> dict:
     return response.get_json()["error"]
 
 
-def test_post_records_the_transfer_with_its_deadline_and_enqueues_its_run(client, alice, request_body, scenario,
+def test_post_records_the_transfer_with_its_deadline_and_enqueues_its_run(client, alice, request_body, scenario, sim,
                                                                          store, jobs, config):
     """A transfer request is answered 202 with the transfer, stored as requested with a Prepare outbox and its
     deadline (transfer_timeout_s after its creation), and enqueued."""
@@ -60,7 +60,12 @@ def test_post_records_the_transfer_with_its_deadline_and_enqueues_its_run(client
     assert body["timeline"] == [{"at": body["created_at"], "state": "requested", "event": "requested"}]
 
     record = store.load(body["id"])
-    assert record.transfer.status == t.REQUESTED and record.outbox == (t.Prepare(),)
+    (prepare,) = record.outbox
+    task = sim.taskrouter.task(request_body["task_sid"])
+    # The task as read to authorize the sender, handed to the worker so that it does not read it again.
+    assert record.transfer.status == t.REQUESTED and isinstance(prepare, t.Prepare)
+    assert (prepare.task["sid"], prepare.task["attributes"], prepare.task["assignment_status"]) == (
+        task.sid, task.attributes, "assigned")
     [run] = jobs()
     assert (run.name, run.args, run.eta) == (RUN_TRANSFER, [body["id"]], None)
     timeout = store.settings(config.settings).transfer_timeout_s
@@ -289,9 +294,11 @@ def replace(store, transfer_id, **changes):
 
 
 def test_the_sender_reads_a_transfer(client, alice, created):
-    """The sender gets the transfer by its id, as it was answered on creation."""
+    """The sender gets the transfer by its id, as it was answered on creation, with the names looked up since
+    (the creation's answer names only those already known)."""
     response = client.get(f"/v1/transfers/{created['id']}", headers=alice)
-    assert response.status_code == 200 and response.get_json() == created
+    assert response.status_code == 200 and {**response.get_json(), "names": {}} == {**created, "names": {}}
+    assert response.get_json()["names"].keys() == {created["from_worker_sid"], created["to"]}
 
 
 @pytest.mark.parametrize("reader, allowed", [("bob", False), ("carol", False), ("erin", True)])

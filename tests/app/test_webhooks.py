@@ -10,7 +10,7 @@ import logging
 import time
 
 import pytest
-from support.edge import PUBLIC_BASE_URL, payload, signature
+from support.edge import PUBLIC_BASE_URL, payload, signature, without_request_id
 
 from baton.domain import transfers as t
 from baton.infrastructure import eventstreams
@@ -65,12 +65,23 @@ def test_events_of_a_transfer_that_arrive_together_share_one_job_until_it_reads_
     assert queued(jobs) == [(TRANSFER_INBOX, [TRANSFER_ID])]
     assert inbox(TRANSFER_ID) == [delivered(rejected), delivered(created)]
 
-    assert store.take_inbox(TRANSFER_ID) == [delivered(rejected), delivered(created)]
+    assert [without_request_id(d) for d in store.take_inbox(TRANSFER_ID)] == [delivered(rejected), delivered(created)]
     next_offer = {**created, "Sid": "EV" + "8" * 32}
     assert post_signed("/webhooks/taskrouter", next_offer).status_code == 204
     assert queued(jobs) == [(TRANSFER_INBOX, [TRANSFER_ID])] * 2
     # take_inbox leaves the events it read until the job trims them
     assert inbox(TRANSFER_ID) == [delivered(rejected), delivered(created), delivered(next_offer)]
+
+
+def test_an_event_keeps_the_request_id_of_the_webhook_that_brought_it(client, scenario, inbox):
+    """The worker logs each event it applies under its webhook's request id, whichever job applies it: the inbox
+    keeps that id beside the event."""
+    event = payload(RESERVATION_CREATED)
+    path = "/webhooks/taskrouter"
+    headers = {"X-Twilio-Signature": signature(scenario.auth_token, PUBLIC_BASE_URL + path, event),
+               "X-Request-ID": "req-of-the-offer-0001"}
+    assert client.post(path, data=event, headers=headers).status_code == 204
+    assert inbox(TRANSFER_ID, with_request_ids=True) == [{**delivered(event), "request_id": "req-of-the-offer-0001"}]
 
 
 def test_the_signature_is_checked_against_the_public_url(post_signed, jobs, inbox):

@@ -278,13 +278,19 @@ def test_an_excluded_agent_who_accepts_before_the_refusal_lands_has_the_transfer
 
 def test_reoffer_seen_before_the_rejection_is_refused_and_uncounted_when_the_rejection_arrives():
     """TaskRouter's re-offer to the agent who just declined, seen before the decline: a live offer until the
-    decline arrives, then refused and no longer counted."""
+    decline arrives, then refused and no longer counted. The exclusion is written before the refusal (else
+    TaskRouter, finding the task pending with the agent still eligible, offers it to them once more), and the
+    route again after it, as a new version, so that a write lands while the task is pending."""
     step = run(in_state(t.OFFERED), t.ReservationCreated("WR2", TARGET))
     assert (step.transfer.status, step.transfer.attempt, step.actions) == (t.OFFERED, 2, ())
     declined = run(step.transfer, t.ReservationEnded("WR1", TARGET, "rejected"))
     assert (declined.transfer.status, declined.transfer.attempt, declined.transfer.live_offers) == (t.ROUTING, 1, ())
-    assert [type(a) for a in declined.actions] == [t.RejectReservation, t.Reroute]
-    assert declined.actions[0] == t.RejectReservation("WR2")
+    exclusion, refusal, redrive = declined.actions
+    assert refusal == t.RejectReservation("WR2")
+    assert (exclusion.version, exclusion.routing["transferExcludedWorkers"], exclusion.routing["transferTargetType"]
+            ) == (1, [SENDER, TARGET], "queue")
+    assert (redrive.version, redrive.routing) == (2, exclusion.routing)
+    assert declined.transfer.route_version == 2
     late = run(declined.transfer, t.ReservationEnded("WR2", TARGET, "rejected"))
     assert (late.transfer.status, late.transfer.attempt, late.actions) == (t.ROUTING, 1, ())
     offered = run(late.transfer, t.ReservationCreated("WR3", OTHER))

@@ -100,10 +100,26 @@ def test_deadlines_are_handed_out_when_due_and_again_only_much_later(store):
     assert store.due_deadlines(10_000.0, again_after_s=60) == ["tr1"]
 
 
-def test_events_are_claimed_once(store):
-    """An event sid is new the first time only."""
-    assert store.claim_event("EV1") is True
-    assert store.claim_event("EV1") is False
+def test_an_event_is_delivered_once_and_one_job_is_asked_for_while_none_waits(store):
+    """An event goes into each of its transfers' inboxes once (a copy with the same dedupe key is a duplicate);
+    only a transfer with no job waiting asks for one, until that job starts reading its inbox."""
+    assert store.deliver_event("EV1", ["tr1", "tr2"], {"n": 1}) == ["tr1", "tr2"]
+    assert store.deliver_event("EV1", ["tr1", "tr2"], {"n": 1}) is None
+    assert store.deliver_event("EV2", ["tr1"], {"n": 2}) == []
+    assert store.take_inbox("tr1") == [{"n": 1}, {"n": 2}]
+    assert store.deliver_event("EV3", ["tr1"], {"n": 3}) == ["tr1"]
+    store.trim_inbox("tr1", 2)
+    assert store.take_inbox("tr1") == [{"n": 3}]
+    assert store.take_inbox("tr2") == [{"n": 1}]
+
+
+def test_an_event_that_could_not_be_enqueued_can_come_again(store):
+    """Undelivering forgets the event's dedupe key and the inboxes' scheduled jobs, so that Twilio's next copy of it
+    is accepted and asks for the jobs again; the first copy stays in the inbox (applying it twice changes nothing)."""
+    assert store.deliver_event("EV1", ["tr1"], {"n": 1}) == ["tr1"]
+    store.undeliver_event("EV1", ["tr1"])
+    assert store.deliver_event("EV1", ["tr1"], {"n": 1}) == ["tr1"]
+    assert store.take_inbox("tr1") == [{"n": 1}, {"n": 1}]
 
 
 def test_lock_serializes_work_on_one_transfer(store):

@@ -37,6 +37,17 @@ def queued_jobs(broker: redis.Redis) -> list[Job]:
             for m in messages]
 
 
+def inbox_of(broker: redis.Redis, transfer_id: str, with_request_ids: bool = False) -> list[dict]:
+    """The events waiting in a transfer's inbox (each its ``source`` and ``fields``, and with ``with_request_ids``
+    the request id of the webhook that brought it), oldest first, left there."""
+    deliveries = [json.loads(raw) for raw in broker.lrange(f"baton:inbox:{transfer_id}", 0, -1)]
+    return deliveries if with_request_ids else [without_request_id(delivery) for delivery in deliveries]
+
+
+def without_request_id(delivery: dict) -> dict:
+    return {name: value for name, value in delivery.items() if name != "request_id"}
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
