@@ -30,6 +30,7 @@ from baton.infrastructure.names import agents_of, remember_worker
 from baton.infrastructure.store import Record, Store
 from baton.infrastructure.summary import summarizer_for
 from baton.infrastructure.twilio_gateway import (
+    Invite,
     PermanentTwilioError,
     RetryableTwilioError,
     TaskSnapshot,
@@ -130,7 +131,7 @@ class TransferEngine:
     def reconcile(self, transfer_id: str) -> Outcome:
         """Catch up a transfer that stopped moving: apply what waits in its inbox, finish its outbox (its worker
         died), or ask Twilio what became of its new task and apply the events that were missed."""
-        with self.store.lock(transfer_id) as lock:
+        with self.store.lock(transfer_id) as lock, logs.kept():
             deliveries = self.store.take_inbox(transfer_id)
             record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
             if record is None:
@@ -150,7 +151,7 @@ class TransferEngine:
 
     def _process(self, transfer_id: str, *, event: t.Event | None = None, from_inbox: bool = False,
                  deliveries: Sequence[Mapping[str, Any]] = ()) -> Outcome:
-        with self.store.lock(transfer_id) as lock:
+        with self.store.lock(transfer_id) as lock, logs.kept():
             if from_inbox:
                 deliveries = self.store.take_inbox(transfer_id)
             record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
@@ -167,12 +168,13 @@ class TransferEngine:
     def _save_received(self, before: Record, received: Record, taken_from_inbox: int) -> None:
         """Save what the events changed, before any action runs; then drop those events from the inbox."""
         if received != before:
-            self.store.save(received)
+            self.store.save(received, transfer_changed=received.transfer != before.transfer)
         self.store.trim_inbox(received.transfer.id, taken_from_inbox)
 
     def _receive_all(self, record: Record, deliveries: Sequence[Mapping[str, Any]], settings: Settings) -> Record:
         for delivery in deliveries:
             fields = delivery["fields"]
+            # Until the next event: its effects, and the actions after the last one, are logged under its ids.
             logs.bind(request_id=delivery.get("request_id"), event_sid=fields.get("Sid"),
                       task_sid=fields.get("TaskSid"))
             if delivery["source"] == TASKROUTER:
@@ -290,12 +292,12 @@ class TransferEngine:
                 # Recorded before the call: a later run that finds it set knows the call may have gone
                 # through (the worker died waiting for the answer) and checks before calling again.
                 record = dataclasses.replace(record, head_attempts=attempts)
-                self.store.save(record)
+                self.store.save(record, transfer_changed=False)
             try:
                 follow_up = self._perform(action, ActionTry(record.transfer, attempts, settings, lock))
             except RetryableTwilioError as exc:
                 if attempts < MAX_ACTION_ATTEMPTS:
-                    self.store.save(dataclasses.replace(record, head_attempts=attempts))
+                    self.store.save(dataclasses.replace(record, head_attempts=attempts), transfer_changed=False)
                     log.warning("transfer %s: %s will be retried (%s)", record.transfer.id,
                                 type(action).__name__, exc)
                     return Outcome(retry_in=retry_delay(attempts, exc.retry_after))
@@ -307,7 +309,7 @@ class TransferEngine:
             if follow_up is not None:
                 step = t.advance(record.transfer, follow_up, settings, self.clock())
                 record = dataclasses.replace(record, transfer=step.transfer, outbox=record.outbox + step.actions)
-            self.store.save(record)
+            self.store.save(record, transfer_changed=record.transfer != before)
             self._moved(before, record.transfer)
             record = self._release_held(record, settings)
         return Outcome()
@@ -422,17 +424,24 @@ class TransferEngine:
 
     def _create_invite(self, action: t.CreateInvite, attempt: ActionTry) -> t.Event:
         transfer = attempt.transfer
-        if attempt.number > 1:
-            for invite in self.gateway.list_invites(transfer.interaction_sid, transfer.channel_sid):
-                if (invite.task_attributes.get("transfer") or {}).get("id") == transfer.id:
-                    return t.InviteCreated(invite.sid, invite.task_sid)
-        invite = self.gateway.create_invite(transfer.interaction_sid, transfer.channel_sid, {
-            "workspace_sid": self.config.twilio_workspace_sid,
-            "workflow_sid": action.workflow_sid or self.config.transfer_workflow_sid,
-            "task_channel_unique_name": transfer.task_channel,
-            "attributes": action.attributes,
-        })
+        invite = self._earlier_invite(transfer) if attempt.number > 1 else None
+        if invite is None:
+            invite = self.gateway.create_invite(transfer.interaction_sid, transfer.channel_sid, {
+                "workspace_sid": self.config.twilio_workspace_sid,
+                "workflow_sid": action.workflow_sid or self.config.transfer_workflow_sid,
+                "task_channel_unique_name": transfer.task_channel,
+                "attributes": action.attributes,
+            })
+        if invite.task_sid:
+            self.store.index_new_task(transfer, invite.task_sid)
         return t.InviteCreated(invite.sid, invite.task_sid)
+
+    def _earlier_invite(self, transfer: t.Transfer) -> Invite | None:
+        """The invite an earlier try made for this transfer, if it went through."""
+        for invite in self.gateway.list_invites(transfer.interaction_sid, transfer.channel_sid):
+            if (invite.task_attributes.get("transfer") or {}).get("id") == transfer.id:
+                return invite
+        return None
 
     def _reroute(self, action: t.Reroute, attempt: ActionTry) -> t.Event | None:
         transfer = attempt.transfer

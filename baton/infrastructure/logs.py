@@ -19,6 +19,8 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -39,6 +41,16 @@ _context: ContextVar[MappingProxyType[str, str]] = ContextVar("baton_log_context
 def bind(**ids: str | None) -> None:
     """Add ids (``transfer_id=…``) to the current context; None values are left out."""
     _context.set(MappingProxyType({**_context.get(), **{key: value for key, value in ids.items() if value}}))
+
+
+@contextmanager
+def kept() -> Iterator[None]:
+    """Whatever is bound inside is forgotten on leaving: the ids bound before are back."""
+    token = _context.set(_context.get())
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 def clear() -> None:

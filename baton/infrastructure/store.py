@@ -265,15 +265,20 @@ class Store:
         return Record(Transfer.from_dict(data["transfer"]), outbox, data.get("head_attempts", 0),
                       tuple(data.get("held_events", ())))
 
-    def save(self, record: Record) -> None:
+    def save(self, record: Record, transfer_changed: bool = True) -> None:
         """Store the record; a finished transfer frees its task and expires after the retention period.
 
-        Only that last save is one transaction: it must not leave a finished transfer in the indexes of the work
+        transfer_changed: False when only the outbox or its attempts changed since the last save: the indexes, which
+        hold the transfer's status and last update, are then left as they are.
+        Only a finished transfer's save is one transaction: it must not leave the transfer in the indexes of the work
         under way. Any other save rewrites the same indexes with newer scores, which the next save repeats.
         """
         transfer = record.transfer
         key = self._key("transfer", transfer.id)
         finished = transfer.is_final and not record.outbox
+        if not (transfer_changed or finished):
+            self.redis.set(key, self._encode(record))
+            return
         with self.redis.pipeline(transaction=finished) as pipe:
             if finished:
                 pipe.set(key, self._encode(record), ex=self.retention_s)
@@ -287,9 +292,11 @@ class Store:
                 pipe.set(key, self._encode(record))
                 pipe.zadd(self._key("pending"), {transfer.id: transfer.updated_at})
             pipe.zadd(self._key("recent"), {transfer.id: transfer.updated_at})
-            if transfer.new_task_sid:
-                pipe.zadd(self._key("task", transfer.new_task_sid, "transfers"), {transfer.id: transfer.created_at})
             pipe.execute()
+
+    def index_new_task(self, transfer: Transfer, new_task_sid: str) -> None:
+        """Make the transfer found by the task it created (``transfers_of_task``), once that task exists."""
+        self.redis.zadd(self._key("task", new_task_sid, "transfers"), {transfer.id: transfer.created_at})
 
     def transfers_of_task(self, task_sid: str) -> list[Transfer]:
         """Every retained transfer from ``task_sid`` or that created it, oldest first."""
@@ -440,7 +447,9 @@ class Store:
         """The events in the transfer's inbox, oldest first, left there until ``trim_inbox``. From now on the inbox
         counts as not scheduled: an event that arrives after this enqueues a job of its own. Call it holding the
         transfer's lock."""
-        with self.redis.pipeline() as pipe:
+        # In this order, on one connection: an event that arrives between the two is read now, and enqueues a job
+        # whose run finds it gone. No transaction is needed for that.
+        with self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(self._key("inbox", transfer_id, "scheduled"))
             pipe.lrange(self._key("inbox", transfer_id), 0, -1)
             _, raw = pipe.execute()

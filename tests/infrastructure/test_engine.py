@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import threading
 import time
@@ -380,3 +381,45 @@ def test_an_event_of_the_new_task_that_overtakes_the_invite_answer_is_applied_on
     assert (transfer.new_task_sid, transfer.attempt) == (invite.task_sid, 1)
     assert ("WR" + "7" * 32, carol) in [(e.reservation_sid, e.worker_sid) for e in transfer.timeline
                                         if e.event == "offered"]
+
+
+def test_events_waiting_in_the_inbox_are_applied_in_order_by_one_run(world, monkeypatch):
+    """An offer and its rejection, delivered before the job ran, are applied by that one run in the order they came,
+    saved before any action runs, and dropped from the inbox: the re-route follows, and a second run finds nothing."""
+    sim, scenario, store, _, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    engine.run(transfer_id)
+    task_sid = store.load(transfer_id).transfer.new_task_sid
+    offer = {"TaskSid": task_sid, "ReservationSid": "WR" + "1" * 32, "WorkerSid": scenario.agents["carol"]}
+    for number, event_type in enumerate(("reservation.created", "reservation.rejected")):
+        store.deliver_event(f"EV{number}", [transfer_id], {"source": "taskrouter", "fields": {
+            **offer, "EventType": event_type, "Sid": f"EV{number}"}})
+    saves = []
+    monkeypatch.setattr(store, "save", lambda record, transfer_changed=True: saves.append(record.outbox) or
+                        Store.save(store, record, transfer_changed))
+
+    assert engine.inbox(transfer_id).retry_in is None
+    transfer = store.load(transfer_id).transfer
+    assert [entry.event for entry in transfer.timeline[-3:]] == ["offered", "offer rejected", "re-routing to queue"]
+    assert transfer.excluded_workers[-1] == scenario.agents["carol"] and store.take_inbox(transfer_id) == []
+    assert [type(action) for action in saves[0]] == [t.Reroute]
+    before = store.load(transfer_id)
+    assert engine.inbox(transfer_id).retry_in is None and store.load(transfer_id) == before
+
+
+def test_the_task_read_by_the_web_is_not_read_again(world):
+    """A transfer requested with the original task as the web read it is prepared without reading that task."""
+    sim, scenario, store, gateway, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer = t.Transfer(id=t.new_transfer_id(), from_task_sid=conversation.task_sid,
+                          from_worker_sid=conversation.worker_sid, target_type="worker",
+                          target_sid=scenario.agents["carol"])
+    task = dataclasses.asdict(gateway.fetch_task(conversation.task_sid))
+    step = t.start(transfer, time.time(), task=task)
+    store.create(Record(step.transfer, step.actions))
+    reads_before = len(sim.requests.find("GET", f"/Tasks/{conversation.task_sid}"))
+
+    engine.run(transfer.id)
+    assert store.load(transfer.id).transfer.status == t.ROUTING
+    assert len(sim.requests.find("GET", f"/Tasks/{conversation.task_sid}")) == reads_before

@@ -65,8 +65,20 @@ def test_finishing_frees_the_task_and_sets_retention(store):
 def test_transfers_are_found_by_their_new_task_too(store):
     """Once a transfer has created its task, looking up that task finds the transfer."""
     store.create(Record(a_transfer("tr1")))
-    store.save(Record(dataclasses.replace(a_transfer("tr1"), new_task_sid="WT" + "7" * 32)))
+    store.index_new_task(a_transfer("tr1"), "WT" + "7" * 32)
     assert [x.id for x in store.transfers_of_task("WT" + "7" * 32)] == ["tr1"]
+    assert [x.id for x in store.transfers_of_task(TASK)] == ["tr1"]
+
+
+def test_a_save_that_changes_only_the_outbox_leaves_the_indexes(store):
+    """Saving attempts or a shorter outbox rewrites the record alone; a changed transfer moves its indexes."""
+    store.create(Record(a_transfer("tr1")))
+    moved = dataclasses.replace(a_transfer("tr1"), updated_at=5.0)
+    store.save(Record(moved, (t.Prepare(),), head_attempts=1), transfer_changed=False)
+    assert store.load("tr1").head_attempts == 1
+    assert store.redis.zscore("baton:recent", "tr1") == store.redis.zscore("baton:pending", "tr1") == 1.0
+    store.save(Record(moved))
+    assert store.redis.zscore("baton:recent", "tr1") == store.redis.zscore("baton:pending", "tr1") == 5.0
 
 
 def test_conversations_know_their_transfers_in_progress(store):
