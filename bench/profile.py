@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         targets = world.pool if args.accept else world.rejecters
         sent, info = bench.run(bench.pairs(held, targets), args.rate, args.drain_s)
         phase = transfer_phase(world, sent, info)
-        made = world.sim.requests.find()[requests_before:]
+        first = min(s.sent for s in sent if s.sent)  # after the load generator's warm-up of the token cache
+        made = [e for e in world.sim.requests.find()[requests_before:] if e.received and e.received >= first]
         twilio = Counter(f"{e.method} {e.product} {path_shape(e.path)}" for e in made)
         completed = max(phase["statuses"].get("completed", 0), 1)
         reaction = phase["reaction_ms"]
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             "redis_calls_per_completed": phase["redis_calls_per_completed"],
             "twilio_requests_per_completed": {k: round(v / completed, 1) for k, v in twilio.most_common()},
             "refused_reoffers_per_transfer": phase["refused_reoffers_per_transfer"],
+            "cost_per_completed": phase["cost_per_completed"],
+            "rejection_to_next_offer_ms": {"p50": percentile(phase["rejection_to_next_offer_ms"], 50),
+                                           "p99": percentile(phase["rejection_to_next_offer_ms"], 99)},
+            "rejection_to_next_offer_twilio_requests": dict(Counter(phase["rejection_to_next_offer_twilio_requests"])),
         }, indent=1))
         return 0
     finally:

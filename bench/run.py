@@ -413,6 +413,22 @@ def _transfer_rows(transfer_out: dict[str, Any], row: Any) -> None:
             "reported", None, baton_ms=round(baton, 1), simulator_ms=per_transfer["simulator"],
             redis_ms=per_transfer["redis"], twilio_requests=twilio_requests)
 
+    cost = transfer_out["reaction"]["cost_per_completed"]
+    if cost:
+        met = (cost["twilio_requests"] <= 7 and cost["redis_commands"] <= 80 and cost["celery_tasks"] <= 5
+               and cost["baton_cpu_ms"] <= 40)
+        row("3c", "cost per complete transfer with one rejection (figure 3's)",
+            f"{cost['twilio_requests']} Twilio requests, {cost['redis_commands']} Redis commands "
+            f"(+ {cost['metric_flush_commands']} of metric samples), {cost['celery_tasks']} Celery tasks, "
+            f"Baton CPU {cost['baton_cpu_ms']} ms", "<= 7, <= 80, <= 5, <= 40 ms", met, **cost)
+    waits = transfer_out["reaction"]["rejection_to_next_offer_ms"]
+    made = transfer_out["reaction"]["rejection_to_next_offer_twilio_requests"]
+    if waits:
+        row("3d", "rejection -> next offer (figure 3's)",
+            f"p50 {_fmt(_p(waits, 50))} ms, p99 {_fmt(_p(waits, 99))} ms; Baton's Twilio requests on the way: "
+            f"median {statistics.median(made):g}, max {max(made)}", "reported", None,
+            p50_ms=_p(waits, 50), p99_ms=_p(waits, 99), twilio_requests_median=statistics.median(made))
+
     starts = transfer_out["start"]["times_ms"]
     p50 = _p(starts, 50)
     row("4", "transfer start (POST -> invite), 5/s", f"p50 {_fmt(p50)} ms, p99 {_fmt(_p(starts, 99))} ms "

@@ -59,12 +59,16 @@ def post_transfers(world: World, pairs: Sequence[tuple[Held, str]], rate: float,
                  r.get("id")) for (held, to), r in zip(pairs, results, strict=True)]
 
 
-def wait_finished(store: Store, ids: Iterable[str], timeout: float) -> dict[str, Transfer]:
-    """The transfers once each is final with nothing left to do, or as they are at ``timeout``."""
+def wait_finished(store: Store, ids: Iterable[str], timeout: float,
+                  reads: Counter | None = None) -> dict[str, Transfer]:
+    """The transfers once each is final with nothing left to do, or as they are at ``timeout``; ``reads`` counts the
+    Redis commands this took (one GET per look at a transfer)."""
     waiting, found = set(ids), {}
     deadline = time.monotonic() + timeout
     while waiting and time.monotonic() < deadline:
         for transfer_id in list(waiting):
+            if reads is not None:
+                reads["get"] += 1
             record = store.load(transfer_id)
             if record is not None:
                 found[transfer_id] = record.transfer
@@ -96,6 +100,36 @@ def reaction_times(world: World, transfers: Iterable[Transfer]) -> list[float]:
             if after:
                 times.append(min(after) - rejected_at)
     return times
+
+
+def rejection_paths(world: World, transfers: Iterable[Transfer]) -> list[tuple[float, int]]:
+    """Per transfer whose target declined: from the simulator sending that ``reservation.rejected`` to it sending
+    the next offer to another agent (seconds: what the customer waits), and Baton's Twilio requests about the new
+    task in between (reads, re-routing writes, refusals), which against Twilio's 100-300 ms each are most of it."""
+    by_task = {t.new_task_sid: t.target_sid for t in transfers if t.new_task_sid}
+    rejected: dict[str, float] = {}
+    offered: dict[str, list[float]] = {}
+    for delivery in list(world.sim.dispatcher.deliveries):
+        task_sid, params = delivery.params.get("TaskSid"), delivery.params
+        if task_sid not in by_task or delivery.sent_at is None:
+            continue
+        if params.get("EventType") == "reservation.rejected" and params.get("WorkerSid") == by_task[task_sid]:
+            rejected[task_sid] = min(rejected.get(task_sid, delivery.sent_at), delivery.sent_at)
+        elif params.get("EventType") == "reservation.created" and params.get("WorkerSid") != by_task[task_sid]:
+            offered.setdefault(task_sid, []).append(delivery.sent_at)
+    requests: dict[str, list[float]] = {}
+    for entry in world.sim.requests.find(product="taskrouter"):
+        parts = entry.path.split("/")
+        task_sid = parts[parts.index("Tasks") + 1] if "Tasks" in parts[:-1] else None
+        if task_sid in rejected and entry.received is not None:
+            requests.setdefault(task_sid, []).append(entry.received)
+    paths = []
+    for task_sid, rejected_at in rejected.items():
+        next_offer = min((at for at in offered.get(task_sid, ()) if at > rejected_at), default=None)
+        if next_offer is not None:
+            made = sum(1 for at in requests.get(task_sid, ()) if rejected_at <= at <= next_offer)
+            paths.append((next_offer - rejected_at, made))
+    return paths
 
 
 def invite_times(world: World) -> dict[str, float]:
@@ -186,18 +220,22 @@ class TransferBench:
     def run(self, pairs: list[tuple[Held, str]], rate: float, drain_s: float) -> tuple[list[Sent], dict[str, Any]]:
         """Post the transfers at ``rate``, wait for them to finish (``drain_s`` at most after the last)."""
         before, redis_before = cpu(self.world, self.redis_pid), self.redis_counts()
-        started = time.time()
         sent = post_transfers(self.world, pairs, rate)
         refused = Counter(s.status for s in sent if s.status != 202)
-        finals = wait_finished(self.store, [s.transfer_id for s in sent if s.transfer_id], drain_s)
+        harness_reads: Counter = Counter()
+        finals = wait_finished(self.store, [s.transfer_id for s in sent if s.transfer_id], drain_s, harness_reads)
         self.finished += len(finals)
         spent = cpu_delta(before, cpu(self.world, self.redis_pid))
-        twilio_requests = sum(twilio_requests_between(self.world, started, time.time()).values())
+        # From the first request for a transfer: the load generator's warm-up before it (one IAM validation per
+        # agent's token, as a Flex UI's first poll makes it) is not the transfers' doing.
+        first = min((s.sent for s in sent if s.sent), default=time.time())
+        twilio_requests = sum(twilio_requests_between(self.world, first, time.time()).values())
         redis_after = self.redis_counts()
-        # The harness's own reads (waiting for the transfers to finish) are among them: GETs, a few per transfer.
-        redis_delta = {name: redis_after[name] - redis_before.get(name, 0) for name in redis_after
-                       if redis_after[name] - redis_before.get(name, 0) > 0}
-        return sent, {"finals": finals, "refused": dict(refused), "cpu_s": spent, "redis": redis_delta,
+        # Less the harness's own: its reads of the transfers while waiting for them, and the INFO of redis_counts.
+        redis_delta = {name: redis_after[name] - redis_before.get(name, 0) - harness_reads[name]
+                       for name in redis_after if name != "info"}
+        return sent, {"finals": finals, "refused": dict(refused), "cpu_s": spent,
+                      "redis": {name: calls for name, calls in redis_delta.items() if calls > 0},
                       "twilio_requests": twilio_requests}
 
 
@@ -211,6 +249,7 @@ def transfer_phase(world: World, sent: list[Sent], info: dict[str, Any]) -> dict
     sent_at = sorted(s.sent for s in sent if s.sent)
     statuses = Counter(t.status for t in finals.values())
     completed = statuses.get("completed", 0)
+    paths = rejection_paths(world, finals.values())
     durations = [at - s.sent for s in sent if s.transfer_id in finals
                  and (at := completed_at(finals[s.transfer_id])) is not None]
     return {
@@ -231,10 +270,28 @@ def transfer_phase(world: World, sent: list[Sent], info: dict[str, Any]) -> dict
         "cpu_ms_per_completed": {name: round(seconds * 1000 / completed, 1) for name, seconds in info["cpu_s"].items()
                                  } if completed else {},
         "twilio_requests_per_completed": round(info["twilio_requests"] / completed, 1) if completed else None,
+        "cost_per_completed": _cost(info, completed),
+        "rejection_to_next_offer_ms": ms([seconds for seconds, _ in paths]),
+        "rejection_to_next_offer_twilio_requests": [made for _, made in paths],
         "refused_reoffers_per_transfer": round(sum(
             1 for t in finals.values() for e in t.timeline if e.event == "offer to excluded agent refused")
             / max(len(finals), 1), 2),
     }
+
+
+def _cost(info: dict[str, Any], completed: int) -> dict[str, float] | None:
+    """What one complete transfer cost: Twilio requests, Redis commands (without the workers' metric samples, sent
+    once a second whatever the load: ``metric_flush_commands``), Celery tasks enqueued (kombu's LPUSH) and the CPU of
+    Baton's own processes, web and worker."""
+    if not completed:
+        return None
+    redis_calls = info["redis"]
+    return {"twilio_requests": round(info["twilio_requests"] / completed, 1),
+            "redis_commands": round(sum(calls for name, calls in redis_calls.items()
+                                        if name not in ("connections", "hincrbyfloat")) / completed, 1),
+            "metric_flush_commands": round(redis_calls.get("hincrbyfloat", 0) / completed, 1),
+            "celery_tasks": round(redis_calls.get("lpush", 0) / completed, 1),
+            "baton_cpu_ms": round((info["cpu_s"]["web"] + info["cpu_s"]["worker"]) * 1000 / completed, 1)}
 
 
 def _round(value: float | None) -> float | None:
