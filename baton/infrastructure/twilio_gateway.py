@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import requests
@@ -97,6 +98,24 @@ class PermanentTwilioError(TwilioError):
     """Trying again cannot help (a 4xx other than 429): the request or the resource's state is wrong."""
 
 
+class _EnvironmentOnceSession(requests.Session):
+    """requests' Session, reading the environment's proxy and CA settings once per origin, not at every request
+    (requests reads the environment and every proxy variable again each time: a tenth of a Twilio call's CPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+        if proxies:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        if key not in self._environment:
+            self._environment[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        return self._environment[key]
+
+
 class RoutingHttpClient(HttpClient):
     """twilio's HTTP client contract over one pooled ``requests.Session``.
 
@@ -111,7 +130,7 @@ class RoutingHttpClient(HttpClient):
         super().__init__(logging.getLogger("twilio.http_client"), is_async=False, timeout=None)
         self.api_base = api_base.rstrip("/") if api_base else None
         self.request_timeout = timeout
-        self.session = requests.Session()
+        self.session = _EnvironmentOnceSession()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=READ_RETRY)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
+import requests
 
 from baton.infrastructure.config import Config
 from baton.infrastructure.twilio_gateway import (
@@ -328,3 +329,22 @@ def test_iam_unavailable_stays_retryable(gateway, twilio, status):
         gateway.validate_flex_token("a-token")
 
     assert caught.value.status == status
+
+
+def test_the_environments_proxy_settings_are_read_once_per_origin_and_still_honoured(monkeypatch):
+    """A proxy set in the environment is used as requests would use it; it is read once for each origin, not for
+    every request."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.com:3128")
+    monkeypatch.setenv("NO_PROXY", "iam.twilio.com")
+    reads = []
+    real = requests.utils.get_environ_proxies
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies",
+                        lambda url, no_proxy=None: reads.append(url) or real(url, no_proxy=no_proxy))
+    session = RoutingHttpClient().session
+    for _ in range(3):
+        taskrouter = session.merge_environment_settings("https://taskrouter.twilio.com/v1/Workspaces", {}, None, None,
+                                                        None)
+        iam = session.merge_environment_settings("https://iam.twilio.com/v1/Accounts", {}, None, None, None)
+    assert taskrouter["proxies"]["https"] == "http://proxy.example.com:3128"
+    assert "https" not in iam["proxies"]
+    assert len(reads) == 2
