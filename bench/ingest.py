@@ -107,17 +107,18 @@ def _mixed(rng: random.Random, mix: tuple[tuple[str, int], ...]) -> Iterator[str
 
 
 def write_requests(path: Path, url: str, auth_token: str, workspace_sid: str, count: int, transfers: bool,
-                   seed: int = 1) -> None:
+                   seed: int = 1, tasks: int = 40) -> None:
     """``count`` signed event forms for ``url``, one per line, each with its own event Sid.
 
     ``transfers``: every event is about a transfer's new task (its TaskAttributes carry a
-    ``transfer`` id), so each one is claimed and enqueued; otherwise none is. The attributes are
-    drawn from a few dozen tasks, as events come a few per task.
+    ``transfer`` id), so each one is delivered to that transfer's inbox; otherwise none is. The
+    attributes are drawn from ``tasks`` tasks: a few dozen, as events come a few per task, or as
+    many as there are events, so that each one is about a transfer of its own.
     """
     rng = random.Random(seed)
     validator = RequestValidator(auth_token)
     types = _mixed(rng, TRANSFER_MIX if transfers else NON_TRANSFER_MIX)
-    tasks = [_flex_task_attributes(rng, new_transfer_id() if transfers else None) for _ in range(40)]
+    tasks = [_flex_task_attributes(rng, new_transfer_id() if transfers else None) for _ in range(tasks)]
     with path.open("w") as out:
         for _ in range(count):
             form = event_form(rng, next(types), workspace_sid, None)
