@@ -6,14 +6,14 @@ than everything Baton does with it (docs/benchmarks.md, figures 1 and 2). So a W
 of the Flask app answers the callback's ordinary case itself: a form POSTed to
 ``/webhooks/taskrouter`` (no query string, a length within the body limit) is read, its
 X-Twilio-Signature checked as twilio's ``RequestValidator`` checks it, and its event handled by the functions
-the Flask view uses (``app.webhooks``): enqueued once when it moves a transfer, answered 204 with the
-headers, the log line and the metrics that Flask's path gives it (``app.telemetry``).
+the Flask view uses (``app.webhooks``): delivered once to its transfer's inbox when it moves a transfer,
+answered 204 with the headers, the log line and the metrics that Flask's path gives it (``app.telemetry``).
 
 Every other request goes to Flask untouched, and so does every callback this path cannot answer 204
 for certain, with its body as read: a form this reader does not decode exactly as werkzeug does, a
 signature that does not match, a missing ``EventType`` or ``Sid``. Flask then answers as it does for
-any endpoint: the same 400, 403 or 413, in the same JSON. An event whose enqueueing raised (its claim
-released, as ``enqueue_taskrouter_event`` does) is handed to Flask too, which tries once more, as
+any endpoint: the same 400, 403 or 413, in the same JSON. An event whose delivery raised (its claim
+released, as ``deliver_taskrouter_event`` does) is handed to Flask too, which tries once more, as
 Twilio's retry would, and answers 503 when Redis or the broker is still away.
 """
 
@@ -34,7 +34,7 @@ from twilio.request_validator import add_port, compare, remove_port
 
 from app import BODY_LIMITS, MAX_BODY_BYTES, security_headers
 from app.telemetry import record_answer
-from app.webhooks import TASKROUTER_FIELDS, enqueue_taskrouter_event, transfer_of
+from app.webhooks import TASKROUTER_FIELDS, deliver_taskrouter_event, transfer_of
 from baton.infrastructure import logs
 
 log = logging.getLogger(__name__)
@@ -152,9 +152,9 @@ class TaskRouterIngest:
         if transfer_id is not None:
             extensions = self.flask_app.extensions
             try:
-                enqueue_taskrouter_event(extensions["baton.store"], extensions["baton.celery"], transfer_id, event)
+                deliver_taskrouter_event(extensions["baton.store"], extensions["baton.celery"], transfer_id, event)
             except Exception as exc:
-                log.warning("TaskRouter event %s not enqueued (%r): Flask tries once more and answers",
+                log.warning("TaskRouter event %s not delivered (%r): Flask tries once more and answers",
                             event["Sid"], exc)
                 return False
         # An event about no transfer is counted, not logged (as app.telemetry.log_at_debug has Flask do).

@@ -1,4 +1,4 @@
-"""Twilio's webhooks: verified, validated, deduplicated and enqueued in milliseconds; no Twilio call.
+"""Twilio's webhooks: verified, validated, deduplicated and delivered in milliseconds; no Twilio call.
 
 Most TaskRouter events of a Flex workspace are about tasks that are not transfers. Whether an
 event is about a Baton transfer shows in its ``TaskAttributes`` (the new task of a transfer carries
@@ -74,12 +74,12 @@ TASKROUTER_FIELDS = tuple(_taskrouter_schema.fields)
 
 @blueprint.post("/taskrouter")
 def taskrouter_event():
-    """A TaskRouter event callback: 204 for every valid event; one about a transfer is enqueued once."""
+    """A TaskRouter event callback: 204 for every valid event; one about a transfer is delivered once."""
     event = taskrouter_fields(signed_fields())
     transfer_id = transfer_of(event)
     logs.bind(event_sid=event["Sid"], task_sid=event.get("TaskSid"), transfer_id=transfer_id)
     if transfer_id is not None:
-        enqueue_taskrouter_event(current_store(), current_celery(), transfer_id, event)
+        deliver_taskrouter_event(current_store(), current_celery(), transfer_id, event)
     else:
         log_at_debug()
     # TaskRouter's event reference asks for exactly this answer.
@@ -98,9 +98,10 @@ def transfer_of(event: Mapping[str, Any]) -> str | None:
     return None
 
 
-def enqueue_taskrouter_event(store: Store, celery: Celery, transfer_id: str, event: Mapping[str, Any]) -> bool:
+def deliver_taskrouter_event(store: Store, celery: Celery, transfer_id: str, event: Mapping[str, Any]) -> bool:
     """Deliver a transfer's TaskRouter event once, whichever path brought it (dedupe on its ``Sid``); False for
-    a copy already delivered. Raises when it cannot be enqueued, the claim released for the copy Twilio sends again."""
+    a copy already delivered. Raises when its job cannot be enqueued, the claim released for the copy Twilio sends
+    again."""
     fields = {name: event[name] for name in FORWARDED_FIELDS if name in event}
     return deliver(store, celery, event["Sid"], [transfer_id], {"source": TASKROUTER, "fields": fields})
 
@@ -130,7 +131,8 @@ def event_streams_delivery():
     X-Twilio-Signature (403 when it does not match). Each TaskRouter event is translated into the callback's
     fields and handled as the callback handles it; a malformed event or one of another product is skipped
     and the rest delivered (sending the batch again would not mend it). Only a failure to enqueue answers
-    5xx: Twilio then sends the whole batch again, and the events enqueued before are deduplicated.
+    5xx: Twilio then sends the whole batch again, and the events delivered before are deduplicated. The answer's
+    ``enqueued`` counts the events delivered to a transfer's inbox.
     """
     config = current_config()
     body = request.get_data()
@@ -154,7 +156,7 @@ def event_streams_delivery():
         transfer_id = transfer_of(event.fields) if event.kind == "taskrouter" else None
         if transfer_id is None:
             ignored += 1
-        elif enqueue_taskrouter_event(current_store(), current_celery(), transfer_id, event.fields):
+        elif deliver_taskrouter_event(current_store(), current_celery(), transfer_id, event.fields):
             enqueued += 1
             logs.bind(event_sid=event.fields["Sid"], task_sid=event.fields.get("TaskSid"), transfer_id=transfer_id)
         else:
@@ -203,7 +205,7 @@ def authenticate_sink(config: Config, body: bytes) -> None:
 @blueprint.post("/conversations")
 def conversation_event():
     """A Conversations post-event webhook: 200 ``{}`` for every valid event; one that can end a
-    transfer in progress (the conversation closed, someone left) is enqueued for each such transfer."""
+    transfer in progress (the conversation closed, someone left) is delivered to each such transfer's inbox."""
     signed = signed_fields()
     event = load_object(_conversation_schema, signed)
     if event["EventType"] not in CONVERSATIONS_HANDLERS and event["EventType"] not in IGNORED_CONVERSATIONS_EVENTS:
