@@ -169,6 +169,7 @@ class TransferEngine:
         """Save what the events changed, before any action runs; then drop those events from the inbox."""
         if received != before:
             self.store.save(received, transfer_changed=received.transfer != before.transfer)
+            self._moved(before.transfer, received.transfer)
         self.store.trim_inbox(received.transfer.id, taken_from_inbox)
 
     def _receive_all(self, record: Record, deliveries: Sequence[Mapping[str, Any]], settings: Settings) -> Record:
@@ -229,15 +230,16 @@ class TransferEngine:
         """Once the new task is known: apply the held events that are about it, drop the others."""
         if not record.held_events or record.transfer.new_task_sid is None:
             return record
-        held, record = record.held_events, dataclasses.replace(record, held_events=())
-        for fields in held:
+        released = dataclasses.replace(record, held_events=())
+        for fields in record.held_events:
             if fields.get("TaskSid") == record.transfer.new_task_sid:
-                record = self._apply(record, event_from_taskrouter(fields), settings)
+                released = self._apply(released, event_from_taskrouter(fields), settings)
             else:
                 log.warning("transfer %s: dropped an event about task %s, not its new task", record.transfer.id,
                             fields.get("TaskSid"))
-        self.store.save(record)
-        return record
+        self.store.save(released)
+        self._moved(record.transfer, released.transfer)
+        return released
 
     def _missed_events(self, transfer: t.Transfer, settings: Settings) -> list[t.Event]:
         """The events a transfer would have had from what Twilio says of its new task now."""
@@ -267,15 +269,15 @@ class TransferEngine:
         return events + live
 
     def _apply(self, record: Record, event: t.Event, settings: Settings) -> Record:
-        """The record after ``event``, not yet saved."""
+        """The record after ``event``, not yet saved (whoever saves it then logs and counts the move)."""
         step = t.advance(record.transfer, event, settings, self.clock())
         if step.transfer == record.transfer and not step.actions:
             return record
-        self._moved(record.transfer, step.transfer)
         return dataclasses.replace(record, transfer=step.transfer, outbox=record.outbox + step.actions)
 
     def _moved(self, before: t.Transfer, after: t.Transfer) -> None:
-        """Log a change of state and count what it means: an acceptance, a transfer finished."""
+        """Log a change of state and count what it means: an acceptance, a transfer finished. Called once the
+        change is saved: a run that fails before counts nothing, and the run that applies it again counts it."""
         if after.status != before.status:
             log.info("transfer %s %s -> %s", after.id, before.status, after.status)
         if before.accepted_worker_sid is None and after.accepted_worker_sid is not None:

@@ -152,8 +152,8 @@ _DELIVER = """
 if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then return {0} end
 local unscheduled = {1}
 for i = 2, #KEYS, 2 do
-  redis.call('RPUSH', KEYS[i], ARGV[2])
-  redis.call('EXPIRE', KEYS[i], ARGV[1])
+  -- An inbox is emptied by the jobs that read it; one that nobody reads again goes after the dedupe keys' time.
+  if redis.call('RPUSH', KEYS[i], ARGV[2]) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[1]) end
   if redis.call('SET', KEYS[i + 1], 1, 'NX', 'EX', ARGV[3]) then table.insert(unscheduled, i / 2) end
 end
 return unscheduled

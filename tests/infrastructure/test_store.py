@@ -178,3 +178,18 @@ def test_counting_requests_reuses_the_script_registered_with_the_store(store, mo
     count, remaining_s = store.counted_requests("WK1")
     assert count == 3 and 9 < remaining_s <= 10
     assert registered == []
+
+
+def test_an_inbox_nobody_reads_expires_with_the_dedupe_keys(store):
+    """An inbox is given the dedupe keys' lifetime when its first event arrives; an emptied inbox is gone, and the
+    next event gives the new one its lifetime again."""
+    key = "baton:inbox:tr1"
+    store.deliver_event("EV1", ["tr1"], {"n": 1})
+    assert 0 < store.redis.ttl(key) <= 3 * 24 * 3600
+    store.redis.expire(key, 100)
+    store.deliver_event("EV2", ["tr1"], {"n": 2})
+    assert store.redis.ttl(key) <= 100
+    store.trim_inbox("tr1", 2)
+    assert store.redis.exists(key) == 0
+    store.deliver_event("EV3", ["tr1"], {"n": 3})
+    assert store.redis.ttl(key) > 100
