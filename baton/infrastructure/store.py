@@ -367,10 +367,7 @@ class Store:
 
     def cached_names(self, sids: Sequence[str]) -> dict[str, str]:
         """The names cached for ``sids`` (one MGET); a sid not cached is missing from the answer."""
-        if not sids:
-            return {}
-        names = self.redis.mget([self._key("name", sid) for sid in sids])
-        return {sid: name for sid, name in zip(sids, names, strict=True) if name is not None}
+        return self._cached_each("name", sids)
 
     def cache_names(self, names: Mapping[str, str], ttl_s: int) -> None:
         """Remember each sid's name for ``ttl_s`` seconds: a renamed agent shows under the new name after that."""
@@ -378,14 +375,17 @@ class Store:
 
     def cached_identities(self, worker_sids: Sequence[str]) -> dict[str, str]:
         """The conversation identities cached for these workers (one MGET); a worker not cached is missing."""
-        if not worker_sids:
-            return {}
-        identities = self.redis.mget([self._key("identity", sid) for sid in worker_sids])
-        return {sid: identity for sid, identity in zip(worker_sids, identities, strict=True) if identity is not None}
+        return self._cached_each("identity", worker_sids)
 
     def cache_identities(self, identities: Mapping[str, str], ttl_s: int) -> None:
         """Remember each worker's conversation identity for ``ttl_s`` seconds."""
         self._cache_each("identity", identities, ttl_s)
+
+    def _cached_each(self, kind: str, sids: Sequence[str]) -> dict[str, str]:
+        if not sids:
+            return {}
+        values = self.redis.mget([self._key(kind, sid) for sid in sids])
+        return {sid: value for sid, value in zip(sids, values, strict=True) if value is not None}
 
     def _cache_each(self, kind: str, values: Mapping[str, str], ttl_s: int) -> None:
         if not values:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import threading
 
-from workers.celery_app import TASKROUTER_EVENT, create_celery, kept_producer, send_job
+from workers.celery_app import TRANSFER_INBOX, create_celery, kept_producer, send_job
 
 
 def test_every_message_of_a_thread_goes_through_one_kept_producer(config, store):
     """send_job publishes each message through the same producer, kept beside the app, instead of taking one from
     Celery's pool for each; the messages are all in the queue."""
     celery = create_celery(config)
-    send_job(celery, TASKROUTER_EVENT, "tr_first", {"EventType": "reservation.created"})
+    send_job(celery, TRANSFER_INBOX, "tr_first")
     producer = kept_producer(celery)
     for number in range(3):
-        send_job(celery, TASKROUTER_EVENT, f"tr_{number}", {"EventType": "reservation.created"})
+        send_job(celery, TRANSFER_INBOX, f"tr_{number}")
     assert kept_producer(celery) is producer
     assert store.queue_depth("celery") == 4
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from workers.celery_app import NEW_TRANSFER_PRIORITY, RUN_TRANSFER, TASKROUTER_EVENT, create_celery, send_job
+from workers.celery_app import NEW_TRANSFER_PRIORITY, RUN_TRANSFER, TRANSFER_INBOX, create_celery, send_job
 
 
 def test_a_worker_takes_events_of_transfers_under_way_before_new_transfers(config, store):
@@ -12,7 +12,7 @@ def test_a_worker_takes_events_of_transfers_under_way_before_new_transfers(confi
     celery = create_celery(config)
     for number in range(3):
         send_job(celery, RUN_TRANSFER, f"tr_new{number}", priority=NEW_TRANSFER_PRIORITY)
-    send_job(celery, TASKROUTER_EVENT, "tr_under_way", {"EventType": "reservation.rejected"})
+    send_job(celery, TRANSFER_INBOX, "tr_under_way")
     assert store.queue_depth("celery") == 4
 
     taken = []
@@ -22,7 +22,7 @@ def test_a_worker_takes_events_of_transfers_under_way_before_new_transfers(confi
             message = queue.get(timeout=1)
             taken.append((message.headers["task"], json.loads(message.body)[0][0]))
         queue.close()
-    assert taken == [(TASKROUTER_EVENT, "tr_under_way"), (RUN_TRANSFER, "tr_new0"), (RUN_TRANSFER, "tr_new1"),
+    assert taken == [(TRANSFER_INBOX, "tr_under_way"), (RUN_TRANSFER, "tr_new0"), (RUN_TRANSFER, "tr_new1"),
                      (RUN_TRANSFER, "tr_new2")]
     assert store.queue_depth("celery") == 0
 
