@@ -48,6 +48,8 @@ def engine() -> TransferEngine:
 def _follow(task: Task, transfer_id: str, outcome: Outcome) -> None:
     if outcome.retry_in is not None:
         send_job(task.app, RUN_TRANSFER, transfer_id, countdown=outcome.retry_in)
+    if outcome.inbox_waiting:
+        send_job(task.app, TRANSFER_INBOX, transfer_id)
 
 
 @shared_task(name=RUN_TRANSFER, **RETRY_POLICY)

@@ -66,11 +66,18 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
     return random.uniform(0.5, 1.0) * min(MAX_RETRY_DELAY_S, 2.0 ** (attempt - 1))
 
 
+# A job reading a transfer's inbox also reads the events that come while it performs the actions of the earlier ones
+# (TaskRouter's answers to those actions, mostly), up to this many rounds; then it leaves them to a successor.
+INBOX_ROUNDS = 4
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What the caller must do after processing: nothing, or run the transfer again in ``retry_in`` seconds."""
+    """What the caller must do after processing: nothing, run the transfer again in ``retry_in`` seconds, and/or
+    (``inbox_waiting``) enqueue a job for the events that wait in its inbox, which counts as scheduled."""
 
     retry_in: float | None = None
+    inbox_waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,18 @@ class TransferEngine:
         return self._process(transfer_id)
 
     def inbox(self, transfer_id: str) -> Outcome:
-        """Apply the webhook events waiting in the transfer's inbox, in the order they arrived."""
-        return self._process(transfer_id, from_inbox=True)
+        """Apply the webhook events waiting in the transfer's inbox, in the order they arrived, and carry out what
+        they call for; then the events that came meanwhile, the same way (``INBOX_ROUNDS``)."""
+        with self.store.lock(transfer_id) as lock, logs.kept():
+            for _ in range(INBOX_ROUNDS):
+                deliveries = self.store.take_inbox(transfer_id)
+                outcome = self._locked(transfer_id, lock, deliveries=deliveries)
+                if not self.store.finish_inbox(transfer_id, len(deliveries)):
+                    return outcome
+                if outcome.retry_in is not None:
+                    break
+                lock.reacquire()
+            return dataclasses.replace(outcome, inbox_waiting=True)
 
     def taskrouter_event(self, transfer_id: str, fields: Mapping[str, str]) -> Outcome:
         """One TaskRouter event about the transfer's new task, not through the inbox."""
@@ -133,44 +150,51 @@ class TransferEngine:
         died), or ask Twilio what became of its new task and apply the events that were missed."""
         with self.store.lock(transfer_id) as lock, logs.kept():
             deliveries = self.store.take_inbox(transfer_id)
-            record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
-            if record is None:
-                return Outcome()
-            received = self._receive_all(record, deliveries, settings)
-            if not received.outbox and not received.transfer.is_final:
-                try:
-                    missed = self._missed_events(received.transfer, settings)
-                except TwilioError as exc:
-                    # The next round of the reconciliation asks again.
-                    log.warning("transfer %s: could not reconcile (%s)", transfer_id, exc)
-                    missed = []
-                for event in missed:
-                    received = self._apply(received, event, settings)
-            self._save_received(record, received, len(deliveries))
-            return self._drain(received, settings, lock)
+            outcome = self._reconciled(transfer_id, lock, deliveries)
+            # Events that came meanwhile may have found the inbox marked scheduled by a job that was lost.
+            return dataclasses.replace(outcome, inbox_waiting=bool(self.store.finish_inbox(transfer_id,
+                                                                                           len(deliveries))))
 
-    def _process(self, transfer_id: str, *, event: t.Event | None = None, from_inbox: bool = False,
+    def _reconciled(self, transfer_id: str, lock: Lock, deliveries: Sequence[Mapping[str, Any]]) -> Outcome:
+        record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
+        if record is None:
+            return Outcome()
+        received = self._receive_all(record, deliveries, settings)
+        if not received.outbox and not received.transfer.is_final:
+            try:
+                missed = self._missed_events(received.transfer, settings)
+            except TwilioError as exc:
+                # The next round of the reconciliation asks again.
+                log.warning("transfer %s: could not reconcile (%s)", transfer_id, exc)
+                missed = []
+            for event in missed:
+                received = self._apply(received, event, settings)
+        self._save_received(record, received)
+        return self._drain(received, settings, lock)
+
+    def _process(self, transfer_id: str, *, event: t.Event | None = None,
                  deliveries: Sequence[Mapping[str, Any]] = ()) -> Outcome:
         with self.store.lock(transfer_id) as lock, logs.kept():
-            if from_inbox:
-                deliveries = self.store.take_inbox(transfer_id)
-            record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
-            if record is None:
-                log.warning("transfer %s not found (expired?)", transfer_id)
-                self.store.trim_inbox(transfer_id, len(deliveries) if from_inbox else 0)
-                return Outcome()
-            received = self._receive_all(record, deliveries, settings)
-            if event is not None:
-                received = self._apply(received, event, settings)
-            self._save_received(record, received, len(deliveries) if from_inbox else 0)
-            return self._drain(received, settings, lock)
+            return self._locked(transfer_id, lock, event=event, deliveries=deliveries)
 
-    def _save_received(self, before: Record, received: Record, taken_from_inbox: int) -> None:
-        """Save what the events changed, before any action runs; then drop those events from the inbox."""
+    def _locked(self, transfer_id: str, lock: Lock, *, event: t.Event | None = None,
+                deliveries: Sequence[Mapping[str, Any]] = ()) -> Outcome:
+        """Apply these events, save, and carry out the outbox; holding the transfer's lock."""
+        record, settings = self.store.load_with_settings(transfer_id, self.config.settings)
+        if record is None:
+            log.warning("transfer %s not found (expired?)", transfer_id)
+            return Outcome()
+        received = self._receive_all(record, deliveries, settings)
+        if event is not None:
+            received = self._apply(received, event, settings)
+        self._save_received(record, received)
+        return self._drain(received, settings, lock)
+
+    def _save_received(self, before: Record, received: Record) -> None:
+        """Save what the events changed, before any action runs."""
         if received != before:
             self.store.save(received, transfer_changed=received.transfer != before.transfer)
             self._moved(before.transfer, received.transfer)
-        self.store.trim_inbox(received.transfer.id, taken_from_inbox)
 
     def _receive_all(self, record: Record, deliveries: Sequence[Mapping[str, Any]], settings: Settings) -> Record:
         for delivery in deliveries:

@@ -9,7 +9,7 @@ Keys (all under ``baton:``; Celery's broker keys have their own names in the sam
                             SHA-256 of that request ("{id} {sha256}"): another request with the key is refused
   event:{EV}                a webhook event already accepted (dedupe), kept a few days
   inbox:{id}                list of JSON: the webhook events accepted for the transfer and not yet applied
-  inbox:{id}:scheduled      a job to read that inbox is enqueued and has not started reading it yet
+  inbox:{id}:scheduled      a job to read that inbox is enqueued or running: events that come meanwhile need no other
   lock:{id}                 the per-transfer lock that serializes all work on one transfer
   settings                  JSON: the admin settings (absent until an administrator changes one)
   token:{sha256}            what IAM said of a Flex token, cached briefly (never past its expiry)
@@ -54,7 +54,7 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 DEFAULT_RETENTION_S = 30 * 24 * 3600
 DEFAULT_LOCK_TIMEOUT_S = 15
 LOCK_WAIT_S = 30
-# How long an inbox counts as scheduled without its job starting to read it. Past this, the next event enqueues
+# How long an inbox counts as scheduled without its job finishing with it. Past this, the next event enqueues
 # another job (the first was lost, or waits behind a long queue: the later of the two finds the inbox empty);
 # a transfer whose events wait in an inbox nobody reads is also caught up by the reconciliation.
 INBOX_SCHEDULED_TTL_S = 120
@@ -160,6 +160,17 @@ return unscheduled
 """
 
 
+# Atomically: drop the ARGV[1] oldest events of an inbox (KEYS[1]), applied and saved, and count the events left;
+# with none left, the inbox is no longer scheduled (KEYS[2]), so that the next event enqueues a job. With some
+# left (they came while the job ran), it stays scheduled: the job reads them too, or enqueues its successor.
+_FINISH_INBOX = """
+if tonumber(ARGV[1]) > 0 then redis.call('LTRIM', KEYS[1], ARGV[1], -1) end
+local left = redis.call('LLEN', KEYS[1])
+if left == 0 then redis.call('DEL', KEYS[2]) end
+return left
+"""
+
+
 # A token bucket kept as one number (GCRA, the generic cell rate algorithm): the theoretical time at which the
 # bucket is full again. A bucket of ``capacity`` tokens gaining one every ``interval`` ms lets a request go at
 # ``tat - (capacity - 1) * interval``. The caller takes the next slot and waits for it; a wait past ``max_wait``
@@ -211,6 +222,7 @@ class Store:
         self._count_request = client.register_script(self._COUNT_REQUEST)
         self._pace = client.register_script(_PACE)
         self._deliver = client.register_script(_DELIVER)
+        self._finish_inbox = client.register_script(_FINISH_INBOX)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -444,21 +456,17 @@ class Store:
                           *(self._key("inbox", transfer_id, "scheduled") for transfer_id in unscheduled))
 
     def take_inbox(self, transfer_id: str) -> list[dict[str, Any]]:
-        """The events in the transfer's inbox, oldest first, left there until ``trim_inbox``. From now on the inbox
-        counts as not scheduled: an event that arrives after this enqueues a job of its own. Call it holding the
+        """The events in the transfer's inbox, oldest first, left there until ``finish_inbox``. Call it holding the
         transfer's lock."""
-        # In this order, on one connection: an event that arrives between the two is read now, and enqueues a job
-        # whose run finds it gone. No transaction is needed for that.
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(self._key("inbox", transfer_id, "scheduled"))
-            pipe.lrange(self._key("inbox", transfer_id), 0, -1)
-            _, raw = pipe.execute()
-        return [json.loads(delivery) for delivery in raw]
+        return [json.loads(delivery) for delivery in self.redis.lrange(self._key("inbox", transfer_id), 0, -1)]
 
-    def trim_inbox(self, transfer_id: str, taken: int) -> None:
-        """Drop the ``taken`` oldest events of the inbox, applied and saved."""
-        if taken:
-            self.redis.ltrim(self._key("inbox", transfer_id), taken, -1)
+    def finish_inbox(self, transfer_id: str, taken: int) -> int:
+        """Drop the ``taken`` oldest events of the inbox, applied and saved; the events left, which came meanwhile.
+        With none left the inbox is no longer scheduled, and the next event enqueues a job; with some, the caller
+        reads them or makes sure a job will."""
+        return int(self._finish_inbox(keys=[self._key("inbox", transfer_id), self._key("inbox", transfer_id,
+                                                                                         "scheduled")],
+                                      args=[taken]))
 
     @staticmethod
     def _encode(record: Record) -> str:

@@ -22,6 +22,7 @@ from baton.infrastructure.engine import (
     MAX_ACTION_ATTEMPTS,
     MAX_RETRY_AFTER_S,
     MAX_RETRY_DELAY_S,
+    Outcome,
     TransferEngine,
     retry_delay,
 )
@@ -423,3 +424,43 @@ def test_the_task_read_by_the_web_is_not_read_again(world):
     engine.run(transfer.id)
     assert store.load(transfer.id).transfer.status == t.ROUTING
     assert len(sim.requests.find("GET", f"/Tasks/{conversation.task_sid}")) == reads_before
+
+
+def test_an_event_that_comes_while_the_job_acts_is_applied_by_the_same_job(world, monkeypatch):
+    """TaskRouter answers Baton's re-route with the next offer while the job is still acting on the rejection: the
+    offer joins the inbox without a job of its own, and the job applies it before it ends; a job that keeps
+    finding new events leaves the last ones to a successor it asks for."""
+    sim, scenario, store, gateway, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    engine.run(transfer_id)
+    task_sid = store.load(transfer_id).transfer.new_task_sid
+    carol, bob = scenario.agents["carol"], scenario.agents["bob"]
+    rejected = {"EventType": "reservation.rejected", "Sid": "EV1", "TaskSid": task_sid,
+                "ReservationSid": "WR" + "1" * 32, "WorkerSid": carol}
+    assert store.deliver_event("EV1", [transfer_id], {"source": "taskrouter", "fields": rejected}) == [transfer_id]
+    next_offer = {"EventType": "reservation.created", "Sid": "EV2", "TaskSid": task_sid,
+                  "ReservationSid": "WR" + "2" * 32, "WorkerSid": bob}
+    real_update = gateway.update_task_attributes
+
+    def update_then_offer(*args, **kwargs):
+        answer = real_update(*args, **kwargs)
+        # No job asked for: the one running has the inbox.
+        assert store.deliver_event("EV2", [transfer_id], {"source": "taskrouter", "fields": next_offer}) == []
+        return answer
+
+    monkeypatch.setattr(gateway, "update_task_attributes", update_then_offer)
+    outcome = engine.inbox(transfer_id)
+    transfer = store.load(transfer_id).transfer
+    assert (outcome.inbox_waiting, transfer.status, transfer.offered_worker_sids) == (False, t.OFFERED, (bob,))
+    assert store.take_inbox(transfer_id) == []
+    assert store.deliver_event("EV3", [transfer_id], {"source": "taskrouter", "fields": {
+        **next_offer, "Sid": "EV3", "EventType": "reservation.accepted"}}) == [transfer_id]
+
+    def one_more_event_each_round(*args, **kwargs):
+        store.deliver_event(t.new_transfer_id(), [transfer_id], {"source": "taskrouter", "fields": next_offer})
+        return Outcome()
+
+    monkeypatch.setattr(engine, "_locked", one_more_event_each_round)
+    assert engine.inbox(transfer_id) == Outcome(inbox_waiting=True)
+    assert len(store.take_inbox(transfer_id)) == 1

@@ -112,16 +112,20 @@ def test_deadlines_are_handed_out_when_due_and_again_only_much_later(store):
     assert store.due_deadlines(10_000.0, again_after_s=60) == ["tr1"]
 
 
-def test_an_event_is_delivered_once_and_one_job_is_asked_for_while_none_waits(store):
+def test_an_event_is_delivered_once_and_one_job_is_asked_for_while_none_is_scheduled(store):
     """An event goes into each of its transfers' inboxes once (a copy with the same dedupe key is a duplicate);
-    only a transfer with no job waiting asks for one, until that job starts reading its inbox."""
+    only a transfer with no job scheduled asks for one. Events that come while the job runs need none: the job
+    finishing with its inbox learns they are left, and only an emptied inbox asks for a job at the next event."""
     assert store.deliver_event("EV1", ["tr1", "tr2"], {"n": 1}) == ["tr1", "tr2"]
     assert store.deliver_event("EV1", ["tr1", "tr2"], {"n": 1}) is None
     assert store.deliver_event("EV2", ["tr1"], {"n": 2}) == []
     assert store.take_inbox("tr1") == [{"n": 1}, {"n": 2}]
-    assert store.deliver_event("EV3", ["tr1"], {"n": 3}) == ["tr1"]
-    store.trim_inbox("tr1", 2)
-    assert store.take_inbox("tr1") == [{"n": 3}]
+    assert store.deliver_event("EV3", ["tr1"], {"n": 3}) == []
+    assert store.finish_inbox("tr1", 2) == 1
+    assert store.deliver_event("EV4", ["tr1"], {"n": 4}) == []
+    assert store.take_inbox("tr1") == [{"n": 3}, {"n": 4}]
+    assert store.finish_inbox("tr1", 2) == 0
+    assert store.deliver_event("EV5", ["tr1"], {"n": 5}) == ["tr1"]
     assert store.take_inbox("tr2") == [{"n": 1}]
 
 
@@ -189,7 +193,7 @@ def test_an_inbox_nobody_reads_expires_with_the_dedupe_keys(store):
     store.redis.expire(key, 100)
     store.deliver_event("EV2", ["tr1"], {"n": 2})
     assert store.redis.ttl(key) <= 100
-    store.trim_inbox("tr1", 2)
+    assert store.finish_inbox("tr1", 2) == 0
     assert store.redis.exists(key) == 0
     store.deliver_event("EV3", ["tr1"], {"n": 3})
     assert store.redis.ttl(key) > 100
