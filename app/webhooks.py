@@ -10,8 +10,8 @@ event), by an Event Streams webhook sink (``/webhooks/event-streams``, a JSON ar
 there both paths are one: the same checks, the same dedupe key (TaskRouter's event sid), the same inbox.
 
 An event about a transfer goes into that transfer's inbox in Redis, and a job to read the inbox is enqueued only
-when none is waiting: the events of one transfer that arrive together (a rejection and TaskRouter's next offer,
-a few milliseconds apart) are applied by one job, under one lock, with one save.
+when none is scheduled (waiting or running): the events of one transfer that arrive together (a rejection and
+TaskRouter's next offer, a few milliseconds apart) are applied by one job, under one lock, with one save.
 
 Which event types matter, and what the engine makes of them, is ``baton.domain.twilio_events``'s table; a type
 in neither its handled nor its ignored lists is acknowledged like an ignored one, and logged. Signatures
