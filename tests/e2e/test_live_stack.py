@@ -156,6 +156,8 @@ def test_two_gunicorn_workers_are_counted_together_on_every_scrape(stack, baton)
             thread.start()
         for thread in threads:
             thread.join()
+    # The transfer's own events may still be on their way (the sender's participant removed, after completion).
+    sim.dispatcher.wait_idle()
     per_process = webhooks_by_process(metrics_dir)
     assert sum(1 for count in per_process.values() if count) >= 2, per_process
 
