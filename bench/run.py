@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -577,39 +578,36 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_only_burst(args: argparse.Namespace) -> int:
     """``--only burst``: figure 9 alone, its results beside the whole run's (``results-burst.json``)."""
-    started, when = time.monotonic(), datetime.datetime.now(datetime.timezone.utc)
-    log(f"load average before: {load_average():.2f} (other work on this machine skews every figure)")
-    interference = Interference()
-    burst_out = burst.run(args.burst_transfers, args.accept_delay_s, args.drain_s, log)
-    burst_out["foreign_cpu_share"] = interference.share()
-    rows = burst.burst_rows(burst_out)
-    out = RESULTS.with_name("results-burst.json") if args.out == RESULTS else args.out
-    out.write_text(json.dumps({"date": when.isoformat(timespec="seconds"), "machine": machine(), "commit": _commit(),
-                               "command": "python -m bench.run --only burst", "arguments": sys.argv[1:],
-                               "runtime_s": round(time.monotonic() - started, 1), "figures": rows,
-                               "burst": burst_out}, indent=2, default=str) + "\n")
-    print(table(rows))
-    print(f"\n{time.monotonic() - started:.0f} s; figures in {out}; CPU taken by other processes: "
-          f"{burst_out['foreign_cpu_share']:.0%}")
-    return 0
+    return _run_alone("burst", args, lambda: burst.run(args.burst_transfers, args.accept_delay_s, args.drain_s, log),
+                      burst.burst_rows)
 
 
 def run_only_scaleout(args: argparse.Namespace) -> int:
     """``--only scaleout``: figure 10 alone, its results in ``results-scaleout.json``."""
+    return _run_alone("scaleout", args, lambda: scaleout.run(args.scaleout_transfers, args.scaleout_rate,
+                                                             args.reject_delay_s, args.accept_delay_s, args.drain_s,
+                                                             log),
+                      scaleout.scaleout_rows, lambda out: f"\n{scaleout.NOTE.format(cpus=out['cpus'])}")
+
+
+def _run_alone(name: str, args: argparse.Namespace, measure: Callable[[], dict[str, Any]],
+               rows_of: Callable[[dict[str, Any]], list[dict[str, Any]]],
+               note: Callable[[dict[str, Any]], str] | None = None) -> int:
+    """One figure that a whole run leaves out: measured, printed, and written to ``results-{name}.json`` (or --out)."""
     started, when = time.monotonic(), datetime.datetime.now(datetime.timezone.utc)
     log(f"load average before: {load_average():.2f} (other work on this machine skews every figure)")
     interference = Interference()
-    out = scaleout.run(args.scaleout_transfers, args.scaleout_rate, args.reject_delay_s, args.accept_delay_s,
-                       args.drain_s, log)
+    out = measure()
     out["foreign_cpu_share"] = interference.share()
-    rows = scaleout.scaleout_rows(out)
-    path = RESULTS.with_name("results-scaleout.json") if args.out == RESULTS else args.out
+    rows = rows_of(out)
+    path = RESULTS.with_name(f"results-{name}.json") if args.out == RESULTS else args.out
     path.write_text(json.dumps({"date": when.isoformat(timespec="seconds"), "machine": machine(), "commit": _commit(),
-                                "command": "python -m bench.run --only scaleout", "arguments": sys.argv[1:],
+                                "command": f"python -m bench.run --only {name}", "arguments": sys.argv[1:],
                                 "runtime_s": round(time.monotonic() - started, 1), "figures": rows,
-                                "scaleout": out}, indent=2, default=str) + "\n")
+                                name: out}, indent=2, default=str) + "\n")
     print(table(rows))
-    print(f"\n{scaleout.NOTE.format(cpus=out['cpus'])}")
+    if note is not None:
+        print(note(out))
     print(f"\n{time.monotonic() - started:.0f} s; figures in {path}; CPU taken by other processes: "
           f"{out['foreign_cpu_share']:.0%}; load average after {load_average():.2f}")
     return 0

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import time
 from collections import Counter
 from typing import Any
 
-from baton.operator.devstack import Process, RedisServer, StackError, read_procfile
+from baton.operator.devstack import Process, RedisServer, StackError, read_procfile, wait_for_redis
 from bench.transfers import TransferBench, percentile, transfer_phase
 from bench.world import World, connect, start_stack
 
@@ -75,18 +74,9 @@ class NamespacedRedis:
         self.popen = subprocess.Popen(
             [*inside, "redis-server", "--bind", self.redis_address, "--port", str(self.port), "--protected-mode", "no",
              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection((self.redis_address, self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                pass
-            if self.popen.poll() is not None or time.monotonic() > deadline:
-                raise StackError(f"redis-server did not start in namespace {self.namespace}")
-            time.sleep(0.05)
+        wait_for_redis(self.popen, self.redis_address, self.port,
+                       f"redis-server did not start in namespace {self.namespace}")
+        return self
 
     def stop(self) -> None:
         if self.popen is not None:

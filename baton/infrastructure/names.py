@@ -47,16 +47,14 @@ def flex_identity(worker: Worker) -> str:
 
 def remember_worker(store: Store, worker: Worker) -> None:
     """Keep a worker's name and conversation identity, as read just now."""
-    store.cache_names({worker.sid: worker.friendly_name}, NAME_TTL_S)
-    store.cache_identities({worker.sid: flex_identity(worker)}, NAME_TTL_S)
+    store.cache_workers({worker.sid: (worker.friendly_name, flex_identity(worker))}, NAME_TTL_S)
 
 
 def agents_of(worker_sids: Iterable[str], store: Store, gateway: TwilioGateway) -> dict[str, tuple[str, str]]:
     """Each worker's (friendly name, conversation identity), from the cache or else TaskRouter, whose errors
     are raised."""
     wanted = list(dict.fromkeys(worker_sids))
-    names, identities = store.cached_names(wanted), store.cached_identities(wanted)
-    agents = {sid: (names[sid], identities[sid]) for sid in wanted if names.get(sid) and sid in identities}
+    agents = store.cached_workers(wanted)
     for sid in wanted:
         if sid not in agents:
             worker = gateway.fetch_worker(sid)
@@ -72,13 +70,13 @@ def names_of(sids: Iterable[str], store: Store, gateway: TwilioGateway,
     wanted = list(dict.fromkeys(sids))
     cached = store.cached_names(wanted)
     fetched: dict[str, str] = {}
-    identities: dict[str, str] = {}
+    workers: dict[str, tuple[str, str]] = {}
     unknown: dict[str, str] = {}
     for sid in [sid for sid in wanted if sid not in cached][:lookups]:
         try:
             if sid.startswith("WK"):
                 worker = gateway.fetch_worker(sid)
-                fetched[sid], identities[sid] = worker.friendly_name, flex_identity(worker)
+                workers[sid] = (worker.friendly_name, flex_identity(worker))
             else:
                 fetched[sid] = gateway.fetch_friendly_name(sid)
         except PermanentTwilioError:
@@ -87,8 +85,9 @@ def names_of(sids: Iterable[str], store: Store, gateway: TwilioGateway,
             log.warning("names: TaskRouter did not answer (%s); sids are shown for now", exc)
             break
     store.cache_names(fetched, NAME_TTL_S)
-    store.cache_identities(identities, NAME_TTL_S)
+    store.cache_workers(workers, NAME_TTL_S)
     store.cache_names(unknown, UNKNOWN_TTL_S)
+    fetched.update((sid, name) for sid, (name, _) in workers.items())
     return {sid: name for sid, name in {**cached, **fetched}.items() if name}
 
 

@@ -379,32 +379,38 @@ class Store:
 
     def cached_names(self, sids: Sequence[str]) -> dict[str, str]:
         """The names cached for ``sids`` (one MGET); a sid not cached is missing from the answer."""
-        return self._cached_each("name", sids)
+        if not sids:
+            return {}
+        names = self.redis.mget([self._key("name", sid) for sid in sids])
+        return {sid: name for sid, name in zip(sids, names, strict=True) if name is not None}
 
     def cache_names(self, names: Mapping[str, str], ttl_s: int) -> None:
         """Remember each sid's name for ``ttl_s`` seconds: a renamed agent shows under the new name after that."""
-        self._cache_each("name", names, ttl_s)
-
-    def cached_identities(self, worker_sids: Sequence[str]) -> dict[str, str]:
-        """The conversation identities cached for these workers (one MGET); a worker not cached is missing."""
-        return self._cached_each("identity", worker_sids)
-
-    def cache_identities(self, identities: Mapping[str, str], ttl_s: int) -> None:
-        """Remember each worker's conversation identity for ``ttl_s`` seconds."""
-        self._cache_each("identity", identities, ttl_s)
-
-    def _cached_each(self, kind: str, sids: Sequence[str]) -> dict[str, str]:
-        if not sids:
-            return {}
-        values = self.redis.mget([self._key(kind, sid) for sid in sids])
-        return {sid: value for sid, value in zip(sids, values, strict=True) if value is not None}
-
-    def _cache_each(self, kind: str, values: Mapping[str, str], ttl_s: int) -> None:
-        if not values:
+        if not names:
             return
         with self.redis.pipeline(transaction=False) as pipeline:
-            for sid, value in values.items():
-                pipeline.set(self._key(kind, sid), value, ex=ttl_s)
+            for sid, name in names.items():
+                pipeline.set(self._key("name", sid), name, ex=ttl_s)
+            pipeline.execute()
+
+    def cached_workers(self, worker_sids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Each worker's cached (name, conversation identity), in one MGET; a worker without both is missing."""
+        if not worker_sids:
+            return {}
+        values = self.redis.mget([key for sid in worker_sids
+                                  for key in (self._key("name", sid), self._key("identity", sid))])
+        names, identities = values[::2], values[1::2]
+        return {sid: (name, identity) for sid, name, identity in zip(worker_sids, names, identities, strict=True)
+                if name and identity is not None}
+
+    def cache_workers(self, workers: Mapping[str, tuple[str, str]], ttl_s: int) -> None:
+        """Remember each worker's (name, conversation identity) for ``ttl_s`` seconds."""
+        if not workers:
+            return
+        with self.redis.pipeline(transaction=False) as pipeline:
+            for sid, (name, identity) in workers.items():
+                pipeline.set(self._key("name", sid), name, ex=ttl_s)
+                pipeline.set(self._key("identity", sid), identity, ex=ttl_s)
             pipeline.execute()
 
     def cached_workflows(self) -> list[tuple[str, str]] | None:

@@ -65,24 +65,31 @@ class RedisServer:
         self.popen = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--dir", str(self.dir),
              *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise StackError("redis-server did not start")
-            time.sleep(0.05)
+        wait_for_redis(self.popen, "127.0.0.1", self.port, "redis-server did not start")
+        return self
 
     def stop(self) -> None:
         if self.popen is not None:
             self.popen.terminate()
             self.popen.wait(10)
             self.popen = None
+
+
+def wait_for_redis(popen: subprocess.Popen, host: str, port: int, failure: str, timeout_s: float = 10.0) -> None:
+    """Return once the redis-server ``popen`` started answers PING on ``host:port``; raise StackError(``failure``)
+    if it exits or does not answer in time."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.2) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        if popen.poll() is not None or time.monotonic() > deadline:
+            raise StackError(failure)
+        time.sleep(0.05)
 
 
 class StackError(RuntimeError):
