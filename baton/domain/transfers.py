@@ -537,6 +537,26 @@ def _refuse_and_reroute(transfer: Transfer, refused: tuple[str, ...]) -> Step:
     return Step(rerouted.transfer, actions + rerouted.actions)
 
 
+def coalesce(actions: tuple[Action, ...], transfer: Transfer) -> tuple[Action, ...]:
+    """The actions still to carry out, less those the transfer's later events made pointless: the refusal of
+    an offer that has ended since, and a write of the route followed by another with nothing between them
+    (the later one carries the newer route).
+
+    When Baton falls behind, an agent who declined can be re-offered the task and decline again several
+    times before the exclusion is written; the events then arrive together, and each re-offer adds a refusal
+    and a write. Carried out one by one they would cost three Twilio requests per re-offer, more work the
+    further behind Baton is; coalesced, however many re-offers came, what is left is the exclusion, the
+    refusal of the re-offer still live, if any, and the write that re-drives the task."""
+    kept: list[Action] = []
+    for action in actions:
+        if isinstance(action, RejectReservation) and action.reservation_sid in transfer.finished_reservations:
+            continue
+        if isinstance(action, Reroute) and kept and isinstance(kept[-1], Reroute):
+            kept.pop()
+        kept.append(action)
+    return tuple(kept)
+
+
 def _next_route_version(transfer: Transfer) -> Step:
     """Write the route in force as a new version."""
     rerouted = dataclasses.replace(transfer, route_version=transfer.route_version + 1)
@@ -544,11 +564,14 @@ def _next_route_version(transfer: Transfer) -> Step:
 
 
 def _reservation_ended(transfer: Transfer, event: ReservationEnded, settings: Settings, now: float) -> Step:
-    if (transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations
-            or event.reservation_sid in transfer.refused_reservations):
+    if transfer.status not in (ROUTING, OFFERED) or event.reservation_sid in transfer.finished_reservations:
         return Step(transfer)
     if _is_refused_reoffer(transfer, event.reservation_sid, event.worker_sid):
-        return Step(_refuse(transfer, event.reservation_sid))
+        # Over, whoever ended it: a refusal of it still waiting to be made is left out (``coalesce``).
+        refused = (transfer if event.reservation_sid in transfer.refused_reservations
+                   else _refuse(transfer, event.reservation_sid))
+        return Step(dataclasses.replace(refused, finished_reservations=(*refused.finished_reservations,
+                                                                        event.reservation_sid)))
     live = tuple(offer for offer in transfer.live_offers if offer[0] != event.reservation_sid)
     finished = dataclasses.replace(transfer, live_offers=live,
                                    finished_reservations=transfer.finished_reservations + (event.reservation_sid,))

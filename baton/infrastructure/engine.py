@@ -297,7 +297,10 @@ class TransferEngine:
         step = t.advance(record.transfer, event, settings, self.clock())
         if step.transfer == record.transfer and not step.actions:
             return record
-        return dataclasses.replace(record, transfer=step.transfer, outbox=record.outbox + step.actions)
+        # An action already tried stays as it is: its attempts are counted against it.
+        tried = record.outbox[:1] if record.head_attempts else ()
+        outbox = tried + t.coalesce(record.outbox[len(tried):] + step.actions, step.transfer)
+        return dataclasses.replace(record, transfer=step.transfer, outbox=outbox)
 
     def _moved(self, before: t.Transfer, after: t.Transfer) -> None:
         """Log a change of state and count what it means: an acceptance, a transfer finished. Called once the

@@ -266,6 +266,49 @@ def test_every_refused_reoffer_writes_a_new_route_version():
     assert transfer.attempt == 1
 
 
+def outbox_after(transfer, *events):
+    """Feed events in order, keeping the actions still to carry out as the engine does (coalesced)."""
+    outbox: tuple[t.Action, ...] = ()
+    for number, event in enumerate(events, start=1):
+        step = t.advance(transfer, event, SETTINGS, now=float(number))
+        transfer, outbox = step.transfer, t.coalesce(outbox + step.actions, step.transfer)
+    return transfer, outbox
+
+
+def test_reoffers_declined_again_before_baton_acts_cost_one_exclusion_one_refusal_and_one_redrive():
+    """Baton fell behind: the agent who declined was re-offered the task and declined again twice before any of
+    it reached Baton, and the third re-offer is live. Whatever the number of re-offers, what is left to do is
+    the exclusion (written while the live re-offer holds the task), its refusal and the write that re-drives
+    the task; the refusals of re-offers already over and the writes overtaken by later ones are left out."""
+    transfer, outbox = outbox_after(
+        in_state(t.OFFERED), t.ReservationEnded("WR1", TARGET, "rejected"),
+        t.ReservationCreated("WR2", TARGET), t.ReservationEnded("WR2", TARGET, "rejected"),
+        t.ReservationCreated("WR3", TARGET), t.ReservationEnded("WR3", TARGET, "rejected"),
+        t.ReservationCreated("WR4", TARGET))
+    exclusion, refusal, redrive = outbox
+    assert refusal == t.RejectReservation("WR4")
+    assert (exclusion.routing["transferExcludedWorkers"], exclusion.routing["transferTargetType"]) == (
+        [SENDER, TARGET], "queue")
+    assert (exclusion.version, redrive.version, transfer.route_version) == (3, 4, 4)
+    assert (transfer.attempt, transfer.status) == (1, t.ROUTING)
+    ended, left = outbox_after(transfer, t.ReservationEnded("WR4", TARGET, "rejected"))
+    assert (left, ended.finished_reservations[-1]) == ((), "WR4")
+
+
+def test_coalescing_keeps_the_refusal_of_a_live_reoffer_between_its_two_writes():
+    """The decline and a live re-offer together: write, refuse, write, as ``_declined`` decides, untouched."""
+    step = run(in_state(t.OFFERED), t.ReservationCreated("WR2", TARGET), t.ReservationEnded("WR1", TARGET, "rejected"))
+    assert t.coalesce(step.actions, step.transfer) == step.actions
+    assert [type(action) for action in step.actions] == [t.Reroute, t.RejectReservation, t.Reroute]
+
+
+def test_an_offer_to_an_excluded_agent_that_ends_before_baton_hears_of_it_is_refused_and_over():
+    transfer, outbox = outbox_after(in_state(t.ROUTING), t.ReservationEnded("WR5", SENDER, "timeout"),
+                                    t.ReservationCreated("WR5", SENDER))
+    assert (outbox, transfer.attempt) == ((), 0)
+    assert "WR5" in transfer.refused_reservations and "WR5" in transfer.finished_reservations
+
+
 def test_an_excluded_agent_who_accepts_before_the_refusal_lands_has_the_transfer():
     """TaskRouter offered the task to an excluded agent (the sender, back in the fallback queue), who accepted
     before Baton's refusal reached Twilio: the task is theirs, so the transfer is accepted, not left routing."""

@@ -464,3 +464,55 @@ def test_an_event_that_comes_while_the_job_acts_is_applied_by_the_same_job(world
     monkeypatch.setattr(engine, "_locked", one_more_event_each_round)
     assert engine.inbox(transfer_id) == Outcome(inbox_waiting=True)
     assert len(store.take_inbox(transfer_id)) == 1
+
+
+def deliver_offer_events(store, transfer_id, task_sid, *events):
+    """Deliver TaskRouter reservation events (type, reservation number, worker) to the transfer's inbox."""
+    for event_type, number, worker_sid in events:
+        sid = f"EV{event_type}{number}"
+        store.deliver_event(sid, [transfer_id], {"source": "taskrouter", "fields": {
+            "EventType": f"reservation.{event_type}", "Sid": sid, "TaskSid": task_sid,
+            "ReservationSid": "WR" + str(number) * 32, "WorkerSid": worker_sid}})
+
+
+def test_reoffers_declined_again_while_baton_was_behind_cost_one_write(world):
+    """The target declined, was re-offered the task and declined again twice before Baton's job ran: one run
+    writes the route once (a read and a write) and refuses nothing, every re-offer being over already."""
+    sim, scenario, store, _, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    engine.run(transfer_id)
+    task_sid = store.load(transfer_id).transfer.new_task_sid
+    carol = scenario.agents["carol"]
+    deliver_offer_events(store, transfer_id, task_sid, ("created", 1, carol), ("rejected", 1, carol),
+                         *[(event_type, number, carol) for number in (2, 3) for event_type in ("created", "rejected")])
+    requests_before = len(sim.requests.find())
+
+    assert engine.inbox(transfer_id).retry_in is None
+    made = [(entry.method, entry.path.rsplit("/", 1)[-1]) for entry in sim.requests.find()[requests_before:]]
+    assert made == [("GET", task_sid), ("POST", task_sid)]
+    transfer = store.load(transfer_id).transfer
+    assert (transfer.attempt, transfer.route_version, transfer.excluded_workers[-1]) == (1, 3, carol)
+
+
+def test_an_action_waiting_for_its_retry_keeps_its_tries_when_later_events_coalesce_the_outbox(world):
+    """A re-route that Twilio refused for now stays at the head of the outbox with its tries counted, even when
+    a later write would otherwise replace it; the write that follows is carried out after it."""
+    sim, scenario, store, gateway, engine = world
+    conversation = open_conversation(sim, scenario, "alice")
+    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
+    engine.run(transfer_id)
+    task_sid = store.load(transfer_id).transfer.new_task_sid
+    carol = scenario.agents["carol"]
+    gateway.faults["fetch_task"] = [RetryableTwilioError("tasks.fetch", "Too Many Requests", 429, 20429, 1.0)]
+    deliver_offer_events(store, transfer_id, task_sid, ("created", 1, carol), ("rejected", 1, carol))
+    assert engine.inbox(transfer_id).retry_in == 1.0
+    deliver_offer_events(store, transfer_id, task_sid, ("created", 2, carol), ("rejected", 2, carol))
+    gateway.faults["fetch_task"] = [RetryableTwilioError("tasks.fetch", "Too Many Requests", 429, 20429, 1.0)]
+
+    assert engine.inbox(transfer_id).retry_in == 1.0
+    record = store.load(transfer_id)
+    assert [(type(action), action.version) for action in record.outbox] == [(t.Reroute, 1), (t.Reroute, 2)]
+    assert record.head_attempts == 2
+    assert engine.inbox(transfer_id).retry_in is None
+    assert store.load(transfer_id).outbox == ()
