@@ -1,15 +1,17 @@
 """The Flex UI side of the transfer figures, in a process of its own: agents asking for transfers.
 
-``python -m bench.loadgen PLAN RESULTS`` reads a JSON plan ``{"url", "rate", "threads",
-"transfers": [{"token", "task_sid", "to"}, …]}``, first warms Baton's token cache (one read per
-token, as an agent's Flex UI polls before it transfers anything), then posts ``POST /v1/transfers``
-open-loop: the n-th request is due at ``start + n / rate``, whatever became of the earlier ones,
-and is sent by the first free thread. ``RESULTS`` gets one JSON object per transfer: when it was
-due, sent and answered (epoch seconds), the status and the transfer id.
+``python -m bench.loadgen warm PLAN`` warms Baton's token cache from a JSON plan ``{"url", "rate",
+"threads", "transfers": [{"token", "task_sid", "to"}, …]}``: one read per token, as an agent's Flex
+UI polls before it transfers anything. ``python -m bench.loadgen post --results RESULTS PLAN`` then
+posts ``POST /v1/transfers`` open-loop: the n-th request is due at ``start + n / rate``, whatever
+became of the earlier ones, and is sent by the first free thread. ``RESULTS`` gets one JSON object
+per transfer: when it was due, sent and answered (epoch seconds), the status and the transfer id.
+Two commands, so that the harness measures the transfers' costs from after the warm-up.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import queue
 import sys
@@ -92,12 +94,19 @@ def post_all(url: str, transfers: list[dict], rate: float, threads: int) -> list
     return [result or {} for result in results]
 
 
-def main(plan_path: str, results_path: str) -> None:
-    plan = json.loads(Path(plan_path).read_text())
-    warm(plan["url"], plan["transfers"], plan["threads"])
-    results = post_all(plan["url"], plan["transfers"], plan["rate"], plan["threads"])
-    Path(results_path).write_text(json.dumps(results))
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=("warm", "post"))
+    parser.add_argument("plan", type=Path)
+    parser.add_argument("--results", type=Path, help="where post writes what became of each request")
+    args = parser.parse_args(argv)
+    plan = json.loads(args.plan.read_text())
+    if args.step == "warm":
+        warm(plan["url"], plan["transfers"], plan["threads"])
+    else:
+        results = post_all(plan["url"], plan["transfers"], plan["rate"], plan["threads"])
+        args.results.write_text(json.dumps(results))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(sys.argv[1:])

@@ -44,19 +44,39 @@ class Sent:
     transfer_id: str | None
 
 
+class LoadPlan:
+    """The transfers ``bench.loadgen`` asks for, in a process of its own: first its warm-up (one authenticated read
+    per agent's token, as a Flex UI's first poll makes it, so that IAM's answer is cached), then the transfers."""
+
+    def __init__(self, world: World, pairs: Sequence[tuple[Held, str]], rate: float, threads: int = 16):
+        self.pairs = pairs
+        self.folder = Path(tempfile.mkdtemp(prefix="baton-bench-load-"))
+        plan = {"url": world.stack.web_url, "rate": rate, "threads": threads,
+                "transfers": [{"token": world.tokens[held.sender_sid], "task_sid": held.task_sid, "to": to}
+                              for held, to in pairs]}
+        (self.folder / "plan.json").write_text(json.dumps(plan))
+
+    def _loadgen(self, *args: str) -> None:
+        subprocess.run([sys.executable, "-m", "bench.loadgen", *args, str(self.folder / "plan.json")], cwd=ROOT,
+                       check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    def warm(self) -> None:
+        self._loadgen("warm")
+
+    def post(self) -> list[Sent]:
+        """``POST /v1/transfers`` for each (conversation, target) at the plan's rate."""
+        self._loadgen("post", "--results", str(self.folder / "results.json"))
+        results = json.loads((self.folder / "results.json").read_text())
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return [Sent(held, to, r.get("due", 0.0), r.get("sent", 0.0), r.get("answered", 0.0), r.get("status"),
+                     r.get("id")) for (held, to), r in zip(self.pairs, results, strict=True)]
+
+
 def post_transfers(world: World, pairs: Sequence[tuple[Held, str]], rate: float, threads: int = 16) -> list[Sent]:
-    """``POST /v1/transfers`` for each (conversation, target) at ``rate`` per second, from ``bench.loadgen``."""
-    folder = Path(tempfile.mkdtemp(prefix="baton-bench-load-"))
-    plan = {"url": world.stack.web_url, "rate": rate, "threads": threads,
-            "transfers": [{"token": world.tokens[held.sender_sid], "task_sid": held.task_sid, "to": to}
-                          for held, to in pairs]}
-    (folder / "plan.json").write_text(json.dumps(plan))
-    subprocess.run([sys.executable, "-m", "bench.loadgen", str(folder / "plan.json"), str(folder / "results.json")],
-                   cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    results = json.loads((folder / "results.json").read_text())
-    shutil.rmtree(folder, ignore_errors=True)
-    return [Sent(held, to, r.get("due", 0.0), r.get("sent", 0.0), r.get("answered", 0.0), r.get("status"),
-                 r.get("id")) for (held, to), r in zip(pairs, results, strict=True)]
+    """The load generator's warm-up, then ``POST /v1/transfers`` for each (conversation, target) at ``rate``."""
+    plan = LoadPlan(world, pairs, rate, threads)
+    plan.warm()
+    return plan.post()
 
 
 def wait_finished(store: Store, ids: Iterable[str], timeout: float,
@@ -219,15 +239,17 @@ class TransferBench:
 
     def run(self, pairs: list[tuple[Held, str]], rate: float, drain_s: float) -> tuple[list[Sent], dict[str, Any]]:
         """Post the transfers at ``rate``, wait for them to finish (``drain_s`` at most after the last)."""
+        plan = LoadPlan(self.world, pairs, rate)
+        # The warm-up's IAM validations are not the transfers' doing: neither its CPU nor its Redis commands count.
+        plan.warm()
         before, redis_before = cpu(self.world, self.redis_pid), self.redis_counts()
-        sent = post_transfers(self.world, pairs, rate)
+        sent = plan.post()
         refused = Counter(s.status for s in sent if s.status != 202)
         harness_reads: Counter = Counter()
         finals = wait_finished(self.store, [s.transfer_id for s in sent if s.transfer_id], drain_s, harness_reads)
         self.finished += len(finals)
         spent = cpu_delta(before, cpu(self.world, self.redis_pid))
-        # From the first request for a transfer: the load generator's warm-up before it (one IAM validation per
-        # agent's token, as a Flex UI's first poll makes it) is not the transfers' doing.
+        # From the first request for a transfer (the warm-up's Twilio requests, just before, are left out too).
         first = min((s.sent for s in sent if s.sent), default=time.time())
         twilio_requests = sum(twilio_requests_between(self.world, first, time.time()).values())
         redis_after = self.redis_counts()
