@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 from baton.domain import transfers as t
 from baton.infrastructure.store import Record
 
@@ -197,3 +199,28 @@ def test_an_inbox_nobody_reads_expires_with_the_dedupe_keys(store):
     assert store.redis.exists(key) == 0
     store.deliver_event("EV3", ["tr1"], {"n": 3})
     assert store.redis.ttl(key) > 100
+
+
+def test_a_lock_renewed_moments_ago_is_not_renewed_again_and_a_lost_one_is_told(store, monkeypatch):
+    """Renewals asked for within LOCK_RENEW_AFTER_S of the last one send nothing; a later one renews the lock to its
+    whole timeout, and tells the holder when the lock is no longer theirs."""
+    from redis.exceptions import LockNotOwnedError
+
+    from baton.infrastructure import store as store_module
+
+    now = [1000.0]
+    monkeypatch.setattr(store_module.time, "monotonic", lambda: now[0])
+    with store.lock("tr1") as lock:
+        store.redis.pexpire("baton:lock:tr1", 5000)
+        now[0] += store_module.LOCK_RENEW_AFTER_S / 2
+        assert lock.reacquire() is True
+        assert store.redis.pttl("baton:lock:tr1") <= 5000
+        now[0] += store_module.LOCK_RENEW_AFTER_S
+        assert lock.reacquire() is True
+        assert store.redis.pttl("baton:lock:tr1") > 5000
+        own_token = store.redis.get("baton:lock:tr1")
+        store.redis.set("baton:lock:tr1", "someone else's token")
+        now[0] += store_module.LOCK_RENEW_AFTER_S
+        with pytest.raises(LockNotOwnedError):
+            lock.reacquire()
+        store.redis.set("baton:lock:tr1", own_token)
