@@ -466,6 +466,14 @@ def test_an_event_that_comes_while_the_job_acts_is_applied_by_the_same_job(world
     assert len(store.take_inbox(transfer_id)) == 1
 
 
+def offered_to_carol(world):
+    """A transfer from Alice to Carol, its new task created: its id, the new task's sid and Carol's worker sid."""
+    sim, scenario, store, _, engine = world
+    transfer_id = request_transfer(store, open_conversation(sim, scenario, "alice"), scenario.agents["carol"])
+    engine.run(transfer_id)
+    return transfer_id, store.load(transfer_id).transfer.new_task_sid, scenario.agents["carol"]
+
+
 def deliver_offer_events(store, transfer_id, task_sid, *events):
     """Deliver TaskRouter reservation events (type, reservation number, worker) to the transfer's inbox."""
     for event_type, number, worker_sid in events:
@@ -479,11 +487,7 @@ def test_reoffers_declined_again_while_baton_was_behind_cost_one_write(world):
     """The target declined, was re-offered the task and declined again twice before Baton's job ran: one run
     writes the route once (a read and a write) and refuses nothing, every re-offer being over already."""
     sim, scenario, store, _, engine = world
-    conversation = open_conversation(sim, scenario, "alice")
-    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
-    engine.run(transfer_id)
-    task_sid = store.load(transfer_id).transfer.new_task_sid
-    carol = scenario.agents["carol"]
+    transfer_id, task_sid, carol = offered_to_carol(world)
     deliver_offer_events(store, transfer_id, task_sid, ("created", 1, carol), ("rejected", 1, carol),
                          *[(event_type, number, carol) for number in (2, 3) for event_type in ("created", "rejected")])
     requests_before = len(sim.requests.find())
@@ -498,12 +502,8 @@ def test_reoffers_declined_again_while_baton_was_behind_cost_one_write(world):
 def test_an_action_waiting_for_its_retry_keeps_its_tries_when_later_events_coalesce_the_outbox(world):
     """A re-route that Twilio refused for now stays at the head of the outbox with its tries counted, even when
     a later write would otherwise replace it; the write that follows is carried out after it."""
-    sim, scenario, store, gateway, engine = world
-    conversation = open_conversation(sim, scenario, "alice")
-    transfer_id = request_transfer(store, conversation, scenario.agents["carol"])
-    engine.run(transfer_id)
-    task_sid = store.load(transfer_id).transfer.new_task_sid
-    carol = scenario.agents["carol"]
+    _, _, store, gateway, engine = world
+    transfer_id, task_sid, carol = offered_to_carol(world)
     gateway.faults["fetch_task"] = [RetryableTwilioError("tasks.fetch", "Too Many Requests", 429, 20429, 1.0)]
     deliver_offer_events(store, transfer_id, task_sid, ("created", 1, carol), ("rejected", 1, carol))
     assert engine.inbox(transfer_id).retry_in == 1.0
