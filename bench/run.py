@@ -19,6 +19,7 @@ reported, not judged; targets are judged on ratios and on the times the issue na
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import logging
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ RESULTS = ROOT / "bench" / "results.json"
 START_TRANSFERS = 30
 # Kept back from the time budget for stopping the stacks and writing the results.
 RESERVE_S = 20
+# Starting figure 6's stack of its own: Redis, the simulator, web, worker and beat, and its conversations.
+STACK_START_S = 15
 
 
 def log(message: str) -> None:
@@ -249,25 +252,42 @@ def held_messages(redis_url: str) -> int:
     return int(redis.Redis.from_url(redis_url).hlen("unacked"))
 
 
-def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
-    """Figures 3 to 7 on one stack: web, worker and beat as the Procfile starts them."""
+@contextlib.contextmanager
+def transfer_stack() -> Iterator[tuple[World, RedisServer]]:
+    """Web, worker and beat as the Procfile starts them, on a Redis and a simulator of their own.
+
+    Twilio's limits (the simulator's) and Baton's pacing under them are off: these figures measure what Baton
+    itself carries, past what one account's limits let through (figure 9 measures the pacing).
+    """
     redis_server = RedisServer().start()
-    out: dict[str, Any] = {}
-    # Twilio's limits (the simulator's) and Baton's pacing under them are off: these figures measure what Baton
-    # itself carries, past what one account's limits let through (figure 9 measures the pacing).
     world = start_stack(redis_server.url, extra_env={"TWILIO_RATE_LIMITS": "off"})
     world.sim.faults.rate_limits.set({})
     try:
+        yield world, redis_server
+    finally:
+        # Webhooks still queued (an overload leaves thousands) would each fail against stopped processes.
+        world.sim.dispatcher.drop = lambda url, params: True
+        world.stack.stop()
+        redis_server.stop()
+
+
+def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """Figures 3, 4, 5 and 7 on one stack, then figure 6 on a stack of its own."""
+    out = _figures_3_to_7(args, started)
+    out["sustained"] = _figure_6(args)
+    return out
+
+
+def _figures_3_to_7(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with transfer_stack() as (world, redis_server):
         bench = TransferBench(world, redis_server)
         out["logs"] = str(world.stack.log_dir)
         out["idle_rss_mib"] = memory(world)
         reaction_n = int(args.reaction_rate * args.reaction_s)
-        sustained_n = int(args.sustained_rate * args.sustained_s)
-        planned = START_TRANSFERS + 2 * args.context_repeats + reaction_n + sustained_n
-        # Figure 6's transfers run after figure 7's second snapshot: they do not count towards its 10,000.
-        bulk_n = max(0, args.memory_transfers - (planned - sustained_n))
-        # Enough senders that none passes the agent API's rate limit (20 requests in 10 s) at the highest rate.
-        senders = max(60, math.ceil(max(args.sustained_rate, args.bulk_rate) * 1.5))
+        planned = START_TRANSFERS + 2 * args.context_repeats + reaction_n
+        bulk_n = max(0, args.memory_transfers - planned)
+        senders = senders_for(args.bulk_rate)
         world.add_agents(senders=senders, sender_capacity=math.ceil((planned + bulk_n) / senders) + 1, rejecters=4,
                          pool=8, reject_delay_s=args.reject_delay_s, accept_delay_s=args.accept_delay_s)
         log(f"opening {planned + bulk_n:,} customer conversations, held by {senders} senders")
@@ -278,7 +298,6 @@ def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
         for held in long:
             add_messages(world.sim, held, args.long_messages, world.identities[held.sender_sid])
         reaction_convs = world.open_conversations(reaction_n)
-        sustained_convs = world.open_conversations(sustained_n)
         bulk_convs = world.open_conversations(bulk_n)
         log(f"  done in {time.monotonic() - t0:.1f} s")
         connect(world)
@@ -309,9 +328,9 @@ def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
         rate = max(5.0, min(args.bulk_rate, 1.3 * out["reaction"]["completed_per_s"]))
         for label, goal in (("first", 1_000), ("last", args.memory_transfers)):
             while remaining and bench.finished < goal:
-                # Figure 6 runs last (an overload leaves work behind): its time is kept back.
-                budget = (args.budget_s - (time.monotonic() - started) - RESERVE_S - args.sustained_s
-                          - args.drain_s - burst.EXPECTED_S)
+                # Figure 6 runs last, on a stack of its own (an overload leaves work behind): its time is kept back.
+                budget = (args.budget_s - (time.monotonic() - started) - RESERVE_S - STACK_START_S
+                          - args.sustained_s - args.drain_s - burst.EXPECTED_S)
                 count = min(goal - bench.finished, len(remaining), int(rate * min(20.0, budget - 10)))
                 if count <= 0:
                     log(f"figure 7: the time budget ends after {bench.finished:,} transfers (goal {goal:,})")
@@ -333,18 +352,31 @@ def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
                                     "messages_held_by_worker": held_messages(redis_server.url)}
             log(f"  RSS after {bench.finished:,} transfers: {out['memory'][label]['rss_mib']} MiB; messages the "
                 f"worker holds (countdowns): {out['memory'][label]['messages_held_by_worker']}")
-        # Figure 6 last: offered more than it can take, the stack is left with work that would skew the others.
-        log(f"figure 6: sustained throughput, {sustained_n} complete transfers offered at {args.sustained_rate:g}/s")
-        sent, info = bench.run(bench.pairs(sustained_convs, world.rejecters), args.sustained_rate, args.drain_s)
-        out["sustained"] = transfer_phase(world, sent, info)
-        _log_phase(out["sustained"])
-
         return out
-    finally:
-        # Webhooks still queued (an overload leaves thousands) would each fail against stopped processes.
-        world.sim.dispatcher.drop = lambda url, params: True
-        world.stack.stop()
-        redis_server.stop()
+
+
+def _figure_6(args: argparse.Namespace) -> dict[str, Any]:
+    """Figure 6 on a fresh stack: after figure 7 the simulator holds thousands of conversations and tasks and
+    answers slower than Twilio would, so an overload on that stack measured the simulator more than Baton."""
+    sustained_n = int(args.sustained_rate * args.sustained_s)
+    log(f"figure 6: sustained throughput, {sustained_n} complete transfers offered at {args.sustained_rate:g}/s, "
+        "on a stack of its own")
+    with transfer_stack() as (world, redis_server):
+        bench = TransferBench(world, redis_server)
+        senders = senders_for(args.sustained_rate)
+        world.add_agents(senders=senders, sender_capacity=math.ceil(sustained_n / senders) + 1, rejecters=4,
+                         pool=8, reject_delay_s=args.reject_delay_s, accept_delay_s=args.accept_delay_s)
+        conversations = world.open_conversations(sustained_n)
+        connect(world)
+        sent, info = bench.run(bench.pairs(conversations, world.rejecters), args.sustained_rate, args.drain_s)
+        phase = transfer_phase(world, sent, info)
+        _log_phase(phase)
+        return phase
+
+
+def senders_for(rate: float) -> int:
+    """Enough senders that none passes the agent API's rate limit (20 requests in 10 s) at ``rate`` transfers/s."""
+    return max(60, math.ceil(rate * 1.5))
 
 
 def _context(world: World, sent: list[Sent], short: list[Held]) -> dict[str, Any]:
