@@ -273,12 +273,12 @@ def transfer_stack() -> Iterator[tuple[World, RedisServer]]:
 
 def run_transfers(args: argparse.Namespace, started: float) -> dict[str, Any]:
     """Figures 3, 4, 5 and 7 on one stack, then figure 6 on a stack of its own."""
-    out = _figures_3_to_7(args, started)
+    out = _figures_3_4_5_and_7(args, started)
     out["sustained"] = _figure_6(args)
     return out
 
 
-def _figures_3_to_7(args: argparse.Namespace, started: float) -> dict[str, Any]:
+def _figures_3_4_5_and_7(args: argparse.Namespace, started: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with transfer_stack() as (world, redis_server):
         bench = TransferBench(world, redis_server)

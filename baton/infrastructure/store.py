@@ -414,12 +414,7 @@ class Store:
 
     def cache_names(self, names: Mapping[str, str], ttl_s: int) -> None:
         """Remember each sid's name for ``ttl_s`` seconds: a renamed agent shows under the new name after that."""
-        if not names:
-            return
-        with self.redis.pipeline(transaction=False) as pipeline:
-            for sid, name in names.items():
-                pipeline.set(self._key("name", sid), name, ex=ttl_s)
-            pipeline.execute()
+        self._set_each({self._key("name", sid): name for sid, name in names.items()}, ttl_s)
 
     def cached_workers(self, worker_sids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """Each worker's cached (name, conversation identity), in one MGET; a worker without both is missing."""
@@ -433,12 +428,17 @@ class Store:
 
     def cache_workers(self, workers: Mapping[str, tuple[str, str]], ttl_s: int) -> None:
         """Remember each worker's (name, conversation identity) for ``ttl_s`` seconds."""
-        if not workers:
+        self._set_each({key: value for sid, (name, identity) in workers.items()
+                        for key, value in ((self._key("name", sid), name), (self._key("identity", sid), identity))},
+                       ttl_s)
+
+    def _set_each(self, values: Mapping[str, str], ttl_s: int) -> None:
+        """Set each key to its value for ``ttl_s`` seconds, in one round trip."""
+        if not values:
             return
         with self.redis.pipeline(transaction=False) as pipeline:
-            for sid, (name, identity) in workers.items():
-                pipeline.set(self._key("name", sid), name, ex=ttl_s)
-                pipeline.set(self._key("identity", sid), identity, ex=ttl_s)
+            for key, value in values.items():
+                pipeline.set(key, value, ex=ttl_s)
             pipeline.execute()
 
     def cached_workflows(self) -> list[tuple[str, str]] | None:
@@ -498,9 +498,8 @@ class Store:
         """Drop the ``taken`` oldest events of the inbox, applied and saved; the events left, which came meanwhile.
         With none left the inbox is no longer scheduled, and the next event enqueues a job; with some, the caller
         reads them or makes sure a job will."""
-        return int(self._finish_inbox(keys=[self._key("inbox", transfer_id), self._key("inbox", transfer_id,
-                                                                                         "scheduled")],
-                                      args=[taken]))
+        inbox = self._key("inbox", transfer_id)
+        return int(self._finish_inbox(keys=[inbox, self._key("inbox", transfer_id, "scheduled")], args=[taken]))
 
     @staticmethod
     def _encode(record: Record) -> str:
